@@ -1,0 +1,62 @@
+# Roadside: two commands on a fresh machine. `make demo` runs the main job, `make test` the suite.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PACKAGES := roadside agent drivers edge_models fleet provisioning sim
+# Debian packages the project needs (binary:package-name pairs checked before installing).
+OS_DEPS := mosquitto:mosquitto mbpoll:mbpoll pkg-config:pkg-config \
+           /usr/include/systemd/sd-daemon.h:libsystemd-dev
+
+.PHONY: demo test lint typecheck pytest bench soak model sysdeps clean help
+
+help:
+	@echo "make demo   - install into .venv and run a simulated station through a storm"
+	@echo "make test   - static checks (ruff, mypy) and the whole test suite"
+	@echo "make bench  - benchmarks (each prints one JSON line last)"
+	@echo "make soak   - long soak tests (not part of make test)"
+	@echo "make model  - retrain the waterlogging nowcast and export it"
+
+sysdeps:
+	@missing=""; for pair in $(OS_DEPS); do what=$${pair%%:*}; pkg=$${pair##*:}; \
+	  if [ "$${what#/}" != "$$what" ]; then [ -e "$$what" ] || missing="$$missing $$pkg"; \
+	  else command -v $$what >/dev/null 2>&1 || missing="$$missing $$pkg"; fi; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing OS packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	  else echo "missing OS packages; run: sudo apt-get install -y$$missing"; exit 1; fi; fi
+
+$(STAMP): setup.cfg pyproject.toml | sysdeps
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
+	$(BIN)/python -m pip install -q -e '.[dev,systemd]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/roadside-sim demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy $(PACKAGES)
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n 2 -q
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+soak: $(STAMP)
+	$(BIN)/pytest -m soak -q
+
+model: $(STAMP)
+	$(BIN)/python -m edge_models.train
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

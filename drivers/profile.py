@@ -1,0 +1,168 @@
+"""Device profiles: a sensor model is a TOML file, not code.
+
+A profile names the protocol (``modbus``, ``windsonic``, ``wxt``), the serial defaults, the
+identification registers and the channels with their register or field, data type, word order,
+scale and unit. Both the drivers and the simulator read the same file, so a device model has one
+home. :func:`load_profile` refuses a malformed file with a :class:`ProfileError` naming the file
+and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from drivers.errors import ProfileError
+
+DataType = Literal["uint16", "int16", "uint32", "int32", "float32"]
+Table = Literal["input", "holding"]
+WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DeviceInfo(_Strict):
+    model: str
+    manufacturer: str = ""
+    kind: Literal["rain_gauge", "anemometer", "water_level", "weather_transmitter", "actuator"]
+    protocol: Literal["modbus", "windsonic", "wxt"]
+    description: str = ""
+
+
+class SerialDefaults(_Strict):
+    baudrate: int = Field(9600, gt=0)
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    default_slave: int = Field(1, ge=0, le=247)
+    timeout_s: float = Field(0.5, gt=0)
+
+
+class Counter(_Strict):
+    """Marks a channel as an accumulating counter: the driver undoes rollover and resets."""
+
+    rollover: int = Field(gt=0)  # raw value at which the counter wraps to 0
+    resets_on_power_cycle: bool = True
+
+
+class RegisterField(_Strict):
+    """A value held in Modbus registers."""
+
+    name: str
+    table: Table = "holding"
+    address: int = Field(alias="register", ge=0, le=0xFFFF)
+    type: DataType = "uint16"
+    word_order: Literal["big", "little"] = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    counter: Counter | None = None
+    writable: bool = False
+
+    @property
+    def words(self) -> int:
+        return WORDS[self.type]
+
+
+class AsciiField(_Strict):
+    """A value carried in an ASCII message, named by its field key or position."""
+
+    name: str
+    field: str
+    scale: float = 1.0
+    unit: str = ""
+    message: str = ""  # for polled protocols: the poll command whose answer carries it (0R1...)
+    counter: Counter | None = None
+
+
+class Profile(_Strict):
+    """One device model."""
+
+    device: DeviceInfo
+    serial: SerialDefaults = SerialDefaults()
+    identification: list[RegisterField] = []
+    channels: Annotated[list[RegisterField] | list[AsciiField], Field(min_length=1)]
+    settings: list[RegisterField] = []
+    sample: dict[str, str] = {}
+    path: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Profile:
+        names = [c.name for c in self.channels]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"channel names repeated: {sorted(dup)}")
+        ascii_kind = self.device.protocol != "modbus"
+        for c in self.channels:
+            if ascii_kind != isinstance(c, AsciiField):
+                want = "'field'" if ascii_kind else "'register'"
+                raise ValueError(f"channel {c.name!r}: a {self.device.protocol} channel needs {want}")
+        return self
+
+    @property
+    def modbus_channels(self) -> list[RegisterField]:
+        return [c for c in self.channels if isinstance(c, RegisterField)]
+
+    @property
+    def ascii_channels(self) -> list[AsciiField]:
+        return [c for c in self.channels if isinstance(c, AsciiField)]
+
+    def channel(self, name: str) -> RegisterField | AsciiField:
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _where(loc: tuple[int | str, ...], doc: dict) -> str:
+    """Turn a pydantic location into a readable field path (channels[2].register)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("list[RegisterField]", "list[AsciiField]"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def parse_profile(doc: dict, source: str) -> Profile:
+    """Validate a profile document already read from ``source`` (used in error messages)."""
+    try:
+        return Profile.model_validate({**doc, "path": source})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ProfileError(f"{source}: field {_where(err['loc'], doc)}: {err['msg']}") from None
+
+
+def bundled_profiles() -> dict[str, Path]:
+    """Profiles shipped with Roadside, by name (file stem)."""
+    root = resources.files("drivers") / "profiles"
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+@cache
+def load_profile(name_or_path: str) -> Profile:
+    """Load a profile by bundled name (``dfrobot-sen0575``) or by file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        shipped = bundled_profiles()
+        if name_or_path not in shipped:
+            known = ", ".join(sorted(shipped))
+            raise ProfileError(f"unknown profile {name_or_path!r} (shipped: {known})")
+        path = shipped[name_or_path]
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: profile file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    return parse_profile(doc, str(path))

@@ -1,0 +1,5 @@
+"""Allow `python -m fleet`."""
+
+from fleet.cli import main
+
+main()

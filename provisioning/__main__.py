@@ -1,0 +1,5 @@
+"""Allow `python -m provisioning`."""
+
+from provisioning.cli import main
+
+main()
