@@ -1,0 +1,559 @@
+"""The durable buffer: every reading, derived value and event the station promised to keep.
+
+One SQLite file (WAL) with one table ``records``. ``seq INTEGER PRIMARY KEY AUTOINCREMENT`` is the
+per-station sequence: AUTOINCREMENT never reuses a number, even after the newest rows are deleted,
+so a sequence number names one record forever and its order never depends on wall time. Records
+are written in batches, one transaction per :meth:`Buffer.append`.
+
+A record leaves only after :meth:`Buffer.mark_synced` (the fleet confirmed it) or through the size
+policy of :meth:`Buffer.enforce_cap`: above ``max_bytes`` synced rows go first, then the oldest
+unsynced routine rows (readings, derived values, forecasts). Each such drop writes a ``gap`` row
+saying which sequence range, time range and how many records were lost. Warning events and gap rows
+are never dropped unsynced; when nothing else is left to drop, :class:`BufferFullError` is raised.
+
+Durability: ``synchronous=FULL`` by default. In WAL mode NORMAL already survives a killed process
+(kill -9 loses nothing committed), but a power cut may lose the last transactions; stations lose
+power in exactly the storms that matter, and at a few small transactions per second the extra
+fsync per commit costs little. ``normal`` is available for hardware with a UPS or for benchmarks.
+
+At open the file gets ``PRAGMA quick_check``. A file that fails it (or is not a database) is moved
+aside as ``<name>.corrupt-<UTC timestamp>`` (with its -wal/-shm) and reported in
+:attr:`Buffer.recovered_from`; the new file continues the sequence above the old one's high-water
+mark and starts with a gap row naming the moved file. Nothing is silently emptied.
+
+A small key-value table ``state`` keeps agent state (rain counters) in the same transaction as the
+readings it belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlite_utils
+
+from agent.errors import BufferFullError, BufferStoreError
+from roadside.clock import Clock
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["reading", "derived", "event", "gap", "forecast"]
+Lane = Literal["event", "live"]
+KINDS: tuple[str, ...] = ("reading", "derived", "event", "gap", "forecast")
+EVENT_KINDS = frozenset({"event", "gap"})  # never dropped unsynced; sent on the event lane
+HWM_STEP = 10_000  # the high-water-mark side file is rewritten once per this many sequence numbers
+LOW_WATER = 0.9  # enforce_cap frees space down to this fraction of max_bytes
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('reading', 'derived', 'event', 'gap', 'forecast')),
+    lane TEXT NOT NULL CHECK (lane IN ('event', 'live')),
+    time TEXT NOT NULL,
+    sensor TEXT,
+    channel TEXT,
+    value REAL,
+    unit TEXT,
+    raw TEXT,
+    status TEXT,
+    flag INTEGER,
+    reason TEXT,
+    payload TEXT,
+    synced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS records_pending ON records (lane, seq) WHERE synced = 0;
+CREATE INDEX IF NOT EXISTS records_synced ON records (seq) WHERE synced = 1;
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+COLUMNS = (
+    "kind, lane, time, sensor, channel, value, unit, raw, status, flag, reason, payload, synced"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BufferRecord:
+    """A record to append. ``lane`` defaults from ``kind`` (events and gaps: ``event``)."""
+
+    kind: Kind
+    time: datetime
+    sensor: str | None = None
+    channel: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    raw: str | None = None
+    status: str | None = None
+    flag: int | None = None
+    reason: str | None = None
+    payload: dict[str, Any] | None = None
+    lane: Lane | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        lane = self.lane or ("event" if self.kind in EVENT_KINDS else "live")
+        payload = json.dumps(self.payload, separators=(",", ":")) if self.payload else None
+        raw = None if self.raw is None else str(self.raw)
+        return (
+            self.kind,
+            lane,
+            self.time.isoformat(),
+            self.sensor,
+            self.channel,
+            self.value,
+            self.unit,
+            raw,
+            self.status,
+            self.flag,
+            self.reason,
+            payload,
+            0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as stored, with its sequence number."""
+
+    seq: int
+    kind: str
+    lane: str
+    time: datetime
+    sensor: str | None
+    channel: str | None
+    value: float | None
+    unit: str | None
+    raw: str | None
+    status: str | None
+    flag: int | None
+    reason: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    synced: bool = False
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> StoredRecord:
+        return cls(
+            seq=row["seq"],
+            kind=row["kind"],
+            lane=row["lane"],
+            time=datetime.fromisoformat(row["time"]),
+            sensor=row["sensor"],
+            channel=row["channel"],
+            value=row["value"],
+            unit=row["unit"],
+            raw=row["raw"],
+            status=row["status"],
+            flag=row["flag"],
+            reason=row["reason"],
+            payload=json.loads(row["payload"]) if row["payload"] else {},
+            synced=bool(row["synced"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    """How full the buffer is."""
+
+    rows: int
+    unsynced: int
+    bytes: int
+    oldest_unsynced_age_s: float | None
+    last_seq: int
+
+
+class Buffer:
+    """The station's durable record store (see the module docstring). Thread-safe."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int,
+        clock: Clock,
+        synchronous: Literal["full", "normal"] = "full",
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.recovered_from: Path | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+        self._synchronous = synchronous.upper()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        floor = self._check_or_move_aside()
+        self._conn = self._connect()
+        self.db = sqlite_utils.Database(self._conn)
+        self._last_seq = self._read_last_seq()
+        self._hwm_written = self._read_hwm()
+        if self.recovered_from is not None:
+            self._restart_after_corruption(floor)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA journal_size_limit=4194304")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        # A hard ceiling twice the cap: a runaway batch meets SQLITE_FULL, not a full SD card.
+        conn.execute(f"PRAGMA max_page_count={max(1024, 2 * self.max_bytes // page_size)}")
+        conn.executescript(SCHEMA)
+        return conn
+
+    def _check_or_move_aside(self) -> int:
+        """Quick-check an existing file; move a bad one aside. Returns the old high-water mark."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return 0
+        problem = ""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                rows = conn.execute("PRAGMA quick_check").fetchall()
+                if [r[0] for r in rows] != ["ok"]:
+                    problem = "; ".join(str(r[0]) for r in rows[:5])
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if not problem:
+            return 0
+        floor = max(self._salvage_last_seq(), self._read_hwm())
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                os.replace(src, Path(str(moved) + suffix))
+        self.recovered_from = moved
+        log.error(
+            "buffer %s failed its integrity check (%s); moved aside to %s",
+            self.path,
+            problem,
+            moved,
+            extra={"BUFFER_PATH": str(self.path), "MOVED_TO": str(moved)},
+        )
+        return floor
+
+    def _salvage_last_seq(self) -> int:
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                sql = "SELECT seq FROM sqlite_sequence WHERE name='records'"
+                row = conn.execute(sql).fetchone()
+                return int(row[0]) if row else 0
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            return 0
+
+    def _restart_after_corruption(self, floor: int) -> None:
+        with self._lock, self._tx():
+            if floor > self._last_seq:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('records', ?)",
+                    (floor,),
+                )
+            gap = BufferRecord(
+                kind="gap",
+                time=self.clock.now(),
+                reason="buffer_corrupt",
+                payload={"moved_to": str(self.recovered_from), "seq_floor": floor},
+            )
+            self._insert([gap])
+
+    @property
+    def _hwm_path(self) -> Path:
+        return Path(str(self.path) + ".hwm")
+
+    def _read_hwm(self) -> int:
+        try:
+            return int(self._hwm_path.read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _write_hwm(self) -> None:
+        """Keep an upper bound of used sequence numbers beside the file, for corruption recovery."""
+        bound = (self._last_seq // HWM_STEP + 1) * HWM_STEP
+        if bound <= self._hwm_written:
+            return
+        tmp = self._hwm_path.with_suffix(".hwm.tmp")
+        tmp.write_text(f"{bound}\n")
+        os.replace(tmp, self._hwm_path)
+        self._hwm_written = bound
+
+    def _read_last_seq(self) -> int:
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name='records'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def _insert(self, records: Sequence[BufferRecord]) -> list[int]:
+        self._conn.executemany(
+            f"INSERT INTO records ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [r.row() for r in records],
+        )
+        last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        self._last_seq = last
+        return list(range(last - len(records) + 1, last + 1))
+
+    def append(
+        self, records: Sequence[BufferRecord], *, state: dict[str, Any] | None = None
+    ) -> list[int]:
+        """Store ``records`` (and optional ``state`` keys) in one transaction; their seqs in order.
+
+        Enforces the size cap afterwards; on a full disk frees space by the same policy and
+        retries once.
+        """
+        if not records and not state:
+            return []
+        with self._lock:
+            try:
+                seqs = self._append_once(records, state)
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc):
+                    raise BufferStoreError(f"{self.path}: {exc}") from exc
+                log.warning("buffer %s: disk full, dropping by the size policy", self.path)
+                self._free(target=int(self.bytes_used() * LOW_WATER))
+                try:
+                    seqs = self._append_once(records, state)
+                except sqlite3.OperationalError as again:
+                    raise BufferFullError(f"{self.path}: {again}") from again
+            self.enforce_cap()
+            self._write_hwm()
+            return seqs
+
+    def _append_once(
+        self, records: Sequence[BufferRecord], state: dict[str, Any] | None
+    ) -> list[int]:
+        with self._tx():
+            seqs = self._insert(records) if records else []
+            for key, value in (state or {}).items():
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                    (key, json.dumps(value)),
+                )
+            return seqs
+
+    def mark_synced(self, seqs: Iterable[int]) -> int:
+        """Mark records the fleet confirmed; returns how many were newly marked."""
+        seqs = list(seqs)
+        if not seqs:
+            return 0
+        with self._lock, self._tx():
+            total = 0
+            for i in range(0, len(seqs), 500):
+                chunk = seqs[i : i + 500]
+                cur = self._conn.execute(
+                    f"UPDATE records SET synced = 1 WHERE synced = 0 AND seq IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                total += cur.rowcount
+            return total
+
+    # -- the size policy -------------------------------------------------------------------
+
+    def bytes_used(self) -> int:
+        """Bytes of pages in use (the file minus its free list), plus the WAL on disk."""
+        with self._lock:
+            page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+            pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * page_size
+
+    def enforce_cap(self) -> int:
+        """Drop rows by the size policy while above ``max_bytes``; returns rows dropped."""
+        with self._lock:
+            if self.bytes_used() <= self.max_bytes:
+                return 0
+            return self._free(target=int(self.max_bytes * LOW_WATER))
+
+    def _free(self, target: int) -> int:
+        dropped = 0
+        for step in (self._drop_synced, self._drop_routine):
+            while self.bytes_used() > target:
+                n = step(self._rows_to_free(target))
+                if n == 0:
+                    break
+                dropped += n
+            if self.bytes_used() <= target:
+                return dropped
+        if self.bytes_used() > self.max_bytes:
+            raise BufferFullError(
+                f"{self.path}: over its {self.max_bytes} byte cap with only warning events "
+                "and gap rows left unsynced"
+            )
+        return dropped
+
+    def _rows_to_free(self, target: int) -> int:
+        rows = self._conn.execute("SELECT count(*) FROM records").fetchone()[0] or 1
+        per_row = self.bytes_used() / rows
+        return max(16, int((self.bytes_used() - target) / max(per_row, 1.0) * 1.2))
+
+    def _drop_synced(self, n: int) -> int:
+        with self._tx():
+            cur = self._conn.execute(
+                "DELETE FROM records WHERE seq IN "
+                "(SELECT seq FROM records WHERE synced = 1 ORDER BY seq LIMIT ?)",
+                (n,),
+            )
+            return cur.rowcount
+
+    def _drop_routine(self, n: int) -> int:
+        """Delete the oldest ``n`` unsynced routine rows and record the gap, atomically."""
+        with self._tx():
+            rows = self._conn.execute(
+                "SELECT seq, time, kind FROM records WHERE synced = 0 AND lane = 'live' "
+                "ORDER BY seq LIMIT ?",
+                (n,),
+            ).fetchall()
+            if not rows:
+                return 0
+            first, last = rows[0][0], rows[-1][0]
+            times = sorted(r[1] for r in rows)
+            kinds: dict[str, int] = {}
+            for r in rows:
+                kinds[r[2]] = kinds.get(r[2], 0) + 1
+            self._conn.execute(
+                "DELETE FROM records WHERE synced = 0 AND lane = 'live' AND seq BETWEEN ? AND ?",
+                (first, last),
+            )
+            gap = BufferRecord(
+                kind="gap",
+                time=self.clock.now(),
+                reason="buffer_full",
+                payload={
+                    "first_seq": first,
+                    "last_seq": last,
+                    "count": len(rows),
+                    "time_from": times[0],
+                    "time_to": times[-1],
+                    "kinds": kinds,
+                },
+            )
+            self._insert([gap])
+        log.warning(
+            "buffer full: dropped %d unsynced routine records, seq %d-%d",
+            len(rows),
+            first,
+            last,
+            extra={"GAP_FIRST_SEQ": first, "GAP_LAST_SEQ": last},
+        )
+        return len(rows)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def pending(self, lane: Lane, after_seq: int = 0, limit: int = 500) -> list[StoredRecord]:
+        """Unsynced records of ``lane`` after ``after_seq``, in sequence order."""
+        with self._lock:
+            rows = self.db.query(
+                "SELECT * FROM records WHERE synced = 0 AND lane = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                [lane, after_seq, limit],
+            )
+            return [StoredRecord.from_row(r) for r in rows]
+
+    def gaps(self) -> list[StoredRecord]:
+        """All gap rows still held, in sequence order."""
+        return self.where("kind = 'gap'")
+
+    def where(
+        self, clause: str, params: Sequence[Any] = (), limit: int | None = None
+    ) -> list[StoredRecord]:
+        """Records matching an SQL ``clause`` over the table's columns, in sequence order."""
+        sql = f"SELECT * FROM records WHERE {clause} ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            return [StoredRecord.from_row(r) for r in self.db.query(sql, list(params))]
+
+    def latest_readings(self) -> list[StoredRecord]:
+        """The newest reading of each (sensor, channel)."""
+        return self.where(
+            "seq IN (SELECT max(seq) FROM records WHERE kind = 'reading' GROUP BY sensor, channel)"
+        )
+
+    def get_state(self, key: str) -> Any:
+        """A value stored with :meth:`append`'s ``state``, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def stats(self) -> BufferStats:
+        """Row counts, bytes in use, age of the oldest unsynced record and the last seq."""
+        with self._lock:
+            rows, unsynced = self._conn.execute(
+                "SELECT count(*), coalesce(sum(synced = 0), 0) FROM records"
+            ).fetchone()
+            firsts = [
+                self._conn.execute(
+                    "SELECT min(seq) FROM records WHERE synced = 0 AND lane = ?", (lane,)
+                ).fetchone()[0]
+                for lane in ("event", "live")
+            ]
+            first = min((f for f in firsts if f is not None), default=None)
+            oldest = None
+            if first is not None:
+                oldest = self._conn.execute(
+                    "SELECT time FROM records WHERE seq = ?", (first,)
+                ).fetchone()
+            used = self.bytes_used()
+            last = self._last_seq
+        age = None
+        if oldest:
+            age = max(0.0, (self.clock.now() - datetime.fromisoformat(oldest[0])).total_seconds())
+        return BufferStats(
+            rows=rows, unsynced=unsynced, bytes=used, oldest_unsynced_age_s=age, last_seq=last
+        )
+
+    def integrity_check(self) -> list[str]:
+        """Full ``PRAGMA integrity_check``; ``["ok"]`` when sound."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("PRAGMA integrity_check").fetchall()]
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close; everything appended is already durable."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                log.warning("buffer %s: checkpoint at close failed: %s", self.path, exc)
+            self._conn.close()
+
+    def __enter__(self) -> Buffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:  # SQLite may already have rolled back (disk full)
+            self.conn.execute("ROLLBACK")

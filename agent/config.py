@@ -1,0 +1,296 @@
+"""Station configuration: one TOML file per station, validated on load.
+
+The file declares the station (id, name, coordinates, grid cell), its sensors (port or
+``tcp://host:port``, profile, slave, channels, poll intervals) and the sections the other parts of
+the agent read: ``[qc]``, ``[derived]``, ``[warnings]``, ``[uplink]``, ``[buffer]``, ``[metrics]``,
+``[sampling]`` (adaptive polling) and ``[time]`` (when the wall clock counts as good).
+
+Every configuration carries a ``version`` (written by whoever edits it) and a ``content_hash``
+(SHA-256 of its canonical JSON form, so comments and key order do not change it): the agent logs,
+reports and acknowledges both, so it always knows which configuration it runs.
+
+``${NAME}`` and ``${NAME:-default}`` in ports and paths are replaced from the environment (the
+simulator's link directory differs per run); relative paths are taken from the file's directory.
+Any problem raises :class:`ConfigError` naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.errors import ConfigError
+from drivers.errors import ProfileError
+from drivers.profile import Profile, load_profile
+
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+DEFAULT_BUFFER_PATH = "/var/lib/roadside/buffer.db"
+DEFAULT_METRICS_PORT = 9108
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationInfo(_Section):
+    """Who and where the station is."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = ""
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    grid_cell: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class SensorConfig(_Section):
+    """One sensor on a bus. ``interval_s`` is the routine (dry) interval; ``wet_interval_s``, when
+    given, is used while it rains or the water rises (adaptive sampling)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    profile: str
+    port: str = Field(min_length=1)
+    slave: int | None = Field(default=None, ge=0, le=247)
+    channels: tuple[str, ...] | None = None
+    interval_s: float = Field(default=10.0, ge=1.0, le=600.0)
+    wet_interval_s: float | None = Field(default=None, ge=1.0, le=600.0)
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: str) -> str:
+        if v.startswith("tcp://"):
+            host, _, port = v[6:].rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("expected tcp://host:port with a port 1-65535")
+        return v
+
+
+class SamplingConfig(_Section):
+    """Adaptive sampling: poll faster while wet, back to routine after ``hold_s`` of dry."""
+
+    adaptive: bool = True
+    wet_rain_mmh: float = Field(
+        default=0.5, ge=0
+    )  # rain intensity at or above which it counts as raining
+    wet_rise_mm_per_min: float = Field(default=2.0, gt=0)  # water rise rate that counts as rising
+    hold_s: float = Field(default=900.0, ge=0)  # stay fast this long after the last wet sign
+
+
+class BufferConfig(_Section):
+    """The durable SQLite buffer."""
+
+    path: str = DEFAULT_BUFFER_PATH
+    max_mb: float = Field(default=256.0, gt=0)
+    synchronous: Literal["full", "normal"] = "full"
+    status_path: str | None = None  # defaults to <path>.status.json
+
+
+class MetricsConfig(_Section):
+    """Prometheus endpoint (port 0 disables it)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_METRICS_PORT, ge=0, le=65535)
+
+
+class TimeConfig(_Section):
+    """When the wall clock counts as known good, and how large a jump gets flagged."""
+
+    floor: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # wall time before this is surely wrong
+    sync_check: Literal["auto", "none"] = "auto"  # auto: timesyncd marker or kernel sync state
+    jump_tolerance_s: float = Field(default=2.0, gt=0)
+
+
+class StationConfig(_Section):
+    """A validated station configuration (see the module docstring for the file layout)."""
+
+    version: str = Field(min_length=1)
+    station: StationInfo
+    sensors: tuple[SensorConfig, ...] = Field(min_length=1)
+    sampling: SamplingConfig = SamplingConfig()
+    qc: dict[str, Any] = {}
+    derived: dict[str, Any] = {}
+    warnings: dict[str, Any] = {}
+    uplink: dict[str, Any] = {}
+    buffer: BufferConfig = BufferConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    time: TimeConfig = TimeConfig()
+    content_hash: str = ""
+    source: str = ""
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) else v
+
+    @property
+    def station_id(self) -> str:
+        return self.station.id
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.buffer.max_mb * 1024 * 1024)
+
+    @property
+    def status_path(self) -> Path:
+        if self.buffer.status_path:
+            return Path(self.buffer.status_path)
+        return Path(self.buffer.path + ".status.json")
+
+    def profile(self, sensor: SensorConfig) -> Profile:
+        """The device profile of ``sensor`` (already checked at load)."""
+        return load_profile(sensor.profile)
+
+
+def content_hash(doc: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a configuration document's canonical JSON form."""
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read and validate the station configuration at ``path``."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(doc, str(path), base_dir=path.parent)
+
+
+def config_from_dict(
+    doc: dict[str, Any], source: str, *, base_dir: Path | None = None
+) -> StationConfig:
+    """Validate an already parsed configuration document; ``source`` names it in errors."""
+    digest = content_hash(doc)
+    expanded = _expand(doc, source, base_dir or Path.cwd())
+    try:
+        cfg = StationConfig.model_validate({**expanded, "content_hash": digest, "source": source})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{source}: key {_where(err['loc'])}: {_expected(err)}") from None
+    _check_sensors(cfg, source)
+    _check_sections(cfg, source)
+    return cfg
+
+
+def _expand(doc: dict[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
+    """Expand ``${VAR}`` in sensor ports and buffer paths; anchor relative paths at ``base_dir``."""
+    out = dict(doc)
+    sensors = doc.get("sensors")
+    if isinstance(sensors, list):
+        out["sensors"] = [
+            {**s, "port": _path(s["port"], f"sensors[{i}].port", source, base_dir)}
+            if isinstance(s, dict) and isinstance(s.get("port"), str)
+            else s
+            for i, s in enumerate(sensors)
+        ]
+    buffer = doc.get("buffer")
+    if isinstance(buffer, dict):
+        out["buffer"] = {
+            k: _path(v, f"buffer.{k}", source, base_dir)
+            if k in ("path", "status_path") and isinstance(v, str)
+            else v
+            for k, v in buffer.items()
+        }
+    return out
+
+
+def _path(value: str, key: str, source: str, base_dir: Path) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise ConfigError(
+                f"{source}: key {key}: environment variable {name} is not set "
+                f"(expected it set, or write ${{{name}:-default}})"
+            )
+        return default
+
+    expanded = _VAR.sub(sub, value)
+    if expanded.startswith("tcp://") or Path(expanded).is_absolute():
+        return expanded
+    return str(base_dir / expanded)
+
+
+def _check_sensors(cfg: StationConfig, source: str) -> None:
+    seen: set[str] = set()
+    for i, s in enumerate(cfg.sensors):
+        if s.name in seen:
+            raise ConfigError(f"{source}: key sensors[{i}].name: {s.name!r} is used twice")
+        seen.add(s.name)
+        try:
+            profile = load_profile(s.profile)
+        except ProfileError as exc:
+            raise ConfigError(f"{source}: key sensors[{i}].profile: {exc}") from None
+        known = [c.name for c in profile.channels]
+        for ch in s.channels or ():
+            if ch not in known:
+                raise ConfigError(
+                    f"{source}: key sensors[{i}].channels: {ch!r} is not a channel of "
+                    f"{s.profile} (expected one of {', '.join(known)})"
+                )
+
+
+def _check_sections(cfg: StationConfig, source: str) -> None:
+    """Let the QC, derived and warning parts validate their own sections."""
+    checks: list[tuple[str, Any]] = []
+    try:
+        from agent.qc import QCParams
+
+        checks.append(("qc", QCParams.from_dict))
+    except ImportError:
+        pass
+    try:
+        from agent.derived import DerivedParams
+
+        checks.append(("derived", getattr(DerivedParams, "from_dict", None)))
+    except ImportError:
+        pass
+    try:
+        from agent.warnings import WarningRules
+
+        checks.append(("warnings", getattr(WarningRules, "from_config", None)))
+    except ImportError:
+        pass
+    for section, check in checks:
+        if check is None:
+            continue
+        try:
+            check(getattr(cfg, section))
+        except Exception as exc:  # each part raises its own kind; report it as one line
+            raise ConfigError(f"{source}: key {section}: {exc}") from None
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _expected(err: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "missing":
+        return "missing (expected a value)"
+    if kind == "extra_forbidden":
+        return "unknown key (expected one of the documented keys)"
+    got = err.get("input")
+    if isinstance(got, dict | list):
+        return msg
+    return f"{msg} (got {got!r})"

@@ -1,0 +1,192 @@
+"""The durable buffer: sequence, sync, size policy with gap rows, corruption handling."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.buffer import Buffer, BufferRecord
+from agent.errors import BufferFullError
+from roadside.clock import ManualClock
+
+
+def readings(clock: ManualClock, n: int, *, pad: int = 0) -> list[BufferRecord]:
+    out = []
+    for i in range(n):
+        clock.advance(1)
+        out.append(
+            BufferRecord(
+                kind="reading",
+                time=clock.now(),
+                sensor="rain",
+                channel="rain_total",
+                value=float(i),
+                unit="mm",
+                raw=str(i) + "x" * pad,
+                status="ok",
+                flag=0,
+                reason="",
+            )
+        )
+    return out
+
+
+def event(clock: ManualClock, level: str = "blue") -> BufferRecord:
+    return BufferRecord(kind="event", time=clock.now(), payload={"signal": "rainstorm", "level": level})
+
+
+def test_sequence_grows_in_order_and_survives_deletes(buffer: Buffer, clock: ManualClock) -> None:
+    first = buffer.append(readings(clock, 5))
+    assert first == [1, 2, 3, 4, 5]
+    buffer.mark_synced(first)
+    buffer._drop_synced(10)  # the newest rows gone too: AUTOINCREMENT still never reuses
+    assert buffer.stats().rows == 0
+    assert buffer.append(readings(clock, 2)) == [6, 7]
+    path = buffer.path
+    buffer.close()
+    with Buffer(path, max_bytes=1 << 26, clock=clock) as again:
+        assert again.append(readings(clock, 1)) == [8]
+        assert again.stats().last_seq == 8
+
+
+def test_pending_is_per_lane_in_seq_order_and_mark_synced_removes(
+    buffer: Buffer, clock: ManualClock
+) -> None:
+    buffer.append(readings(clock, 3))
+    buffer.append([event(clock)])
+    buffer.append(readings(clock, 2))
+    live = buffer.pending("live")
+    assert [r.seq for r in live] == [1, 2, 3, 5, 6]
+    assert [r.seq for r in buffer.pending("event")] == [4]
+    assert [r.seq for r in buffer.pending("live", after_seq=2, limit=2)] == [3, 5]
+    assert live[0].value == 0.0 and live[0].unit == "mm" and live[0].time.tzinfo is not None
+    assert buffer.mark_synced([1, 2, 4]) == 3
+    assert buffer.mark_synced([1, 2]) == 0
+    assert [r.seq for r in buffer.pending("live")] == [3, 5, 6]
+    assert buffer.pending("event") == []
+    stats = buffer.stats()
+    assert (stats.rows, stats.unsynced, stats.last_seq) == (6, 3, 6)
+
+
+def test_oldest_unsynced_age_follows_the_clock(buffer: Buffer, clock: ManualClock) -> None:
+    assert buffer.stats().oldest_unsynced_age_s is None
+    buffer.append(readings(clock, 1))
+    clock.advance(30)
+    assert buffer.stats().oldest_unsynced_age_s == pytest.approx(30)
+
+
+def test_state_is_written_with_the_records(buffer: Buffer, clock: ManualClock) -> None:
+    buffer.append(readings(clock, 1), state={"counters": {"rain": {"base": 12.5}}})
+    assert buffer.get_state("counters") == {"rain": {"base": 12.5}}
+    assert buffer.get_state("nothing") is None
+
+
+def _fill(buffer: Buffer, clock: ManualClock, batches: int) -> None:
+    for _ in range(batches):
+        buffer.append(readings(clock, 50, pad=200))
+
+
+def test_cap_drops_synced_rows_first_without_a_gap(tmp_path: Path, clock: ManualClock) -> None:
+    buf = Buffer(tmp_path / "b.db", max_bytes=400_000, clock=clock)
+    _fill(buf, clock, 10)
+    buf.mark_synced(range(1, buf.stats().last_seq + 1))
+    _fill(buf, clock, 10)
+    assert buf.bytes_used() <= 400_000
+    assert buf.gaps() == []
+    assert buf.stats().unsynced == 500  # every unsynced row kept: synced ones made the room
+    buf.close()
+
+
+def test_cap_drops_oldest_routine_rows_and_records_the_gap(tmp_path: Path, clock: ManualClock) -> None:
+    buf = Buffer(tmp_path / "b.db", max_bytes=300_000, clock=clock)
+    buf.append([event(clock, "blue")])
+    _fill(buf, clock, 30)
+    assert buf.bytes_used() <= 300_000
+    gaps = buf.gaps()
+    assert gaps, "dropping unsynced rows must leave a gap row"
+    held = {r.seq for r in buf.where("1")}
+    explained: set[int] = set()
+    for g in gaps:
+        p = g.payload
+        assert g.reason == "buffer_full" and g.lane == "event"
+        assert p["count"] == p["last_seq"] - p["first_seq"] + 1
+        assert p["time_from"] <= p["time_to"]
+        explained |= set(range(p["first_seq"], p["last_seq"] + 1))
+    assert held | explained == set(range(1, buf.stats().last_seq + 1))
+    assert not held & explained
+    assert [r.payload["level"] for r in buf.where("kind = 'event'")] == ["blue"]
+    # the oldest were dropped: what is left of the readings is the newest
+    kept = [r.seq for r in buf.where("kind = 'reading'")]
+    assert max(explained) < min(kept)
+    buf.close()
+
+
+def test_full_disk_keeps_warning_events(tmp_path: Path, clock: ManualClock) -> None:
+    """The file meets SQLITE_FULL (a full card) before its cap: routine rows make room for events."""
+    buf = Buffer(tmp_path / "b.db", max_bytes=50_000_000, clock=clock)
+    buf._conn.execute("PRAGMA max_page_count=80")  # the disk: 80 pages of 4 KiB
+    events = 0
+    for i in range(40):
+        _fill(buf, clock, 1)
+        buf.append([event(clock, f"level-{i}")])
+        events += 1
+    assert buf.stats().bytes <= 80 * 4096
+    assert [r.payload["level"] for r in buf.where("kind = 'event'")] == [
+        f"level-{i}" for i in range(events)
+    ]
+    assert buf.gaps() and all(g.reason == "buffer_full" for g in buf.gaps())
+    assert buf.integrity_check() == ["ok"]
+    buf.close()
+
+
+def test_full_of_events_only_raises(tmp_path: Path, clock: ManualClock) -> None:
+    buf = Buffer(tmp_path / "b.db", max_bytes=60_000, clock=clock)
+    big = {"evidence": "x" * 2000}
+    with pytest.raises(BufferFullError):
+        for _ in range(200):
+            buf.append([BufferRecord(kind="event", time=clock.now(), payload=big)])
+    assert buf.stats().unsynced == buf.stats().rows  # no event was dropped to make room
+    buf.close()
+
+
+def test_corrupt_file_is_moved_aside_and_sequence_continues(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "buffer.db"
+    with Buffer(path, max_bytes=1 << 26, clock=clock) as buf:
+        buf.append(readings(clock, 20, pad=500))
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # wreck the pages after the header (not the header)
+        f.seek(4096)
+        f.write(os.urandom(size - 4096))
+    clock.advance(60)
+    with Buffer(path, max_bytes=1 << 26, clock=clock) as again:
+        assert again.recovered_from is not None
+        assert again.recovered_from.exists()
+        assert again.recovered_from.name.startswith("buffer.db.corrupt-2026")
+        assert again.recovered_from.stat().st_size == size  # moved, not emptied
+        gap = again.gaps()[0]
+        assert gap.reason == "buffer_corrupt"
+        assert gap.payload["moved_to"] == str(again.recovered_from)
+        assert gap.seq > 20  # sequence numbers are never reused
+        assert again.integrity_check() == ["ok"]
+
+
+def test_not_a_database_is_moved_aside(tmp_path: Path, clock: ManualClock) -> None:
+    path = tmp_path / "buffer.db"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with Buffer(path, max_bytes=1 << 26, clock=clock) as buf:
+        assert buf.recovered_from is not None
+        assert buf.recovered_from.read_bytes().startswith(b"this is not sqlite")
+        assert buf.append(readings(clock, 1))[0] >= 1
+
+
+def test_wal_mode_and_synchronous(buffer: Buffer) -> None:
+    assert buffer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert buffer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    other = sqlite3.connect(buffer.path)  # another reader sees committed rows at once
+    assert other.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    other.close()
