@@ -1,0 +1,299 @@
+"""The controller's storage interface and the plain records that cross it.
+
+One interface, two back ends: :mod:`fleet.store_sqlite` (default, embedded, zero set-up) and
+:mod:`fleet.store_postgres` (for scale; several controller processes share one database). Both
+keep the same tables (see :mod:`fleet.store_sql`):
+
+- ``records``: every row a station synced, unique on ``(station, seq)`` so a resent batch is
+  stored once; readings, derived values, events, gaps and forecasts alike (``kind``).
+- ``stations``: the registry (last seen, versions, health, backlog, clock offset, devices).
+- ``groups``: named sets of stations (``canary`` for staged rollouts).
+- ``documents``: versioned signed configuration documents per scope (fleet, grid cell, station).
+- ``reports`` / ``report_log``: the newest ack or nack per (station, scope) and their history.
+- ``rollouts``: staged rollouts and their state.
+
+Times are UTC epoch seconds (floats) inside the store; the API turns them into ISO 8601.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fleet.errors import StoreError
+
+DEFAULT_URL = "sqlite:///fleet.db"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRecord:
+    """One synced row of a station's buffer, as the controller stores it."""
+
+    seq: int
+    kind: str  # reading | derived | event | gap | forecast
+    lane: str  # event | live | backlog
+    time: float  # epoch seconds (station clock)
+    sensor: str | None = None
+    channel: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    raw: str | None = None
+    status: str | None = None
+    flag: int | None = None
+    reason: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestBatch:
+    """One uplink batch: committed in one transaction, then acknowledged."""
+
+    station: str
+    lane: str
+    first_seq: int
+    last_seq: int
+    records: tuple[IngestRecord, ...]
+    received: float  # epoch seconds, controller clock
+    sent: float | None = None  # epoch seconds, station clock at sending (clock offset)
+    backlog: int | None = None  # rows still unsynced on the station after this batch
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What committing one batch did: rows inserted and rows already there (a resend)."""
+
+    station: str
+    lane: str
+    first_seq: int
+    last_seq: int
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as read back from the store."""
+
+    station: str
+    seq: int
+    kind: str
+    lane: str
+    time: float
+    sensor: str | None
+    channel: str | None
+    value: float | None
+    unit: str | None
+    raw: str | None
+    status: str | None
+    flag: int | None
+    reason: str | None
+    payload: dict[str, Any] | None
+    received: float
+
+
+@dataclass(frozen=True, slots=True)
+class StationUpdate:
+    """Fields of the registry to change for one station; ``None`` leaves a field as it is."""
+
+    station: str
+    seen: float  # epoch seconds, controller clock
+    online: bool | None = None
+    contract: str | None = None
+    software: str | None = None
+    config_version: str | None = None
+    model_version: str | None = None
+    grid_cell: str | None = None
+    health: dict[str, Any] | None = None
+    devices: dict[str, Any] | None = None
+    backlog: int | None = None
+    clock_offset_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StationInfo:
+    """One station as the registry knows it."""
+
+    station: str
+    first_seen: float
+    last_seen: float
+    online: bool | None
+    contract: str | None
+    software: str | None
+    config_version: str | None
+    model_version: str | None
+    grid_cell: str | None
+    health: dict[str, Any] | None
+    devices: dict[str, Any] | None
+    backlog: int | None
+    clock_offset_s: float | None
+    last_seq: int | None
+    records: int
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A versioned, signed configuration document for one scope."""
+
+    scope: str  # fleet | grid:<cell> | station:<id>
+    version: int
+    hash: str
+    created: float
+    signed: dict[str, Any]  # the exact document published (body, scope, version, signature...)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The configuration content (thresholds, QC parameters, ...)."""
+        body = self.signed.get("body", {})
+        return body if isinstance(body, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReport:
+    """A station's answer to a configuration document: ack or nack with a reason."""
+
+    station: str
+    scope: str
+    version: int
+    hash: str
+    result: str  # ack | nack
+    reason: str
+    time: float  # epoch seconds, controller clock at receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A staged rollout: the canaries get the document first, everyone else after they ack."""
+
+    id: str
+    scope: str
+    version: int
+    canary_group: str
+    canaries: tuple[str, ...]
+    state: str  # canary | rolling | done | halted
+    reason: str
+    created: float
+    updated: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What the controller needs from a database; implemented for SQLite and PostgreSQL."""
+
+    url: str
+
+    def init(self) -> None:
+        """Create the tables if they are missing (idempotent)."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        ...
+
+    # ingest and queries
+    def ingest(self, batches: Sequence[IngestBatch]) -> list[IngestResult]:
+        """Commit batches in one transaction; rows already stored are skipped, not doubled."""
+        ...
+
+    def records(
+        self,
+        *,
+        station: str | None = None,
+        channel: str | None = None,
+        kinds: Iterable[str] = ("reading",),
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 1000,
+    ) -> list[StoredRecord]:
+        """Records by station, channel, kind and time range ``[start, end)``, in time order."""
+        ...
+
+    def seqs(self, station: str) -> list[int]:
+        """Every stored sequence number of a station, ascending (gap and duplicate checks)."""
+        ...
+
+    def count(self, station: str | None = None) -> int:
+        """Number of stored records (of one station or of all)."""
+        ...
+
+    # registry
+    def update_station(self, update: StationUpdate) -> None:
+        """Merge a status or batch observation into the registry."""
+        ...
+
+    def stations(self) -> list[StationInfo]:
+        """Every known station, by id."""
+        ...
+
+    def station(self, station: str) -> StationInfo | None:
+        """One station, or None when never seen."""
+        ...
+
+    def set_group(self, group: str, stations: Iterable[str]) -> None:
+        """Replace the members of a group."""
+        ...
+
+    def groups(self) -> dict[str, list[str]]:
+        """Every group and its members."""
+        ...
+
+    # configuration documents
+    def add_document(self, scope: str, make: DocumentMaker) -> Document:
+        """Store the next version of a scope's document; ``make(version)`` builds and signs it."""
+        ...
+
+    def documents(self, scope: str | None = None) -> list[Document]:
+        """Documents (of one scope or all), newest version first within a scope."""
+        ...
+
+    def document(self, scope: str, version: int | None = None) -> Document | None:
+        """One version of a scope's document, the newest when ``version`` is None."""
+        ...
+
+    def add_report(self, report: ConfigReport) -> None:
+        """Record an ack or nack (newest per station and scope, plus the history)."""
+        ...
+
+    def reports(self, station: str | None = None) -> list[ConfigReport]:
+        """The newest report per (station, scope)."""
+        ...
+
+    def report_log(self, station: str | None = None, limit: int = 1000) -> list[ConfigReport]:
+        """Every report received, oldest first."""
+        ...
+
+    # rollouts
+    def save_rollout(self, rollout: Rollout) -> None:
+        """Insert or replace a rollout."""
+        ...
+
+    def rollouts(self, state: str | None = None) -> list[Rollout]:
+        """Rollouts (optionally in one state), newest first."""
+        ...
+
+    def rollout(self, rollout_id: str) -> Rollout | None:
+        """One rollout by id."""
+        ...
+
+
+class DocumentMaker(Protocol):
+    """Builds the signed document of a given version: ``(signed dict, hash)``."""
+
+    def __call__(self, version: int) -> tuple[dict[str, Any], str]: ...
+
+
+def open_store(url: str = DEFAULT_URL) -> Store:
+    """Open (and initialise) the store a URL names: ``sqlite:///path`` or ``postgresql://...``."""
+    if url.startswith("sqlite:"):
+        from fleet.store_sqlite import SQLiteStore
+
+        store: Store = SQLiteStore(url)
+    elif url.startswith(("postgresql:", "postgres:")):
+        from fleet.store_postgres import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        raise StoreError(f"--db {url!r}: expected sqlite:///path or postgresql://user@host/db")
+    store.init()
+    return store

@@ -1,0 +1,45 @@
+"""PostgreSQL back end (psycopg 3): one autocommit connection per thread, explicit transactions.
+
+The URL is a libpq URL; a schema other than ``public`` is chosen the libpq way, e.g.
+``postgresql://postgres@127.0.0.1/test?options=-csearch_path%3Dfleet`` (tests use a fresh schema).
+Batch inserts go through ``executemany``, which psycopg pipelines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import psycopg
+
+from fleet.errors import StoreError
+from fleet.store_sql import SqlStore
+
+CONNECT_TIMEOUT_S = 10
+
+
+class PostgresStore(SqlStore):
+    """The store in a PostgreSQL database."""
+
+    greatest = "GREATEST"
+    placeholder = "%s"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"--db {self.url!r}: cannot connect to PostgreSQL: {first}") from exc
+
+    def _transaction(self, conn: Any) -> AbstractContextManager[Any]:
+        return _pg_transaction(conn)
+
+    def _integrity_errors(self) -> tuple[type[BaseException], ...]:
+        return (psycopg.errors.UniqueViolation,)
+
+
+@contextmanager
+def _pg_transaction(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Cursor[Any]]:
+    with conn.transaction(), conn.cursor() as cur:
+        yield cur

@@ -1,0 +1,550 @@
+"""The SQL both back ends share: schema, ingest, registry, documents, reports, rollouts.
+
+A back end supplies connections (one per thread), a transaction context and two dialect words
+(placeholder style, the name of the two-argument maximum); everything else is one SQL text that
+SQLite and PostgreSQL both accept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from fleet.store import (
+    ConfigReport,
+    Document,
+    DocumentMaker,
+    IngestBatch,
+    IngestResult,
+    Rollout,
+    StationInfo,
+    StationUpdate,
+    StoredRecord,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    station TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, lane TEXT NOT NULL,
+    t DOUBLE PRECISION NOT NULL, sensor TEXT, channel TEXT, value DOUBLE PRECISION, unit TEXT,
+    raw TEXT, status TEXT, flag INTEGER, reason TEXT, payload TEXT,
+    received DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (station, seq));
+CREATE INDEX IF NOT EXISTS records_channel_t ON records (station, channel, t);
+CREATE INDEX IF NOT EXISTS records_kind_t ON records (kind, t);
+CREATE TABLE IF NOT EXISTS stations (
+    station TEXT PRIMARY KEY, first_seen DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION NOT NULL, online INTEGER, contract TEXT, software TEXT,
+    config_version TEXT, model_version TEXT, grid_cell TEXT, health TEXT, devices TEXT,
+    backlog BIGINT, clock_offset_s DOUBLE PRECISION, last_seq BIGINT,
+    records BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS station_groups (
+    name TEXT NOT NULL, station TEXT NOT NULL, PRIMARY KEY (name, station));
+CREATE TABLE IF NOT EXISTS documents (
+    scope TEXT NOT NULL, version BIGINT NOT NULL, hash TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL, signed TEXT NOT NULL, PRIMARY KEY (scope, version));
+CREATE TABLE IF NOT EXISTS reports (
+    station TEXT NOT NULL, scope TEXT NOT NULL, version BIGINT NOT NULL, hash TEXT NOT NULL,
+    result TEXT NOT NULL, reason TEXT NOT NULL, t DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (station, scope));
+CREATE TABLE IF NOT EXISTS report_log (
+    station TEXT NOT NULL, scope TEXT NOT NULL, version BIGINT NOT NULL, hash TEXT NOT NULL,
+    result TEXT NOT NULL, reason TEXT NOT NULL, t DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS report_log_station_t ON report_log (station, t);
+CREATE TABLE IF NOT EXISTS rollouts (
+    id TEXT PRIMARY KEY, scope TEXT NOT NULL, version BIGINT NOT NULL,
+    canary_group TEXT NOT NULL, canaries TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL, extra TEXT NOT NULL)
+"""
+
+RECORD_COLUMNS = (
+    "station, seq, kind, lane, t, sensor, channel, value, unit, raw, status, flag, reason, "
+    "payload, received"
+)
+INSERT_RECORD = (
+    f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (station, seq) DO NOTHING"
+)
+STATION_COLUMNS = (
+    "station, first_seen, last_seen, online, contract, software, config_version, model_version, "
+    "grid_cell, health, devices, backlog, clock_offset_s, last_seq, records"
+)
+MERGED = (
+    "online",
+    "contract",
+    "software",
+    "config_version",
+    "model_version",
+    "grid_cell",
+    "health",
+    "devices",
+    "backlog",
+    "clock_offset_s",
+)
+REPORT_COLUMNS = "station, scope, version, hash, result, reason, t"
+ROLLOUT_COLUMNS = (
+    "id, scope, version, canary_group, canaries, state, reason, created, updated, extra"
+)
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class SqlStore:
+    """Store implementation over a DB-API connection; subclasses give the dialect."""
+
+    url: str
+    greatest = "max"  # the two-argument maximum
+    placeholder = "?"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._sql_cache: dict[str, str] = {}
+
+    # -- dialect hooks ---------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _transaction(self, conn: Any) -> AbstractContextManager[Any]:
+        """A context yielding a cursor; commits on success, rolls back on error."""
+        raise NotImplementedError
+
+    def _integrity_errors(self) -> tuple[type[BaseException], ...]:
+        raise NotImplementedError
+
+    def _schema_statements(self) -> list[str]:
+        return [s for s in SCHEMA.split(";") if s.strip()]
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _sql(self, text: str) -> str:
+        if self.placeholder == "?":
+            return text
+        cached = self._sql_cache.get(text)
+        if cached is None:
+            cached = text.replace("?", self.placeholder)
+            self._sql_cache[text] = cached
+        return cached
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        return self._transaction(self._conn())
+
+    def _query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read outside any explicit transaction (connections are in autocommit)."""
+        cur = self._conn().cursor()
+        try:
+            cur.execute(self._sql(text), tuple(params))
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def init(self) -> None:
+        with self._tx() as cur:
+            for statement in self._schema_statements():
+                cur.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(Exception):  # closing is best effort at shutdown
+                conn.close()
+        self._local = threading.local()
+
+    # -- ingest ----------------------------------------------------------------------------------
+    def ingest(self, batches: Sequence[IngestBatch]) -> list[IngestResult]:
+        results: list[IngestResult] = []
+        if not batches:
+            return results
+        with self._tx() as cur:
+            for batch in batches:
+                inserted = self._insert_records(cur, batch)
+                self._touch_station(cur, batch, inserted)
+                results.append(
+                    IngestResult(
+                        batch.station,
+                        batch.lane,
+                        batch.first_seq,
+                        batch.last_seq,
+                        inserted,
+                        len(batch.records) - inserted,
+                    )
+                )
+        return results
+
+    def _insert_records(self, cur: Any, batch: IngestBatch) -> int:
+        rows = [
+            (
+                batch.station,
+                r.seq,
+                r.kind,
+                r.lane,
+                r.time,
+                r.sensor,
+                r.channel,
+                r.value,
+                r.unit,
+                r.raw,
+                r.status,
+                r.flag,
+                r.reason,
+                _dump(r.payload),
+                batch.received,
+            )
+            for r in batch.records
+        ]
+        if not rows:
+            return 0
+        cur.executemany(self._sql(INSERT_RECORD), rows)
+        return max(0, int(cur.rowcount))
+
+    def _touch_station(self, cur: Any, batch: IngestBatch, inserted: int) -> None:
+        offset = None if batch.sent is None else batch.sent - batch.received
+        g = self.greatest
+        cur.execute(
+            self._sql(
+                f"INSERT INTO stations ({STATION_COLUMNS}) VALUES "
+                "(?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?) "
+                "ON CONFLICT (station) DO UPDATE SET "
+                f"last_seen = {g}(stations.last_seen, excluded.last_seen), "
+                "backlog = COALESCE(excluded.backlog, stations.backlog), "
+                "clock_offset_s = COALESCE(excluded.clock_offset_s, stations.clock_offset_s), "
+                f"last_seq = {g}(COALESCE(stations.last_seq, excluded.last_seq), "
+                "excluded.last_seq), "
+                "records = stations.records + excluded.records"
+            ),
+            (
+                batch.station,
+                batch.received,
+                batch.received,
+                batch.backlog,
+                offset,
+                batch.last_seq,
+                inserted,
+            ),
+        )
+
+    # -- queries ---------------------------------------------------------------------------------
+    def records(
+        self,
+        *,
+        station: str | None = None,
+        channel: str | None = None,
+        kinds: Iterable[str] = ("reading",),
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 1000,
+    ) -> list[StoredRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("station", station), ("channel", channel)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        kind_list = list(kinds)
+        if kind_list:
+            where.append(f"kind IN ({', '.join('?' for _ in kind_list)})")
+            params.extend(kind_list)
+        if start is not None:
+            where.append("t >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("t < ?")
+            params.append(end)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._query(
+            f"SELECT {RECORD_COLUMNS} FROM records {clause} ORDER BY t, station, seq LIMIT ?",
+            [*params, int(limit)],
+        )
+        return [
+            StoredRecord(
+                station=r[0],
+                seq=int(r[1]),
+                kind=r[2],
+                lane=r[3],
+                time=float(r[4]),
+                sensor=r[5],
+                channel=r[6],
+                value=None if r[7] is None else float(r[7]),
+                unit=r[8],
+                raw=r[9],
+                status=r[10],
+                flag=None if r[11] is None else int(r[11]),
+                reason=r[12],
+                payload=_load(r[13]),
+                received=float(r[14]),
+            )
+            for r in rows
+        ]
+
+    def seqs(self, station: str) -> list[int]:
+        rows = self._query("SELECT seq FROM records WHERE station = ? ORDER BY seq", [station])
+        return [int(r[0]) for r in rows]
+
+    def count(self, station: str | None = None) -> int:
+        if station is None:
+            rows = self._query("SELECT COUNT(*) FROM records")
+        else:
+            rows = self._query("SELECT COUNT(*) FROM records WHERE station = ?", [station])
+        return int(rows[0][0])
+
+    # -- registry --------------------------------------------------------------------------------
+    def update_station(self, update: StationUpdate) -> None:
+        values = {
+            "online": None if update.online is None else int(update.online),
+            "contract": update.contract,
+            "software": update.software,
+            "config_version": update.config_version,
+            "model_version": update.model_version,
+            "grid_cell": update.grid_cell,
+            "health": _dump(update.health),
+            "devices": _dump(update.devices),
+            "backlog": update.backlog,
+            "clock_offset_s": update.clock_offset_s,
+        }
+        sets = ", ".join(f"{c} = COALESCE(excluded.{c}, stations.{c})" for c in MERGED)
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO stations ({STATION_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0) "
+                    "ON CONFLICT (station) DO UPDATE SET "
+                    f"last_seen = {self.greatest}(stations.last_seen, excluded.last_seen), {sets}"
+                ),
+                (update.station, update.seen, update.seen, *(values[c] for c in MERGED)),
+            )
+
+    def _station_rows(self, station: str | None) -> list[StationInfo]:
+        clause = "" if station is None else "WHERE station = ?"
+        rows = self._query(
+            f"SELECT {STATION_COLUMNS} FROM stations {clause} ORDER BY station",
+            [] if station is None else [station],
+        )
+        memberships: dict[str, list[str]] = {}
+        for name, members in self.groups().items():
+            for member in members:
+                memberships.setdefault(member, []).append(name)
+        return [
+            StationInfo(
+                station=r[0],
+                first_seen=float(r[1]),
+                last_seen=float(r[2]),
+                online=None if r[3] is None else bool(r[3]),
+                contract=r[4],
+                software=r[5],
+                config_version=r[6],
+                model_version=r[7],
+                grid_cell=r[8],
+                health=_load(r[9]),
+                devices=_load(r[10]),
+                backlog=None if r[11] is None else int(r[11]),
+                clock_offset_s=None if r[12] is None else float(r[12]),
+                last_seq=None if r[13] is None else int(r[13]),
+                records=int(r[14]),
+                groups=tuple(sorted(memberships.get(r[0], []))),
+            )
+            for r in rows
+        ]
+
+    def stations(self) -> list[StationInfo]:
+        return self._station_rows(None)
+
+    def station(self, station: str) -> StationInfo | None:
+        rows = self._station_rows(station)
+        return rows[0] if rows else None
+
+    def set_group(self, group: str, stations: Iterable[str]) -> None:
+        members = sorted(set(stations))
+        with self._tx() as cur:
+            cur.execute(self._sql("DELETE FROM station_groups WHERE name = ?"), (group,))
+            if members:
+                cur.executemany(
+                    self._sql("INSERT INTO station_groups (name, station) VALUES (?, ?)"),
+                    [(group, m) for m in members],
+                )
+
+    def groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name, station in self._query(
+            "SELECT name, station FROM station_groups ORDER BY name, station"
+        ):
+            out.setdefault(name, []).append(station)
+        return out
+
+    # -- documents -------------------------------------------------------------------------------
+    def add_document(self, scope: str, make: DocumentMaker) -> Document:
+        errors = self._integrity_errors()
+        for _ in range(20):  # another controller may take the same version; try the next one
+            try:
+                with self._tx() as cur:
+                    cur.execute(
+                        self._sql(
+                            "SELECT COALESCE(MAX(version), 0) FROM documents WHERE scope = ?"
+                        ),
+                        (scope,),
+                    )
+                    version = int(cur.fetchone()[0]) + 1
+                    signed, digest = make(version)
+                    created = float(signed.get("issued_epoch", 0.0))
+                    cur.execute(
+                        self._sql(
+                            "INSERT INTO documents (scope, version, hash, created, signed) "
+                            "VALUES (?, ?, ?, ?, ?)"
+                        ),
+                        (scope, version, digest, created, _dump(signed)),
+                    )
+                return Document(scope, version, digest, created, signed)
+            except errors:
+                continue
+        raise RuntimeError(f"could not allocate a version for {scope} after 20 attempts")
+
+    def documents(self, scope: str | None = None) -> list[Document]:
+        clause = "" if scope is None else "WHERE scope = ?"
+        rows = self._query(
+            f"SELECT scope, version, hash, created, signed FROM documents {clause} "
+            "ORDER BY scope, version DESC",
+            [] if scope is None else [scope],
+        )
+        return [Document(r[0], int(r[1]), r[2], float(r[3]), json.loads(r[4])) for r in rows]
+
+    def document(self, scope: str, version: int | None = None) -> Document | None:
+        if version is None:
+            rows = self._query(
+                "SELECT scope, version, hash, created, signed FROM documents WHERE scope = ? "
+                "ORDER BY version DESC LIMIT 1",
+                [scope],
+            )
+        else:
+            rows = self._query(
+                "SELECT scope, version, hash, created, signed FROM documents "
+                "WHERE scope = ? AND version = ?",
+                [scope, version],
+            )
+        if not rows:
+            return None
+        r = rows[0]
+        return Document(r[0], int(r[1]), r[2], float(r[3]), json.loads(r[4]))
+
+    # -- reports ---------------------------------------------------------------------------------
+    def add_report(self, report: ConfigReport) -> None:
+        row = (
+            report.station,
+            report.scope,
+            report.version,
+            report.hash,
+            report.result,
+            report.reason,
+            report.time,
+        )
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO report_log ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                row,
+            )
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (station, scope) DO UPDATE SET version = excluded.version, "
+                    "hash = excluded.hash, result = excluded.result, reason = excluded.reason, "
+                    "t = excluded.t WHERE excluded.version >= reports.version"
+                ),
+                row,
+            )
+
+    @staticmethod
+    def _reports(rows: list[tuple[Any, ...]]) -> list[ConfigReport]:
+        return [ConfigReport(r[0], r[1], int(r[2]), r[3], r[4], r[5], float(r[6])) for r in rows]
+
+    def reports(self, station: str | None = None) -> list[ConfigReport]:
+        clause = "" if station is None else "WHERE station = ?"
+        return self._reports(
+            self._query(
+                f"SELECT {REPORT_COLUMNS} FROM reports {clause} ORDER BY station, scope",
+                [] if station is None else [station],
+            )
+        )
+
+    def report_log(self, station: str | None = None, limit: int = 1000) -> list[ConfigReport]:
+        clause = "" if station is None else "WHERE station = ?"
+        params: list[Any] = [] if station is None else [station]
+        return self._reports(
+            self._query(
+                f"SELECT {REPORT_COLUMNS} FROM report_log {clause} ORDER BY t LIMIT ?",
+                [*params, int(limit)],
+            )
+        )
+
+    # -- rollouts --------------------------------------------------------------------------------
+    def save_rollout(self, rollout: Rollout) -> None:
+        row = (
+            rollout.id,
+            rollout.scope,
+            rollout.version,
+            rollout.canary_group,
+            _dump(list(rollout.canaries)),
+            rollout.state,
+            rollout.reason,
+            rollout.created,
+            rollout.updated,
+            _dump(rollout.extra),
+        )
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+                    "reason = excluded.reason, updated = excluded.updated, extra = excluded.extra"
+                ),
+                row,
+            )
+
+    def _rollouts(self, clause: str, params: list[Any]) -> list[Rollout]:
+        rows = self._query(
+            f"SELECT {ROLLOUT_COLUMNS} FROM rollouts {clause} ORDER BY created DESC, id", params
+        )
+        return [
+            Rollout(
+                id=r[0],
+                scope=r[1],
+                version=int(r[2]),
+                canary_group=r[3],
+                canaries=tuple(json.loads(r[4])),
+                state=r[5],
+                reason=r[6],
+                created=float(r[7]),
+                updated=float(r[8]),
+                extra=json.loads(r[9]),
+            )
+            for r in rows
+        ]
+
+    def rollouts(self, state: str | None = None) -> list[Rollout]:
+        if state is None:
+            return self._rollouts("", [])
+        return self._rollouts("WHERE state = ?", [state])
+
+    def rollout(self, rollout_id: str) -> Rollout | None:
+        found = self._rollouts("WHERE id = ?", [rollout_id])
+        return found[0] if found else None

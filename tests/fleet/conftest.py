@@ -1,0 +1,50 @@
+"""Fixtures for the fleet tests: a store on SQLite and on PostgreSQL (same tests, both back ends)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fleet.store import Store, open_store
+
+PG_URL = os.environ.get("ROADSIDE_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_schema_url() -> Iterator[str]:
+    """A fresh schema in the test database, dropped afterwards; yields a URL that selects it."""
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    schema = f"fleet_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        sep = "&" if "?" in PG_URL else "?"
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL for an empty store, once per back end."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fleet.db'}"
+    else:
+        yield from _pg_schema_url()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An initialised empty store, once per back end."""
+    s = open_store(store_url)
+    try:
+        yield s
+    finally:
+        s.close()
