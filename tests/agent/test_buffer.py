@@ -35,7 +35,8 @@ def readings(clock: ManualClock, n: int, *, pad: int = 0) -> list[BufferRecord]:
 
 
 def event(clock: ManualClock, level: str = "blue") -> BufferRecord:
-    return BufferRecord(kind="event", time=clock.now(), payload={"signal": "rainstorm", "level": level})
+    payload = {"signal": "rainstorm", "level": level}
+    return BufferRecord(kind="event", time=clock.now(), payload=payload)
 
 
 def test_sequence_grows_in_order_and_survives_deletes(buffer: Buffer, clock: ManualClock) -> None:
@@ -100,7 +101,9 @@ def test_cap_drops_synced_rows_first_without_a_gap(tmp_path: Path, clock: Manual
     buf.close()
 
 
-def test_cap_drops_oldest_routine_rows_and_records_the_gap(tmp_path: Path, clock: ManualClock) -> None:
+def test_cap_drops_oldest_routine_rows_and_records_the_gap(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     buf = Buffer(tmp_path / "b.db", max_bytes=300_000, clock=clock)
     buf.append([event(clock, "blue")])
     _fill(buf, clock, 30)
@@ -125,7 +128,7 @@ def test_cap_drops_oldest_routine_rows_and_records_the_gap(tmp_path: Path, clock
 
 
 def test_full_disk_keeps_warning_events(tmp_path: Path, clock: ManualClock) -> None:
-    """The file meets SQLITE_FULL (a full card) before its cap: routine rows make room for events."""
+    """The file meets SQLITE_FULL (a full card) before its cap: routine rows make room."""
     buf = Buffer(tmp_path / "b.db", max_bytes=50_000_000, clock=clock)
     buf._conn.execute("PRAGMA max_page_count=80")  # the disk: 80 pages of 4 KiB
     events = 0
