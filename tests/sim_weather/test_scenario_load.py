@@ -22,7 +22,10 @@ def test_demo_station_is_the_contract() -> None:
     assert s.start == datetime(2026, 7, 21, 12, tzinfo=UTC)
     assert s.duration_s == 180 * 60 and s.speed == 60
     buses = {b.name: (b.kind, b.baudrate, b.link) for b in s.buses}
-    assert buses == {"rs485-1": ("rtu", 9600, "ttyRS485-1"), "rs232-1": ("ascii", 9600, "ttyRS232-1")}
+    assert buses == {
+        "rs485-1": ("rtu", 9600, "ttyRS485-1"),
+        "rs232-1": ("ascii", 9600, "ttyRS232-1"),
+    }
     devices = {d.name: (d.profile, d.bus, d.slave) for d in s.devices}
     assert devices == {
         "rain": ("dfrobot-sen0575", "rs485-1", 192),
