@@ -90,7 +90,7 @@ def encode_envelope(envelope: dict[str, Any]) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def decode_envelope(data: bytes) -> Any:
+def decode_envelope(data: bytes | bytearray) -> Any:
     """Parse published bytes into an envelope (verification is :func:`verify`'s job)."""
     try:
         return json.loads(data)

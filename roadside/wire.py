@@ -49,10 +49,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import cbor2
+import paho.mqtt.client as mqtt
 import zstandard
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
 
 CONTRACT_VERSION = "1.0"
 """The version this code writes."""
@@ -67,6 +71,7 @@ UpKind = Literal["data", "events", "status", "cfg_ack"]
 DownKind = Literal["ack", "config"]
 Lane = Literal["event", "live", "backlog"]
 Codec = Literal["json", "cbor", "json+zstd", "cbor+zstd"]
+Payload = bytes | bytearray
 
 UP_KINDS: tuple[str, ...] = ("data", "events", "status", "cfg_ack")
 DOWN_KINDS: tuple[str, ...] = ("ack", "config")
@@ -345,7 +350,7 @@ def encode_batch(batch: Batch, codec: Codec = DEFAULT_CODEC) -> bytes:
     return _pack(doc, codec)
 
 
-def decode_batch(data: bytes, supported: Sequence[str] = SUPPORTED_CONTRACTS) -> Batch:
+def decode_batch(data: Payload, supported: Sequence[str] = SUPPORTED_CONTRACTS) -> Batch:
     """Parse a batch written with any codec; refuse unknown contract majors and inconsistencies."""
     doc = _unpack(data)
     if not isinstance(doc, dict):
@@ -383,7 +388,7 @@ def _pack(doc: Any, codec: Codec) -> bytes:
     return raw
 
 
-def _unpack(data: bytes) -> Any:
+def _unpack(data: Payload) -> Any:
     try:
         if data[:4] == _ZSTD_MAGIC:
             data = zstandard.ZstdDecompressor().decompress(data, max_output_size=64 << 20)
@@ -401,7 +406,7 @@ def _json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _load_json(data: bytes, what: str) -> dict[str, Any]:
+def _load_json(data: Payload, what: str) -> dict[str, Any]:
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -450,7 +455,7 @@ def encode_ack(ack: Ack) -> bytes:
     )
 
 
-def decode_ack(data: bytes) -> Ack:
+def decode_ack(data: Payload) -> Ack:
     obj = _load_json(data, "ack")
     try:
         ranges = tuple((int(a), int(b)) for a, b in obj["ranges"])
@@ -498,7 +503,7 @@ def encode_status(status: Status) -> bytes:
     )
 
 
-def decode_status(data: bytes) -> Status:
+def decode_status(data: Payload) -> Status:
     obj = _load_json(data, "status")
     try:
         state = obj["state"]
@@ -555,7 +560,7 @@ def encode_config_ack(ack: ConfigAck) -> bytes:
     )
 
 
-def decode_config_ack(data: bytes) -> ConfigAck:
+def decode_config_ack(data: Payload) -> ConfigAck:
     obj = _load_json(data, "config ack")
     try:
         return ConfigAck(
@@ -573,3 +578,35 @@ def decode_config_ack(data: bytes) -> ConfigAck:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"config ack payload lacks or mistypes {exc}") from None
+
+
+# ---------------------------------------------------------------- connection
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Where the broker is and which certificate this side presents (its CN is the identity)."""
+
+    host: str
+    port: int
+    ca: Path
+    cert: Path
+    key: Path
+    keepalive: int = 30
+    session_expiry_s: int = 86_400
+
+
+def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
+    """A paho-mqtt 2.x MQTT v5 client with mutual TLS, not yet connected."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.tls_set(
+        ca_certs=str(settings.ca), certfile=str(settings.cert), keyfile=str(settings.key)
+    )
+    return client
+
+
+def connect_properties(settings: BrokerSettings) -> Properties:
+    """CONNECT properties: keep the session (queued QoS 1 downlink) for ``session_expiry_s``."""
+    props = Properties(mqtt.PacketTypes.CONNECT)
+    props.SessionExpiryInterval = settings.session_expiry_s
+    return props

@@ -1,0 +1,565 @@
+"""The station's uplink: buffered records to the fleet over MQTT v5, nothing lost.
+
+One worker thread owns the paho client (it drives ``client.loop`` itself) and the send queue:
+
+- Three streams, filled in this order each turn: warning **events** (buffer lane ``event``), then
+  **live** data (lane ``live`` appended since the current connection came up), then **backlog**
+  (older ``live`` rows), which is metered by a token bucket of ``backfill_bytes_per_s`` on metered
+  links. Each stream goes in ascending sequence order, in batches of up to ``batch_size``.
+- Every batch is a QoS 1 publish. Up to ``window`` batches are in flight; the controller answers
+  on ``.../down/ack`` with the seq ranges it has *committed*, and only then are those rows marked
+  synced in the buffer. A batch unacknowledged after ``ack_timeout_s`` is sent again; the
+  controller stores on (station, seq), so a resend is harmless.
+- A lost connection drops the in-flight bookkeeping (everything unsynced will be sent again) and
+  reconnects with exponential backoff and jitter. The session is kept by the broker
+  (clean_start false) so acknowledgements published while the station was away still arrive.
+- A retained status message goes out on connect and every ``status_interval_s``; the last will is
+  the same message with ``state: offline``.
+- Configuration documents arriving on the station's, its grid cell's or the fleet's config topic
+  are handed to ``on_config``; :meth:`Uplink.publish_config_ack` answers.
+
+Run on its own (tests, benchmarks, a station without the full agent)::
+
+    python -m agent.uplink --station st-001 --buffer buf.db --host 127.0.0.1 --port 8883 \\
+        --ca ca.crt --cert st-001.crt --key st-001.key
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+import paho.mqtt.client as mqtt
+
+from agent.buffer import Buffer, StoredRecord
+from roadside import wire
+from roadside.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+CONNACK_TIMEOUT_S = 10.0
+StatusFn = Callable[[], dict[str, Any]]
+ConfigFn = Callable[[str, wire.Payload], None]
+
+
+@dataclass(frozen=True)
+class UplinkSettings:
+    """Tuning of the uplink (defaults suit a cellular station)."""
+
+    batch_size: int = 500
+    window: int = 8
+    ack_timeout_s: float = 30.0
+    backfill_bytes_per_s: float | None = None  # None: backlog is not metered
+    backfill_burst_s: float = 5.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 300.0
+    idle_poll_s: float = 1.0
+    status_interval_s: float = 60.0
+    codec: wire.Codec = wire.DEFAULT_CODEC
+    software: str = ""
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: ``initial * 2**n`` capped at ``maximum``, then a uniform
+    draw between half and all of it ("equal jitter"), so stations do not reconnect in lockstep."""
+
+    initial: float
+    maximum: float
+    rng: random.Random = field(default_factory=random.Random)
+    attempts: int = 0
+
+    def next(self) -> float:
+        ceiling = min(self.maximum, self.initial * 2**self.attempts)
+        self.attempts += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+@dataclass
+class TokenBucket:
+    """Byte budget refilled at ``rate`` per clock second; may go into debt by one batch."""
+
+    rate: float
+    burst: float
+    tokens: float
+    stamp: float
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def can_send(self, now: float) -> bool:
+        self.refill(now)
+        return self.tokens > 0
+
+    def spend(self, nbytes: int) -> None:
+        self.tokens -= nbytes
+
+
+@dataclass
+class _InFlight:
+    topic: str
+    payload: bytes
+    lane: str
+    seqs: frozenset[int]
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class UplinkStatus:
+    """What the uplink is doing, for the agent's status and metrics."""
+
+    connected: bool
+    inflight_batches: int
+    batches_sent: int
+    batches_resent: int
+    records_acked: int
+    bytes_sent: int
+    reconnects: int
+    last_error: str
+
+
+def to_wire(rec: StoredRecord) -> wire.WireRecord:
+    """A buffered record as it travels."""
+    return wire.WireRecord(
+        seq=rec.seq,
+        kind=rec.kind,
+        time=rec.time,
+        sensor=rec.sensor or "",
+        channel=rec.channel or "",
+        value=rec.value,
+        unit=rec.unit or "",
+        raw=rec.raw,
+        status=rec.status or "",
+        flag=rec.flag,
+        reason=rec.reason or "",
+        payload=rec.payload or None,
+    )
+
+
+class Uplink:
+    """Sends a station's buffer to the fleet (see the module docstring)."""
+
+    def __init__(
+        self,
+        station: str,
+        buffer: Buffer,
+        broker: wire.BrokerSettings,
+        clock: Clock,
+        *,
+        settings: UplinkSettings | None = None,
+        grid_cell: str | None = None,
+        status_fn: StatusFn | None = None,
+        on_config: ConfigFn | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.station = wire.check_id(station)
+        self.buffer = buffer
+        self.broker = broker
+        self.clock = clock
+        self.settings = settings or UplinkSettings()
+        self.grid_cell = grid_cell
+        self.status_fn = status_fn
+        self.on_config = on_config
+        self._backoff = Backoff(
+            self.settings.backoff_initial_s, self.settings.backoff_max_s, rng or random.Random()
+        )
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self._connected = False
+        self._lost = False
+        self._inflight: dict[int, _InFlight] = {}  # key: first seq of the batch
+        self._cursor: dict[str, int] = {}
+        self._live_from = 0
+        self._acks: list[wire.Ack] = []
+        self._acks_lock = threading.Lock()
+        self._bucket: TokenBucket | None = None
+        self._next_status = 0.0
+        self._next_poll = 0.0
+        self._counts = {"sent": 0, "resent": 0, "acked": 0, "bytes": 0, "reconnects": 0}
+        self._last_error = ""
+        self.topic_ack = wire.down_topic(station, "ack")
+
+    # -- public ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread (connects in the background; a broker down is retried)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"uplink-{self.station}")
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Publish ``offline`` status, disconnect cleanly and join the worker."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def notify(self) -> None:
+        """New records were appended: look at the buffer now rather than at the next poll."""
+        self._wake.set()
+
+    def status(self) -> UplinkStatus:
+        c = self._counts
+        return UplinkStatus(
+            connected=self._connected,
+            inflight_batches=len(self._inflight),
+            batches_sent=c["sent"],
+            batches_resent=c["resent"],
+            records_acked=c["acked"],
+            bytes_sent=c["bytes"],
+            reconnects=c["reconnects"],
+            last_error=self._last_error,
+        )
+
+    def publish_config_ack(self, ack: wire.ConfigAck) -> None:
+        """Answer a configuration document (QoS 1; dropped with a warning when offline)."""
+        if self._client is None or not self._connected:
+            log.warning("config ack for %s v%s not sent: offline", ack.scope, ack.version)
+            return
+        self._client.publish(
+            wire.up_topic(self.station, "cfg_ack"), wire.encode_config_ack(ack), qos=1
+        )
+
+    def __enter__(self) -> Uplink:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- worker ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._connected and not self._connect():
+                    self._sleep_backoff()
+                    continue
+                rc = self._client.loop(timeout=0.02) if self._client else mqtt.MQTT_ERR_NO_CONN
+                if rc != mqtt.MQTT_ERR_SUCCESS or self._lost:
+                    self._on_lost(f"connection lost ({mqtt.error_string(rc)})")
+                    self._sleep_backoff()
+                    continue
+                if not self._connected:
+                    continue  # waiting for CONNACK
+                self._turn()
+        finally:
+            self._shutdown()
+
+    def _connect(self) -> bool:
+        """Open TCP+TLS and send CONNECT; then wait for the CONNACK in the loop."""
+        self._lost = False
+        client = wire.new_client(self.broker, client_id=self.station)
+        client.max_inflight_messages_set(self.settings.window + 8)
+        client.max_queued_messages_set(0)
+        client.will_set(
+            wire.up_topic(self.station, "status"), self._status_bytes("offline"), qos=1, retain=True
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+        try:
+            client.connect(
+                self.broker.host,
+                self.broker.port,
+                keepalive=self.broker.keepalive,
+                clean_start=False,
+                properties=wire.connect_properties(self.broker),
+            )
+        except (OSError, ValueError) as exc:
+            self._last_error = f"connect to {self.broker.host}:{self.broker.port}: {exc}"
+            log.info("uplink %s: %s", self.station, self._last_error)
+            self._drop_client()
+            return False
+        # Network timeouts are real seconds whatever the station clock's speed.
+        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        while not self._connected and not self._lost and not self._stop.is_set():
+            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
+            if time.monotonic() > deadline:
+                self._last_error = f"no CONNACK within {CONNACK_TIMEOUT_S:.0f} s"
+                break
+        if not self._connected:
+            self._drop_client()
+        return self._connected
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):  # the socket may already be gone
+                self._client.disconnect()
+            self._client = None
+        self._connected = False
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._last_error = f"broker refused connection: {reason}"
+            log.warning("uplink %s: %s", self.station, self._last_error)
+            self._lost = True
+            return
+        self._connected = True
+        self._backoff.reset()
+        self._inflight.clear()
+        self._cursor = {"event": 0, "live": 0, "backlog": 0}
+        self._live_from = self.buffer.stats().last_seq
+        rate = self.settings.backfill_bytes_per_s
+        if rate:
+            now = self.clock.monotonic()
+            burst = rate * self.settings.backfill_burst_s
+            self._bucket = TokenBucket(rate, burst, burst, now)
+        client.subscribe([(t, 1) for t in wire.station_subscriptions(self.station, self.grid_cell)])
+        self._publish_status()
+        self._next_poll = 0.0
+        log.info("uplink %s: connected to %s:%s", self.station, self.broker.host, self.broker.port)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if self._connected:
+            self._last_error = f"disconnected: {reason}"
+        self._lost = True
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self.topic_ack:
+            try:
+                ack = wire.decode_ack(msg.payload)
+            except wire.WireError as exc:
+                log.warning("uplink %s: bad ack ignored: %s", self.station, exc)
+                return
+            with self._acks_lock:
+                self._acks.append(ack)
+            return
+        if msg.topic.endswith("/down/config") and self.on_config is not None:
+            try:
+                self.on_config(msg.topic, msg.payload)
+            except Exception:
+                log.exception("uplink %s: configuration handler failed", self.station)
+
+    def _on_lost(self, why: str) -> None:
+        if self._connected:
+            self._counts["reconnects"] += 1
+            self._last_error = why
+            log.info("uplink %s: %s", self.station, why)
+        self._drop_client()
+        self._inflight.clear()
+
+    def _sleep_backoff(self) -> None:
+        delay = self._backoff.next()
+        self.clock.wait(self._stop, delay)
+
+    def _shutdown(self) -> None:
+        client = self._client
+        if client is not None and self._connected:
+            info = client.publish(
+                wire.up_topic(self.station, "status"),
+                self._status_bytes("offline"),
+                qos=1,
+                retain=True,
+            )
+            for _ in range(50):
+                if info.is_published():
+                    break
+                client.loop(timeout=0.02)
+        self._drop_client()
+
+    # -- one turn of the send loop -----------------------------------------------------------
+
+    def _turn(self) -> None:
+        acked = self._apply_acks()
+        now = self.clock.monotonic()
+        self._resend_overdue(now)
+        if now >= self._next_status:
+            self._publish_status()
+        woken = self._wake.is_set()
+        if acked or woken or now >= self._next_poll:
+            self._wake.clear()
+            self._fill(now)
+            self._next_poll = now + self.settings.idle_poll_s
+
+    def _apply_acks(self) -> bool:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        for ack in acks:
+            covered = set(ack.seqs())
+            done = [k for k, f in self._inflight.items() if f.seqs <= covered]
+            if ack.error:
+                # The controller refused these (e.g. a contract it does not speak): keep the rows,
+                # stop resending them on this connection, and say so.
+                self._last_error = f"controller refused seqs {ack.ranges[:3]}: {ack.error}"
+                log.warning("uplink %s: %s", self.station, self._last_error)
+                for k in done:
+                    del self._inflight[k]
+                continue
+            self._counts["acked"] += self.buffer.mark_synced(sorted(covered))
+            for k in done:
+                del self._inflight[k]
+        return bool(acks)
+
+    def _resend_overdue(self, now: float) -> None:
+        client = self._client
+        if client is None:
+            return
+        for f in self._inflight.values():
+            if now - f.sent_at > self.settings.ack_timeout_s:
+                client.publish(f.topic, f.payload, qos=1)
+                f.sent_at = now
+                self._counts["resent"] += 1
+
+    def _fill(self, now: float) -> None:
+        """Send batches while the window has room: events, then live, then metered backlog."""
+        while len(self._inflight) < self.settings.window:
+            if self._send_next("event", now):
+                continue
+            if self._send_next("live", now):
+                continue
+            if self._bucket is not None and not self._bucket.can_send(now):
+                return
+            if not self._send_next("backlog", now):
+                return
+
+    def _send_next(self, stream: str, now: float) -> bool:
+        lane = "event" if stream == "event" else "live"
+        after = self._cursor[stream]
+        if stream == "live":
+            after = max(after, self._live_from)
+        rows = self.buffer.pending(lane, after_seq=after, limit=self.settings.batch_size)  # type: ignore[arg-type]
+        if stream == "backlog":
+            rows = [r for r in rows if r.seq <= self._live_from]
+        if not rows:
+            return False
+        batch = wire.Batch(
+            self.station,
+            stream,  # type: ignore[arg-type]
+            tuple(to_wire(r) for r in rows),
+            sent=self.clock.now(),
+        )
+        payload = wire.encode_batch(batch, self.settings.codec)
+        topic = wire.up_topic(self.station, "events" if stream == "event" else "data")
+        assert self._client is not None
+        self._client.publish(topic, payload, qos=1)
+        self._inflight[batch.first_seq] = _InFlight(
+            topic, payload, stream, frozenset(batch.seqs), now
+        )
+        self._cursor[stream] = batch.last_seq
+        self._counts["sent"] += 1
+        self._counts["bytes"] += len(payload)
+        if stream == "backlog" and self._bucket is not None:
+            self._bucket.spend(len(payload))
+        return True
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _status_bytes(self, state: str) -> bytes:
+        info: dict[str, Any] = dict(self.status_fn()) if self.status_fn else {}
+        health = dict(info.pop("health", {}) or {})
+        try:
+            stats = self.buffer.stats()
+            health.setdefault("backlog", stats.unsynced)
+            health.setdefault("oldest_unsynced_age_s", stats.oldest_unsynced_age_s)
+        except Exception as exc:  # the status must still go out if the buffer is unwell
+            health.setdefault("buffer_error", str(exc))
+        status = wire.Status(
+            station=self.station,
+            state=state,  # type: ignore[arg-type]
+            time=self.clock.now(),
+            software=info.pop("software", self.settings.software),
+            health=health,
+            **{k: v for k, v in info.items() if k in _STATUS_FIELDS},
+        )
+        return wire.encode_status(status)
+
+    def _publish_status(self) -> None:
+        if self._client is not None:
+            self._client.publish(
+                wire.up_topic(self.station, "status"),
+                self._status_bytes("online"),
+                qos=1,
+                retain=True,
+            )
+        self._next_status = self.clock.monotonic() + self.settings.status_interval_s
+
+
+_STATUS_FIELDS = ("config_version", "config_hash", "model_version")
+
+
+# -- running it on its own ---------------------------------------------------------------------
+
+
+def drain(buffer: Buffer, timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Block until ``buffer`` has nothing unsynced or ``timeout_s`` real seconds pass."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if buffer.stats().unsynced == 0:
+            return True
+        time.sleep(poll_s)
+    return buffer.stats().unsynced == 0
+
+
+@click.command("uplink")
+@click.option("--station", required=True, help="Station id (the CN of its certificate).")
+@click.option("--buffer", "buffer_path", required=True, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, required=True)
+@click.option("--ca", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--cert", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--key", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--batch-size", type=int, default=500, show_default=True)
+@click.option("--window", type=int, default=8, show_default=True)
+@click.option("--backfill-bps", type=float, default=None, help="Backlog budget, bytes/s.")
+@click.option("--until-drained", is_flag=True, help="Exit 0 once nothing is left unsynced.")
+@click.option("--timeout", type=float, default=0.0, help="With --until-drained: give up (exit 1).")
+def main(
+    station: str,
+    buffer_path: Path,
+    host: str,
+    port: int,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    batch_size: int,
+    window: int,
+    backfill_bps: float | None,
+    until_drained: bool,
+    timeout: float,
+) -> None:
+    """Send a station buffer to the fleet until stopped (or until drained)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    clock = SystemClock()
+    broker = wire.BrokerSettings(host, port, ca, cert, key)
+    settings = replace(
+        UplinkSettings(), batch_size=batch_size, window=window, backfill_bytes_per_s=backfill_bps
+    )
+    buffer = Buffer(buffer_path, max_bytes=1 << 34, clock=clock)
+    uplink = Uplink(station, buffer, broker, clock, settings=settings)
+    uplink.start()
+    try:
+        if until_drained:
+            ok = drain(buffer, timeout or float("inf"))
+            if not ok:
+                raise click.ClickException(f"buffer not drained within {timeout}s")
+        else:
+            threading.Event().wait()
+    finally:
+        uplink.stop()
+        buffer.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""A real Mosquitto on a free loopback port, configured exactly as ``deploy/mosquitto/``.
+
+Used by tests, the demo and benchmarks::
+
+    pki = TestPKI(tmp / "pki")
+    with MosquittoBroker(tmp / "broker", pki) as broker:
+        files = pki.client("st-001")            # ClientFiles(ca, cert, key)
+        broker.settings("st-001")               # roadside.wire.BrokerSettings for that identity
+        broker.restart()                        # same port, same persistence
+        broker.kill()                           # SIGKILL, no save
+
+The configuration is ``deploy/mosquitto/mosquitto.conf.template`` rendered with this port, the
+test CA's files and the shipped ``acl``; nothing about the broker is faked.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from string import Template
+
+from roadside.testing.pki import TestPKI
+from roadside.wire import BrokerSettings
+
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (loopback)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def render_config(
+    workdir: Path, pki: TestPKI, port: int, *, bind: str = "127.0.0.1", deploy: Path = DEPLOY_DIR
+) -> Path:
+    """Write mosquitto.conf (and copy the ACL) into ``workdir``; return the config path."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "data"
+    data.mkdir(exist_ok=True)
+    acl = workdir / "acl"
+    shutil.copyfile(deploy / "acl", acl)
+    server = pki.server("localhost")
+    text = Template((deploy / "mosquitto.conf.template").read_text()).substitute(
+        data_dir=data,
+        log_dest=f"file {workdir / 'mosquitto.log'}",
+        port=port,
+        bind=bind,
+        cafile=server.ca,
+        certfile=server.cert,
+        keyfile=server.key,
+        acl_file=acl,
+        run_as=pwd.getpwuid(os.getuid()).pw_name,  # our own files stay readable
+    )
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(text)
+    return conf
+
+
+class MosquittoBroker:
+    """One mosquitto process; ``start``/``stop``/``restart``/``kill`` keep port and data."""
+
+    def __init__(self, workdir: Path, pki: TestPKI, port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.pki = pki
+        self.port = port or free_port()
+        self.conf = render_config(self.workdir, pki, self.port)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> str:
+        path = self.workdir / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def settings(self, identity: str, **kw: object) -> BrokerSettings:
+        """Connection settings for a client presenting ``identity``'s certificate."""
+        files = self.pki.client(identity)
+        return BrokerSettings(
+            host="127.0.0.1",
+            port=self.port,
+            ca=files.ca,
+            cert=files.cert,
+            key=files.key,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start mosquitto and wait until it accepts TCP connections."""
+        if self.running:
+            return
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"mosquitto exited ({self.proc.returncode}): {err}{self.log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout}s")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (mosquitto saves its persistence file) and wait."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing saved beyond the last autosave."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> MosquittoBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,44 @@
+"""pytest fixtures for a real broker; import them into a conftest.py::
+
+    from roadside.testing.fixtures import broker, pki, sink  # noqa: F401
+
+``pki``: a test CA per session (per xdist worker). ``broker``: a fresh Mosquitto per test, with the
+shipped configuration and ACL on a free loopback port. ``sink``: a minimal committing controller
+(:class:`roadside.testing.sink.CommittingSink`) connected to that broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from roadside.testing.broker import MosquittoBroker
+from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from roadside.testing.sink import CommittingSink
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+    return TestPKI(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: TestPKI) -> Iterator[MosquittoBroker]:
+    b = MosquittoBroker(tmp_path / "broker", pki)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def sink(tmp_path: Path, broker: MosquittoBroker) -> Iterator[CommittingSink]:
+    s = CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "sink.db")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
