@@ -472,17 +472,23 @@ def decode_ack(data: Payload) -> Ack:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Retained station status; the last will is the same message with ``state='offline'``."""
+    """Retained station status; the last will is the same message with ``state='offline'``.
+
+    ``config_version``/``config_hash`` name the local configuration file; ``remote_config`` maps
+    each applied document's scope key (``fleet``, ``grid:<cell>``, ``station:<id>``) to
+    ``{"version": int, "hash": str}``.
+    """
 
     station: str
     state: Literal["online", "offline"]
     time: datetime
     contracts: tuple[str, ...] = SUPPORTED_CONTRACTS
     software: str = ""
-    config_version: int | None = None
+    config_version: str | None = None
     config_hash: str = ""
     model_version: str = ""
     health: dict[str, Any] = field(default_factory=dict)
+    remote_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     contract: str = CONTRACT_VERSION
 
 
@@ -499,6 +505,7 @@ def encode_status(status: Status) -> bytes:
             "config_hash": status.config_hash,
             "model_version": status.model_version,
             "health": status.health,
+            "remote_config": status.remote_config,
         }
     )
 
@@ -515,10 +522,13 @@ def decode_status(data: Payload) -> Status:
             time=datetime.fromisoformat(obj["time"]),
             contracts=tuple(str(v) for v in obj.get("contracts", ())),
             software=str(obj.get("software", "")),
-            config_version=obj.get("config_version"),
+            config_version=(
+                None if obj.get("config_version") is None else str(obj["config_version"])
+            ),
             config_hash=str(obj.get("config_hash", "")),
             model_version=str(obj.get("model_version", "")),
             health=dict(obj.get("health") or {}),
+            remote_config=dict(obj.get("remote_config") or {}),
             contract=str(obj["c"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -529,8 +539,10 @@ def decode_status(data: Payload) -> Status:
 class ConfigAck:
     """A station's answer to a configuration document: applied (ok) or refused with a reason.
 
-    ``scope`` is station/grid/fleet (the document's), ``version`` and ``hash`` the document's;
-    ``running_version`` what the station runs afterwards for that scope.
+    ``scope`` is the document's scope key (``fleet``, ``grid:<cell>``, ``station:<id>``);
+    ``version`` and ``hash`` (:func:`roadside.signing.document_hash`) are the document's as
+    received (None/"" when unreadable); ``running_version`` is what the station runs for that scope
+    afterwards. A refusal's ``reason`` starts with one of :data:`NACK_CODES` and a colon.
     """
 
     station: str
@@ -542,6 +554,19 @@ class ConfigAck:
     running_version: int | None = None
     time: datetime | None = None
     contract: str = CONTRACT_VERSION
+
+
+NACK_CODES: tuple[str, ...] = (
+    "malformed",  # not JSON / not an envelope
+    "unsigned",  # no signature
+    "bad-signature",  # does not verify with the provisioned key
+    "contract",  # a contract major version the station does not speak
+    "scope",  # addressed to another station/cell, or on the wrong topic
+    "schema",  # body or resulting configuration invalid
+    "older",  # version not newer than the one running (or same version, other content)
+    "unsafe",  # would disable or blunt warnings
+    "apply",  # valid but could not be applied (disk, runtime); the old one stays
+)
 
 
 def encode_config_ack(ack: ConfigAck) -> bytes:

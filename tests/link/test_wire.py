@@ -112,10 +112,11 @@ def test_status_and_config_ack_round_trip() -> None:
         "online",
         T0,
         software="0.1.0",
-        config_version=3,
+        config_version="3",
         config_hash="ab",
         model_version="m1",
         health={"backlog": 4},
+        remote_config={"fleet": {"version": 2, "hash": "x"}},
     )
     assert wire.decode_status(wire.encode_status(st)) == st
     ack = wire.ConfigAck(
