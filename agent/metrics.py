@@ -1,0 +1,79 @@
+"""Prometheus metrics of one agent, served on a local port (prometheus-client).
+
+Each :class:`AgentMetrics` owns its own registry, so two agents in one process (tests, benches)
+do not collide. The runner counts polls, errors and QC flags as batches pass; buffer depth, bytes
+and the oldest unsynced age are refreshed from :class:`~agent.buffer.BufferStats`.
+"""
+
+from __future__ import annotations
+
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, start_http_server
+
+from agent.buffer import BufferStats
+
+
+class AgentMetrics:
+    """The agent's counters and gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._server: WSGIServer | None = None
+        r = self.registry
+        self.polls = Counter(
+            "roadside_polls", "Device polls (batches) processed", ["device"], registry=r
+        )
+        self.errors = Counter(
+            "roadside_poll_errors",
+            "Readings without a value, by driver status",
+            ["device", "status"],
+            registry=r,
+        )
+        self.readings = Counter("roadside_readings", "Readings processed", ["device"], registry=r)
+        self.flags = Counter("roadside_qc_flags", "QC flags given", ["channel", "flag"], registry=r)
+        self.events = Counter(
+            "roadside_warning_events", "Warning events raised", ["signal"], registry=r
+        )
+        self.buffer_unsynced = Gauge(
+            "roadside_buffer_unsynced_records", "Records waiting for the fleet", registry=r
+        )
+        self.buffer_rows = Gauge(
+            "roadside_buffer_records", "Records held in the buffer", registry=r
+        )
+        self.buffer_bytes = Gauge("roadside_buffer_bytes", "Bytes of the buffer in use", registry=r)
+        self.oldest_unsynced = Gauge(
+            "roadside_buffer_oldest_unsynced_age_seconds",
+            "Age of the oldest record not yet confirmed by the fleet",
+            registry=r,
+        )
+        self.last_seq = Gauge("roadside_buffer_last_seq", "Last sequence number", registry=r)
+        self.loop_lag = Gauge(
+            "roadside_loop_lag_seconds",
+            "How late the main loop ran against its schedule",
+            registry=r,
+        )
+        self.device_up = Gauge(
+            "roadside_device_up", "1 when the device's last poll succeeded", ["device"], registry=r
+        )
+        self.config = Info("roadside_config", "Configuration the agent runs", registry=r)
+
+    def buffer(self, stats: BufferStats) -> None:
+        """Refresh the buffer gauges."""
+        self.buffer_unsynced.set(stats.unsynced)
+        self.buffer_rows.set(stats.rows)
+        self.buffer_bytes.set(stats.bytes)
+        self.oldest_unsynced.set(stats.oldest_unsynced_age_s or 0.0)
+        self.last_seq.set(stats.last_seq)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Start the HTTP endpoint in a daemon thread (port 0: do nothing)."""
+        if port:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+
+    def close(self) -> None:
+        """Stop the HTTP endpoint if it runs."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
