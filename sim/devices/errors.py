@@ -1,0 +1,30 @@
+"""Errors raised by the simulated devices and the station that hosts them.
+
+    SimError (sim.errors)
+    └── SimDeviceError      anything the device simulator refuses or cannot do
+        ├── StationConfigError  the scenario's buses and devices do not fit together (names device)
+        ├── UnknownTargetError  inject/clear named a device or fault kind the station does not have
+        └── ControlError        a running simulator's control socket is unreachable or refused
+
+Bad bytes from a driver never raise: a slave that cannot parse a frame stays silent, as on a bus.
+"""
+
+from __future__ import annotations
+
+from sim.errors import SimError
+
+
+class SimDeviceError(SimError):
+    """Base of all device-simulator errors."""
+
+
+class StationConfigError(SimDeviceError):
+    """The scenario's buses and devices do not fit together."""
+
+
+class UnknownTargetError(SimDeviceError):
+    """A fault was aimed at a device or kind the station does not have."""
+
+
+class ControlError(SimDeviceError):
+    """The control socket of a running simulator cannot be reached or refused a command."""

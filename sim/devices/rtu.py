@@ -1,0 +1,122 @@
+"""A Modbus RTU multidrop bus: several slaves behind one pseudo-terminal, frames cut by silence.
+
+With pacing on, the bus keeps a wire timeline: bytes a driver writes occupy the line for their
+character time, a frame ends after 3.5 characters of silence, the addressed slave answers after
+its turnaround and its answer leaves at the character rate. A request that starts less than 3.5
+characters after the previous frame, or two requests written back to back, merge into one frame
+whose CRC fails, and nobody answers: as on a real bus. With pacing off, requests are cut by their
+function code's length and answered at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sim.devices import modbus
+from sim.devices.device import SimDevice
+from sim.devices.faults import answering_address, mangle, reply_delay_s, silenced
+from sim.devices.line import SerialLine
+from sim.spec import BusSpec
+
+UNPACED_GAP_S = 0.02  # without pacing, a frame of unknown length ends after this much silence
+
+
+class RtuBus(SerialLine):
+    """Modbus RTU slaves sharing one serial line."""
+
+    def __init__(
+        self,
+        spec: BusSpec,
+        devices: list[SimDevice],
+        link: Path,
+        now_s: Callable[[], float],
+        pacing: bool,
+    ) -> None:
+        super().__init__(spec, link, now_s, pacing)
+        self.slaves = {d.slave: d for d in devices}
+        self.counts = {"frames": 0, "bad_crc": 0, "merged": 0, "answered": 0, "ignored": 0}
+        self._buf = bytearray()
+        self._wire_end = 0.0  # when the last received byte finished crossing the wire
+        self._last_frame_end = -math.inf  # end of the last frame on the line (ours included)
+        self._after_silence = True
+        self._last_rx = 0.0
+
+    def on_reopen(self) -> None:
+        self._buf.clear()
+
+    def next_deadline(self) -> float:
+        if not self._buf:
+            return super().next_deadline()
+        if self.pacing:
+            return self._wire_end + self.silence_s
+        return self._last_rx + UNPACED_GAP_S
+
+    def on_bytes(self, data: bytes, now: float) -> None:
+        self._last_rx = now
+        if not self.pacing:
+            self._buf += data
+            return
+        start = max(now, self._wire_end)
+        if not self._buf:
+            self._after_silence = start - self._last_frame_end >= self.silence_s
+        self._wire_end = start + len(data) * self.char_s
+        self._buf += data
+
+    def on_idle(self, now: float) -> None:
+        if not self._buf:
+            return
+        if self.pacing:
+            if now >= self._wire_end + self.silence_s:
+                frame, merged = bytes(self._buf), not self._after_silence
+                self._buf.clear()
+                self._last_frame_end = self._wire_end
+                if merged:
+                    self.counts["merged"] += 1
+                else:
+                    self._handle(frame, self._wire_end + self.silence_s)
+            return
+        while self._buf:
+            n = modbus.request_length(bytes(self._buf))
+            if n is None or len(self._buf) < n:
+                break
+            frame = bytes(self._buf[:n])
+            del self._buf[:n]
+            self._handle(frame, now)
+        if self._buf and now - self._last_rx >= UNPACED_GAP_S:
+            frame = bytes(self._buf)
+            self._buf.clear()
+            self._handle(frame, now)
+
+    def _handle(self, frame: bytes, detected: float) -> None:
+        self.counts["frames"] += 1
+        if not modbus.crc_ok(frame):
+            self.counts["bad_crc"] += 1
+            return
+        address, pdu = frame[0], frame[1:-2]
+        t_s = self.now_s()
+        if address == 0:  # broadcast: writes are applied, nobody answers
+            for dev in self.slaves.values():
+                if pdu[:1] and pdu[0] in modbus.WRITES and not silenced(dev.frame_faults(t_s)):
+                    modbus.respond(dev, pdu, t_s, self.spec.baudrate)
+            return
+        target = self.slaves.get(address)
+        if target is None:
+            self.counts["ignored"] += 1
+            return
+        dev = target
+        faults = dev.frame_faults(t_s)
+        if silenced(faults):
+            return
+        reply = modbus.rtu_frame(
+            answering_address(address, faults), modbus.respond(dev, pdu, t_s, self.spec.baudrate)
+        )
+        if any(f.kind == "crc_error" for f in faults):
+            reply = reply[:-2] + bytes([reply[-2] ^ 0xA5, reply[-1] ^ 0x5A])
+        reply = mangle(reply, faults, dev.rng)
+        turnaround = self.turnaround_s if self.pacing else 0.0
+        end = self.send(reply, detected + turnaround + reply_delay_s(faults))
+        self.counts["answered"] += 1
+        self._last_frame_end = end if self.pacing else time.monotonic()
