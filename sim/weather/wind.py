@@ -15,8 +15,9 @@ Kinds (``wind_series(kind, ...)``):
 
 Turbulence is an Ornstein-Uhlenbeck process (integral time ``time_scale_s``) multiplying the mean
 by ``1 + TI x``; the turbulence intensity is ``turbulence`` or (``gust_factor`` - 1) / 3. The gust
-reported is the highest 3-s mean speed over the trailing ``gust_window_s``, and never below the
-instantaneous speed, so gust >= speed always.
+reported is the highest 3-s mean speed over the trailing ``gust_window_s`` (default 10 min, as
+in a synoptic report) and never below the instantaneous speed: so gust >= speed at every second,
+and gust >= the mean speed over the trailing window.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _COMMON: dict[str, float] = {
     "gust_factor": 1.5,
     "turbulence": -1.0,  # < 0: derive from gust_factor
     "time_scale_s": 20.0,
-    "gust_window_s": 60.0,
+    "gust_window_s": 600.0,
     "direction_deg": 135.0,
     "wander_deg": 15.0,
     "wander_time_s": 300.0,
@@ -55,12 +56,12 @@ WIND_PARAMS: dict[str, dict[str, float]] = {
     },
     "typhoon": {
         **_COMMON,
-        "max_ms": 40.0,
-        "rmax_km": 40.0,
+        "max_ms": 38.0,
+        "rmax_km": 30.0,
         "holland_b": 1.5,
-        "offset_km": 60.0,
+        "offset_km": 40.0,
         "centre_min": 360.0,
-        "translation_ms": 5.0,
+        "translation_ms": 7.0,
         "inflow_deg": 20.0,
         "gust_factor": 1.4,
         "wander_deg": 5.0,
@@ -149,7 +150,7 @@ def wind_series(
     speed = np.maximum(mean * (1.0 + ti * _ou(n, rng, p["time_scale_s"])), 0.0)
     wander = p["wander_deg"] * _ou(n, rng, p["wander_time_s"])
     # Direction fluctuates faster in light wind; turbulence adds a few degrees of jitter.
-    jitter = np.degrees(ti) * 2.0 * _ou(n, rng, p["time_scale_s"])
+    jitter = np.degrees(ti) * _ou(n, rng, p["time_scale_s"])
     direction = np.mod(mean_dir + wander + jitter, 360.0)
     return WindSeries(
         speed=speed, direction=direction, gust=gust_from_speed(speed, p["gust_window_s"])
