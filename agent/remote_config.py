@@ -1,0 +1,404 @@
+"""The station side of signed configuration: check, apply atomically, persist, answer.
+
+The fleet publishes documents retained on three topics (fleet-wide, the station's grid cell, the
+station itself); each is a :mod:`roadside.signing` envelope around::
+
+    {"c": "1.0", "scope": "fleet"|"grid"|"station", "target": ""|cell|station id,
+     "version": 3, "issued": "2026-07-21T12:00:00+00:00", "body": {"warnings": {...}, ...}}
+
+A document's body overlays sections (:data:`REMOTE_SECTIONS`) of the local station file; the
+effective configuration is local < fleet < grid < station, merged key by key. A document is
+applied only when all of these hold, checked in this order (the nack reason starts with the code):
+
+1. ``malformed``/``unsigned``/``bad-signature``: it is an envelope whose Ed25519 signature verifies
+   with the public key from provisioning;
+2. ``contract``/``scope``/``schema``: it speaks a contract major we speak, is addressed to this
+   station or its cell on the topic it came on, and has a valid version, time and body;
+3. ``older``: its version is newer than the one running for that scope (the same version with the
+   same hash is acknowledged again without re-applying: retained documents come back on reconnect);
+4. ``schema``: the resulting station configuration validates
+   (:func:`agent.config.config_from_dict`);
+5. ``unsafe``: its warning rules still warn (:func:`agent.warnings.check_thresholds_safe` when
+   present, and always the basic checks of :func:`basic_warning_safety`).
+
+Then the new state is written to ``state_path`` atomically (temporary file, fsync, rename, fsync of
+the directory), handed to ``apply``, and acknowledged with version and hash. If ``apply`` fails
+the previous state file is restored and the answer is a nack ``apply: ...``. A bad document never
+replaces a good one. At start the persisted documents are verified again; any that no longer
+verify are dropped with an error in the log (the station falls back to the broader scopes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import json
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agent.config import StationConfig, config_from_dict
+from agent.errors import AgentError, ConfigError
+from roadside import signing, wire
+from roadside.clock import Clock
+
+log = logging.getLogger(__name__)
+
+REMOTE_SECTIONS: tuple[str, ...] = ("qc", "derived", "warnings", "sampling")
+"""Sections of the station configuration a document may set (same list as the fleet's)."""
+SCOPE_ORDER: tuple[str, ...] = ("fleet", "grid", "station")
+"""Broadest first: later scopes override earlier ones."""
+
+ApplyFn = Callable[[StationConfig], None]
+AckFn = Callable[[wire.ConfigAck], None]
+
+
+class Refused(AgentError):
+    """A configuration document was refused; ``code`` is one of :data:`roadside.wire.NACK_CODES`."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A document this station runs for one scope."""
+
+    scope: str  # scope key: fleet | grid:<cell> | station:<id>
+    version: int
+    hash: str
+    doc: dict[str, Any]
+    envelope: dict[str, Any]
+
+
+def scope_key(kind: str, target: str) -> str:
+    """``fleet``, ``grid:<cell>`` or ``station:<id>`` (the fleet store's names)."""
+    return "fleet" if kind == "fleet" else f"{kind}:{target}"
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on top, recursing into nested objects (neither is changed)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def basic_warning_safety(warnings: dict[str, Any]) -> str | None:
+    """The first reason a warnings section cannot be trusted to warn, or None.
+
+    Refuses: ``enabled = false`` (or ``disabled = true``) anywhere, numbers that are not finite or
+    negative (a threshold of infinity never fires), and tables or lists of rules emptied out.
+    """
+    return _unsafe(warnings, "warnings")
+
+
+def _unsafe(value: Any, where: str) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            return f"{where} = {value} is not a usable threshold (expected a finite number >= 0)"
+        return None
+    if isinstance(value, dict | list) and not value and where != "warnings":
+        return f"{where} is empty: it would leave no rule to warn with"
+    if isinstance(value, list):
+        return next((r for i, v in enumerate(value) if (r := _unsafe(v, f"{where}[{i}]"))), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if (key, item) in (("enabled", False), ("disabled", True)):
+                return f"{where}.{key} = {str(item).lower()} would switch warnings off"
+            reason = _unsafe(item, f"{where}.{key}")
+            if reason:
+                return reason
+    return None
+
+
+def warning_safety(warnings: dict[str, Any]) -> str | None:
+    """Why ``warnings`` is unsafe (the QC helper's rules first, then the basic ones), or None."""
+    try:
+        rules: Any = importlib.import_module("agent.warnings")
+    except ImportError:
+        rules = None
+    check = getattr(rules, "check_thresholds_safe", None)
+    if check is not None:
+        try:
+            result = check(warnings)
+        except Exception as exc:  # the rule module says why in its own exception
+            return str(exc) or type(exc).__name__
+        if result is False:
+            return "warning thresholds fail the safety check"
+        if isinstance(result, str) and result:
+            return result
+        if isinstance(result, list | tuple) and result:
+            return "; ".join(str(r) for r in result)
+    return basic_warning_safety(warnings)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so a crash leaves either the old or the new file whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class RemoteConfig:
+    """Receives configuration documents for one station (see the module docstring)."""
+
+    def __init__(
+        self,
+        station: str,
+        base: dict[str, Any],
+        public_key: Ed25519PublicKey,
+        state_path: Path,
+        clock: Clock,
+        *,
+        grid_cell: str | None = None,
+        apply: ApplyFn | None = None,
+        publish_ack: AckFn | None = None,
+        source: str = "station configuration",
+        base_dir: Path | None = None,
+    ) -> None:
+        self.station = wire.check_id(station)
+        self.grid_cell = grid_cell
+        self.base = base
+        self.public_key = public_key
+        self.state_path = Path(state_path)
+        self.clock = clock
+        self.apply_fn = apply
+        self.publish_ack = publish_ack
+        self.source = source
+        self.base_dir = base_dir
+        self.running: dict[str, Applied] = {}
+        self.acks: list[wire.ConfigAck] = []  # every answer given, newest last
+        self._load()
+        self.config = self._effective(self.running)
+
+    # -- public ----------------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: wire.Payload) -> wire.ConfigAck | None:
+        """Process one message from a config topic; publish and return the answer.
+
+        Returns None (and answers nothing) for a cleared retained topic or a grid cell that is
+        not this station's.
+        """
+        try:
+            where = wire.parse_topic(topic)
+        except wire.WireError as exc:
+            log.warning("config on unexpected topic ignored: %s", exc)
+            return None
+        if where.kind != "config" or where.direction != "down" or not payload:
+            return None
+        if where.scope == "grid" and where.target != self.grid_cell:
+            return None
+        if where.scope == "st" and where.target != self.station:
+            return None
+        topic_scope = scope_key("station" if where.scope == "st" else where.scope, where.target)
+        ack = self._answer(topic_scope, bytes(payload))
+        self.acks.append(ack)
+        level = logging.INFO if ack.ok else logging.WARNING
+        log.log(level, "config %s v%s: %s", ack.scope, ack.version, ack.reason or "applied")
+        if self.publish_ack is not None:
+            self.publish_ack(ack)
+        return ack
+
+    def versions(self) -> dict[str, dict[str, Any]]:
+        """Per scope key, the running document's version and hash (for the status message)."""
+        return {k: {"version": a.version, "hash": a.hash} for k, a in self.running.items()}
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def _answer(self, topic_scope: str, payload: bytes) -> wire.ConfigAck:
+        claimed: dict[str, Any] = {}
+        try:
+            try:
+                envelope = signing.decode_envelope(payload)
+            except signing.SignatureError as exc:
+                raise Refused("malformed", str(exc)) from None
+            if isinstance(envelope, dict) and isinstance(envelope.get("doc"), dict):
+                claimed = envelope["doc"]
+            doc = self._verify(envelope)
+            applied = self._check(doc, envelope, topic_scope)
+            current = self.running.get(applied.scope)
+            if current is not None and current.hash == applied.hash:
+                return self._ack(applied, ok=True, reason="")  # already running it
+            self._apply(applied)
+            return self._ack(applied, ok=True, reason="")
+        except Refused as exc:
+            version = claimed.get("version")
+            running = self.running.get(topic_scope)
+            try:
+                digest = signing.document_hash(claimed) if claimed else ""
+            except signing.SignatureError:
+                digest = ""
+            return wire.ConfigAck(
+                station=self.station,
+                ok=False,
+                scope=topic_scope,
+                version=version if isinstance(version, int) else None,
+                hash=digest,
+                reason=str(exc),
+                running_version=running.version if running else None,
+                time=self.clock.now(),
+            )
+
+    def _ack(self, applied: Applied, *, ok: bool, reason: str) -> wire.ConfigAck:
+        running = self.running.get(applied.scope)
+        return wire.ConfigAck(
+            station=self.station,
+            ok=ok,
+            scope=applied.scope,
+            version=applied.version,
+            hash=applied.hash,
+            reason=reason,
+            running_version=running.version if running else None,
+            time=self.clock.now(),
+        )
+
+    def _verify(self, envelope: Any) -> dict[str, Any]:
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("doc"), dict):
+            raise Refused("malformed", "not a signed document (expected {doc, sig, key})")
+        try:
+            return signing.verify(envelope, self.public_key)
+        except signing.SignatureError as exc:
+            code = "unsigned" if "unsigned" in str(exc) else "bad-signature"
+            raise Refused(code, str(exc)) from None
+
+    def _check(self, doc: dict[str, Any], envelope: dict[str, Any], topic_scope: str) -> Applied:
+        try:
+            wire.check_contract(str(doc.get("c", "")))
+        except wire.ContractVersionError as exc:
+            raise Refused("contract", str(exc)) from None
+        except wire.WireError as exc:
+            raise Refused("schema", f"field c: {exc}") from None
+        kind, target = doc.get("scope"), doc.get("target", "")
+        if kind not in SCOPE_ORDER or not isinstance(target, str):
+            raise Refused("schema", f"field scope: {kind!r} is not one of fleet, grid, station")
+        key = scope_key(kind, target)
+        if key != topic_scope:
+            raise Refused("scope", f"document for {key} arrived on the topic of {topic_scope}")
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise Refused("schema", f"field version: {version!r} (expected an integer >= 1)")
+        try:
+            datetime.fromisoformat(str(doc.get("issued")))
+        except ValueError:
+            raise Refused("schema", f"field issued: {doc.get('issued')!r} is not a time") from None
+        body = doc.get("body")
+        if not isinstance(body, dict) or not body:
+            raise Refused("schema", "field body: expected a non-empty object")
+        for name, section in body.items():
+            if name not in REMOTE_SECTIONS:
+                raise Refused(
+                    "schema",
+                    f"field body.{name}: cannot be set remotely "
+                    f"(one of {', '.join(REMOTE_SECTIONS)})",
+                )
+            if not isinstance(section, dict):
+                raise Refused("schema", f"field body.{name}: expected an object")
+        applied = Applied(key, version, signing.document_hash(doc), doc, envelope)
+        current = self.running.get(key)
+        if current is not None:
+            if version < current.version:
+                raise Refused(
+                    "older", f"version {version} is older than running version {current.version}"
+                )
+            if version == current.version and applied.hash != current.hash:
+                raise Refused(
+                    "older", f"version {version} is already running with different content"
+                )
+        return applied
+
+    def _effective(self, running: dict[str, Applied]) -> StationConfig:
+        merged = copy.deepcopy(self.base)
+        ordered = sorted(running.values(), key=lambda a: SCOPE_ORDER.index(a.doc["scope"]))
+        for applied in ordered:
+            for name, section in applied.doc["body"].items():
+                merged[name] = deep_merge(merged.get(name) or {}, section)
+        return config_from_dict(merged, self.source, base_dir=self.base_dir)
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def _apply(self, applied: Applied) -> None:
+        candidate = {**self.running, applied.scope: applied}
+        try:
+            cfg = self._effective(candidate)
+        except ConfigError as exc:
+            raise Refused("schema", str(exc)) from None
+        reason = warning_safety(cfg.warnings)
+        if reason:
+            raise Refused("unsafe", reason)
+        previous = self._state_bytes(self.running)
+        try:
+            write_atomically(self.state_path, self._state_bytes(candidate))
+        except OSError as exc:
+            raise Refused("apply", f"{self.state_path}: {exc}") from None
+        if self.apply_fn is not None:
+            try:
+                self.apply_fn(cfg)
+            except Exception as exc:
+                with contextlib.suppress(OSError):
+                    write_atomically(self.state_path, previous)
+                raise Refused("apply", f"{type(exc).__name__}: {exc}") from None
+        self.running = candidate
+        self.config = cfg
+
+    @staticmethod
+    def _state_bytes(running: dict[str, Applied]) -> bytes:
+        docs = {k: a.envelope for k, a in sorted(running.items())}
+        return json.dumps({"documents": docs}, indent=1, sort_keys=True).encode()
+
+    def _load(self) -> None:
+        """Read persisted documents, keeping only those that still verify and check out."""
+        if not self.state_path.exists():
+            return
+        try:
+            state = json.loads(self.state_path.read_bytes())
+            docs = state["documents"]
+            if not isinstance(docs, dict):
+                raise TypeError("documents is not an object")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "%s: unreadable remote configuration state (%s); ignored", self.state_path, exc
+            )
+            return
+        mine = {"fleet", scope_key("station", self.station)}
+        if self.grid_cell:
+            mine.add(scope_key("grid", self.grid_cell))
+        for key, envelope in docs.items():
+            if key not in mine:
+                log.error(
+                    "%s: persisted document %s is not for this station; dropped",
+                    self.state_path,
+                    key,
+                )
+                continue
+            try:
+                doc = self._verify(envelope)
+                applied = self._check(doc, envelope, key)
+                self._effective({**self.running, key: applied})
+            except (Refused, ConfigError) as exc:
+                log.error("%s: persisted document %s dropped: %s", self.state_path, key, exc)
+                continue
+            self.running[key] = applied
