@@ -1,9 +1,9 @@
 """Errors raised by the drivers package.
 
-    DriverError                 anything a driver refuses or cannot do
-    ├── ProfileError            a profile file is missing, unknown or malformed (names file and field)
-    ├── PortError               a port is missing, vanished or not permitted (names the port)
-    └── DeviceError             a device answered badly or not at all; carries a DriverStatus
+    DriverError         anything a driver refuses or cannot do
+    ├── ProfileError    a profile file is missing, unknown or malformed (names file and field)
+    ├── PortError       a port is missing, vanished or not permitted (names the port; ``reason``)
+    └── DeviceError     a device answered badly or not at all; carries a DriverStatus
 
 A user's mistake (bad profile, missing port) is reported as one line from the message; a device's
 bad bytes become a reading status, never an exception out of the poller.
@@ -23,7 +23,15 @@ class ProfileError(DriverError):
 
 
 class PortError(DriverError):
-    """A serial port or TCP endpoint cannot be opened or vanished."""
+    """A serial port or TCP endpoint cannot be opened or vanished.
+
+    ``reason`` is one of ``missing``, ``permission``, ``unusable`` (opens but is not a port,
+    refused connection, ...) or ``config`` (devices on one port disagree on its settings).
+    """
+
+    def __init__(self, message: str, reason: str = "unusable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DeviceError(DriverError):

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from drivers.errors import ProfileError
 
-DataType = Literal["uint16", "int16", "uint32", "int32", "float32"]
-Table = Literal["input", "holding"]
-WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2}
+DataType = Literal["uint16", "int16", "uint32", "int32", "float32", "bool"]
+Table = Literal["input", "holding", "coil", "discrete"]  # FC04, FC03, FC01, FC02
+BIT_TABLES = ("coil", "discrete")
+WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2, "bool": 1}
 
 
 class _Strict(BaseModel):
@@ -37,12 +38,12 @@ class DeviceInfo(_Strict):
 
 
 class SerialDefaults(_Strict):
-    baudrate: int = Field(9600, gt=0)
+    baudrate: int = Field(default=9600, gt=0)
     bytesize: Literal[7, 8] = 8
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
-    default_slave: int = Field(1, ge=0, le=247)
-    timeout_s: float = Field(0.5, gt=0)
+    default_slave: int = Field(default=1, ge=0, le=247)
+    timeout_s: float = Field(default=0.5, gt=0)
 
 
 class Counter(_Strict):
@@ -66,8 +67,24 @@ class RegisterField(_Strict):
     counter: Counter | None = None
     writable: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bits_default_to_bool(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("table") in BIT_TABLES and "type" not in data:
+            return {**data, "type": "bool"}
+        return data
+
+    @model_validator(mode="after")
+    def _check_table(self) -> RegisterField:
+        if (self.table in BIT_TABLES) != (self.type == "bool"):
+            raise ValueError(f"{self.name!r}: type 'bool' goes with table 'coil' or 'discrete'")
+        if self.writable and self.table not in ("holding", "coil"):
+            raise ValueError(f"{self.name!r}: only holding registers and coils are writable")
+        return self
+
     @property
     def words(self) -> int:
+        """Registers (or bits, for coils and discrete inputs) the value occupies."""
         return WORDS[self.type]
 
 
@@ -103,7 +120,9 @@ class Profile(_Strict):
         for c in self.channels:
             if ascii_kind != isinstance(c, AsciiField):
                 want = "'field'" if ascii_kind else "'register'"
-                raise ValueError(f"channel {c.name!r}: a {self.device.protocol} channel needs {want}")
+                raise ValueError(
+                    f"channel {c.name!r}: a {self.device.protocol} channel needs {want}"
+                )
         return self
 
     @property

@@ -1,0 +1,345 @@
+"""Modbus RTU and TCP devices through pymodbus.
+
+:class:`ModbusLink` owns one port (an RS-485 bus or a TCP endpoint) and its pymodbus client;
+:class:`ModbusDriver` polls one slave on it in planned blocks. pymodbus's clients are used as they
+are, with two refinements for a shared bus: the serial client reads a reply by its expected
+length (instead of sleeping until the line has been quiet) and keeps the 3.5-character silence
+before each request; and the bytes that arrived are recorded so an unanswered request is
+diagnosed (CRC error, wrong slave, truncated, garbage) rather than reported only as a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from drivers.diagnose import Diagnosis, diagnose_rtu, diagnose_tcp
+from drivers.errors import DeviceError, PortError, ProfileError
+from drivers.ports import char_time, identity, is_tcp, open_serial, silence_time, tcp_address
+from drivers.profile import Profile, RegisterField, SerialDefaults
+from drivers.registers import DEFAULT_MAX_GAP, Block, decode_field, encode_value, plan_blocks
+from drivers.samples import Sample, failed
+from roadside.records import DriverStatus
+
+# Our drivers report every failure as a reading status; pymodbus's own log lines would repeat them.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "slave device failure",
+    5: "acknowledge",
+    6: "slave device busy",
+    10: "gateway path unavailable",
+    11: "gateway target failed to respond",
+}
+
+
+def reply_length(function_code: int, count: int) -> int:
+    """Bytes of a normal RTU reply to a request (address, PDU, CRC)."""
+    if function_code in (1, 2):
+        return 5 + math.ceil(count / 8)
+    if function_code in (3, 4):
+        return 5 + 2 * count
+    return 8
+
+
+class _RtuClient(ModbusSerialClient):
+    """pymodbus's serial client, reading replies by their expected length on a shared bus."""
+
+    def __init__(self, port: str, settings: SerialDefaults, timeout_s: float) -> None:
+        super().__init__(
+            port,
+            baudrate=settings.baudrate,
+            bytesize=settings.bytesize,
+            parity=settings.parity,
+            stopbits=settings.stopbits,
+            timeout=timeout_s,
+            retries=0,
+        )
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.expect = 8
+        self.rx = bytearray()
+        self.open_error: PortError | None = None
+        self.opened_rdev: int | None = None
+        self._silence = silence_time(settings)
+        self._char = char_time(settings)
+        # once part of a reply is in, a quiet line this long means the device has finished
+        self._settle = max(10 * char_time(settings), 0.02)
+        self._deadline = 0.0
+        self._last_rx = 0.0
+
+    def connect(self) -> bool:
+        if self.socket:
+            return True
+        try:
+            self.socket = open_serial(self.comm_params.host or "", self.settings, self.timeout_s)
+        except PortError as exc:
+            self.open_error = exc
+            return False
+        self.socket.inter_byte_timeout = self.inter_byte_timeout or None
+        self.opened_rdev = identity(self.comm_params.host or "")
+        self.open_error = None
+        return True
+
+    def send(self, request: bytes, addr: tuple | None = None) -> int:
+        wait = self._last_rx + self._silence - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.rx.clear()
+        self._deadline = time.monotonic() + self.timeout_s
+        return super().send(request, addr)
+
+    def recv(self, size: int | None) -> bytes:
+        """Wait for a reply to start, then take it by its expected length.
+
+        pyserial's POSIX read ignores inter-byte timeouts, so after the first byte the read is
+        bounded by the wire time of the bytes still expected plus a settling margin; a reply cut
+        short therefore costs a few milliseconds, not the whole timeout.
+        """
+        if size is not None or self.socket is None:
+            return super().recv(size)
+        port = self.socket
+        try:
+            data = b""
+            if not self.rx:
+                if (remaining := self._deadline - time.monotonic()) <= 0:
+                    return b""
+                port.timeout = remaining
+                if not (data := port.read(1)):
+                    return b""
+                port.timeout = self._char + self._settle
+                data += port.read(1)  # the function code tells an exception reply (5 bytes)
+            expect = 5 if len(data) == 2 and data[1] & 0x80 else self.expect
+            want = expect - len(self.rx) - len(data)
+            wire = want * self._char if want > 0 else 0.0
+            port.timeout = max(min(self._deadline - time.monotonic(), wire + self._settle), 0.0)
+            data += port.read(max(want, port.in_waiting, 1))
+            if port.in_waiting:
+                data += port.read(port.in_waiting)
+        except OSError:
+            self.close()
+            raise ConnectionException(f"{self.comm_params.host}: read failed") from None
+        if data:
+            self.rx += data
+            self._last_rx = time.monotonic()
+        return data
+
+
+class _TcpClient(ModbusTcpClient):
+    """pymodbus's TCP client, keeping the bytes of the current transaction for diagnosis."""
+
+    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+        super().__init__(host, port=port, timeout=timeout_s, retries=0)
+        self.rx = bytearray()
+        self.expect = 0
+        self.open_error: PortError | None = None
+
+    def connect(self) -> bool:
+        ok = bool(super().connect())
+        where = f"tcp://{self.comm_params.host}:{self.comm_params.port}"
+        self.open_error = None if ok else PortError(f"{where}: connection refused or unreachable")
+        return ok
+
+    def send(self, request: bytes, addr: tuple | None = None) -> int:
+        self.rx.clear()
+        return super().send(request, addr)
+
+    def recv(self, size: int | None) -> bytes:
+        data = super().recv(size)
+        self.rx += data
+        return data
+
+
+class ModbusLink:
+    """One Modbus port shared by all slaves on it: an RTU bus or a TCP endpoint."""
+
+    def __init__(self, port: str, settings: SerialDefaults, timeout_s: float | None = None) -> None:
+        self.port = port
+        self.timeout_s = timeout_s or settings.timeout_s
+        self.client: _RtuClient | _TcpClient
+        if is_tcp(port):
+            host, number = tcp_address(port)
+            self.client = _TcpClient(host, number, self.timeout_s)
+        else:
+            self.client = _RtuClient(port, settings, self.timeout_s)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def read(self, slave: int, block: Block) -> list[int]:
+        """Registers (or bits) of one block; raises :class:`DeviceError` with the status."""
+        c = self.client
+        call: dict[int, Callable[..., ModbusPDU]] = {
+            1: c.read_coils,
+            2: c.read_discrete_inputs,
+            3: c.read_holding_registers,
+            4: c.read_input_registers,
+        }
+        fc = block.function_code
+        pdu = self._execute(
+            slave,
+            fc,
+            reply_length(fc, block.count),
+            lambda: call[fc](block.start, count=block.count, device_id=slave),
+        )
+        values = list(pdu.bits[: block.count]) if fc in (1, 2) else list(pdu.registers)
+        if len(values) != block.count:
+            raise DeviceError(
+                DriverStatus.BAD_FRAME, f"asked {block.count} values, got {len(values)}"
+            )
+        return [int(v) for v in values]
+
+    def write(self, slave: int, field: RegisterField, values: Sequence[int]) -> None:
+        """Write a holding register (FC06/FC16) or a coil (FC05)."""
+        c = self.client
+        if field.table == "coil":
+            self._execute(
+                slave, 5, 8, lambda: c.write_coil(field.address, bool(values[0]), device_id=slave)
+            )
+        elif len(values) == 1:
+            self._execute(
+                slave, 6, 8, lambda: c.write_register(field.address, values[0], device_id=slave)
+            )
+        else:
+            self._execute(
+                slave,
+                16,
+                8,
+                lambda: c.write_registers(field.address, list(values), device_id=slave),
+            )
+
+    def _execute(
+        self, slave: int, fc: int, expect: int, call: Callable[[], ModbusPDU]
+    ) -> ModbusPDU:
+        c = self.client
+        if not c.connect():
+            reason = str(c.open_error) if c.open_error else f"{self.port}: cannot open"
+            raise DeviceError(DriverStatus.PORT_UNAVAILABLE, reason)
+        c.expect = expect
+        try:
+            pdu = call()
+        except ConnectionException:
+            c.close()
+            raise DeviceError(
+                DriverStatus.PORT_UNAVAILABLE, f"{self.port}: connection lost"
+            ) from None
+        except ModbusException:
+            pdu = self._recover(slave, fc)
+        except Exception as exc:  # pymodbus may raise struct/index errors on malformed replies
+            raise DeviceError(DriverStatus.BAD_FRAME, f"undecodable reply: {exc}") from None
+        if pdu.isError():
+            code = getattr(pdu, "exception_code", 0)
+            name = EXCEPTION_NAMES.get(code, "unknown")
+            raise DeviceError(
+                DriverStatus.EXCEPTION, f"slave {slave} answered exception {code} ({name})"
+            )
+        return pdu
+
+    def _recover(self, slave: int, fc: int) -> ModbusPDU:
+        """Find out what went wrong with an unanswered request; recover the reply if it came."""
+        c = self.client
+        diag: Diagnosis
+        if isinstance(c, _TcpClient):
+            tid = c.ctx.request_transaction_id if hasattr(c, "ctx") else None
+            diag = diagnose_tcp(bytes(c.rx), slave, fc, tid, self.timeout_s)
+        else:
+            diag = diagnose_rtu(bytes(c.rx), slave, fc, self.timeout_s)
+            if diag.pdu is None:
+                self._check_port_still_there()
+        if diag.pdu is None:
+            raise DeviceError(diag.status, diag.detail)
+        try:
+            pdu = c.framer.decoder.decode(diag.pdu)
+        except Exception as exc:
+            raise DeviceError(DriverStatus.BAD_FRAME, f"undecodable reply: {exc}") from None
+        if pdu is None:
+            raise DeviceError(DriverStatus.BAD_FRAME, "undecodable reply")
+        return pdu
+
+    def _check_port_still_there(self) -> None:
+        """A serial path that vanished or now leads elsewhere means the port is gone: reopen."""
+        c = self.client
+        if not isinstance(c, _RtuClient) or not c.connected:
+            return
+        now = identity(self.port)
+        if now != c.opened_rdev:
+            c.close()
+            what = "vanished" if now is None else "was replaced"
+            raise DeviceError(DriverStatus.PORT_UNAVAILABLE, f"{self.port}: port {what}")
+
+
+class ModbusDriver:
+    """One Modbus slave: polls its profile's channels in as few requests as possible."""
+
+    def __init__(
+        self,
+        link: ModbusLink,
+        profile: Profile,
+        slave: int,
+        channels: Sequence[RegisterField],
+        *,
+        max_gap: int = DEFAULT_MAX_GAP,
+    ) -> None:
+        self.link = link
+        self.profile = profile
+        self.slave = slave
+        self.fields = list(channels)
+        self.channels = tuple(f.name for f in self.fields)
+        self.blocks = plan_blocks(self.fields, max_gap=max_gap)
+
+    def poll(self) -> list[Sample]:
+        out: list[Sample] = []
+        for i, block in enumerate(self.blocks):
+            try:
+                registers = self.link.read(self.slave, block)
+            except DeviceError as exc:
+                if (
+                    block.has_gaps
+                    and exc.status is DriverStatus.EXCEPTION
+                    and "exception 2 " in exc.detail
+                ):
+                    # the device refuses reads across its unmapped registers: stop merging over gaps
+                    self.blocks = plan_blocks(self.fields, max_gap=0)
+                    return self.poll()
+                out += failed((f.name for f in block.fields), exc.status, exc.detail)
+                if exc.status in (DriverStatus.TIMEOUT, DriverStatus.PORT_UNAVAILABLE):
+                    rest = [f.name for b in self.blocks[i + 1 :] for f in b.fields]
+                    out += failed(rest, exc.status, f"not asked after: {exc.detail}")
+                    break
+                continue
+            out += [self._sample(block, f, registers) for f in block.fields]
+        return out
+
+    @staticmethod
+    def _sample(block: Block, f: RegisterField, registers: list[int]) -> Sample:
+        regs = block.registers_of(f, registers)
+        try:
+            raw = decode_field(f, regs)
+        except ValueError as exc:
+            return Sample(f.name, None, None, DriverStatus.BAD_FRAME, str(exc))
+        return Sample(f.name, raw, float(raw))
+
+    def write(self, setting: str, value: float) -> None:
+        field = next((s for s in self.profile.settings if s.name == setting), None)
+        if field is None or not field.writable:
+            known = ", ".join(s.name for s in self.profile.settings if s.writable) or "none"
+            raise ProfileError(
+                f"{self.profile.path}: no writable setting {setting!r} (writable: {known})"
+            )
+        try:
+            values = encode_value(field, value)
+        except ValueError as exc:
+            raise ProfileError(f"{self.profile.path}: {exc}") from None
+        self.link.write(self.slave, field, values)
+
+    def skipped(self) -> dict[str, int]:
+        return {}
