@@ -59,9 +59,13 @@ Schema (every table and key is checked; an unknown key, a wrong type or a dangli
     kind = "stuck"                   # one of sim.spec.FAULT_KINDS
     start_min = 30                   # >= 0 and before the scenario ends
     duration_min = 5                 # optional (default: until the end or cleared)
-    params = { }                     # optional table of numbers, strings or booleans
+    params = { channel = "rain_total" }  # optional; by kind (see sim.devices.faults):
+                                     # stuck: channel; spike: channel, magnitude, probability;
+                                     # drift: channel, rate_per_h; slow_answer: delay_s;
+                                     # wrong_slave: address; garbage: length;
+                                     # counter_reset: start_mm; ASCII devices also status, invalid
 
-``counter_reset`` needs a device with a counter channel, ``wrong_slave`` a Modbus device.
+``counter_reset`` needs a device with a counter channel; ``channel`` must be one of the profile's.
 """
 
 from __future__ import annotations
@@ -398,25 +402,66 @@ def _fault(
         table.fail(
             "kind", f"counter_reset needs a counter channel; {profile.device.model!r} has none"
         )
-    if kind == "wrong_slave" and buses[spec.bus].kind == "ascii":
-        table.fail("kind", f"wrong_slave needs a Modbus device; {device!r} is on an ascii bus")
     start = table.get("start_min", float, 0.0, _range(0.0))
     if start >= scenario_min:
         table.fail(
             "start_min", f"starts at {start:g} min, after the scenario's {scenario_min:g} min"
         )
     duration = table.get("duration_min", float, None, _range(0.0, lo_open=True))
-    params_table = table.sub("params", {})
-    for key, _value in params_table.data.items():
-        params_table.get(key, (int, float, str, bool))
+    params = _fault_params(table.sub("params", {}), kind, profile, buses[spec.bus])
     table.done()
     return FaultSpec(
         device=device,
         kind=kind,
         start_s=start * 60.0,
         duration_s=None if duration is None else duration * 60.0,
-        params=dict(params_table.data),
+        params=params,
     )
+
+
+# Fault parameters the simulated devices understand (sim.devices.faults), by kind.
+_VALUE_PARAMS = {"channel": str}
+FAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "stuck": _VALUE_PARAMS,
+    "spike": {**_VALUE_PARAMS, "magnitude": float, "probability": float},
+    "drift": {**_VALUE_PARAMS, "rate_per_h": float},
+    "slow_answer": {"delay_s": float},
+    "wrong_slave": {"address": (int, str)},
+    "garbage": {"length": int},
+    "counter_reset": {"start_mm": float},
+}
+_ASCII_PARAMS = {"status": str, "invalid": bool}  # any kind, ASCII devices: self-reported fault
+_PARAM_CHECKS: dict[str, Any] = {
+    "probability": _range(0.0, 1.0),
+    "delay_s": _range(0.0, 60.0),
+    "length": _range(1.0, 4096.0),
+    "start_mm": _range(0.0),
+}
+
+
+def _fault_params(table: _Table, kind: str, profile: Profile, bus: BusSpec) -> dict[str, Any]:
+    allowed = dict(FAULT_PARAMS.get(kind, {}))
+    if bus.kind == "ascii":
+        allowed.update(_ASCII_PARAMS)
+    params: dict[str, Any] = {}
+    for key in table.data:
+        if key not in allowed:
+            continue
+        params[key] = table.get(key, allowed[key], check=_PARAM_CHECKS.get(key))
+    if "channel" in params:
+        channels = [c.name for c in profile.channels]
+        if params["channel"] not in channels:
+            table.fail(
+                "channel",
+                f"{profile.device.model!r} has no channel {params['channel']!r} "
+                f"(channels: {', '.join(channels)})",
+            )
+    if kind == "wrong_slave" and bus.kind != "ascii" and "address" in params:
+        address = params["address"]
+        if not isinstance(address, int) or not 0 <= address <= 247:
+            table.fail("address", f"a Modbus address is an integer 0..247, got {address!r}")
+    table.done(set(allowed))
+    return params
 
 
 def parse_scenario(

@@ -173,10 +173,21 @@ def test_faults_must_suit_the_device(tmp_path: Path) -> None:
     assert _error(tmp_path, text).startswith(
         "faults[0].kind: counter_reset needs a counter channel"
     )
-    text = BASE.replace('device = "rain"\nkind = "stuck"', 'device = "wind"\nkind = "wrong_slave"')
-    assert _error(tmp_path, text).startswith("faults[0].kind: wrong_slave needs a Modbus device")
-    text = BASE.replace("duration_min = 5", "duration_min = 5\nparams = { magnitude = [1, 2] }")
-    assert _error(tmp_path, text).startswith("faults[0].params.magnitude: expected")
+    stuck = 'device = "rain"\nkind = "stuck"'
+    text = BASE.replace(stuck, 'device = "rain"\nkind = "spike"\nparams = { magnitude = [1, 2] }')
+    assert _error(tmp_path, text).startswith("faults[0].params.magnitude: expected a number")
+    text = BASE.replace(stuck, stuck + "\nparams = { delay_s = 1.0 }")
+    assert _error(tmp_path, text).startswith("faults[0].params.delay_s: unknown key")
+    text = BASE.replace(stuck, stuck + '\nparams = { channel = "wind_speed" }')
+    assert _error(tmp_path, text).startswith(
+        "faults[0].params.channel: 'dfrobot-sen0575' has no channel 'wind_speed'"
+    )
+    text = BASE.replace(stuck, 'device = "level"\nkind = "wrong_slave"\nparams = { address = "R" }')
+    assert _error(tmp_path, text).startswith("faults[0].params.address: a Modbus address")
+    text = BASE.replace(stuck, 'device = "wind"\nkind = "wrong_slave"\nparams = { address = "R" }')
+    assert load_scenario(_load(tmp_path, text)).faults[0].params == {"address": "R"}
+    text = BASE.replace(stuck, 'device = "wind"\nkind = "crc_error"\nparams = { status = "01" }')
+    assert load_scenario(_load(tmp_path, text)).faults[0].params == {"status": "01"}
 
 
 def test_storm_coefficients_are_checked(tmp_path: Path) -> None:
