@@ -2,10 +2,167 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
 import click
+
+from fleet.errors import FleetError
+from fleet.keys import generate_keypair, load_signing_key
+from fleet.rollout import RolloutPolicy
+from fleet.service import DEFAULT_CLIENT_ID, FleetService
+from fleet.store import DEFAULT_URL, open_store
+from roadside import wire
+from roadside.clock import SystemClock
+
+
+def _host_port(value: str, option: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host:
+        host, port = value, str(default_port)
+    try:
+        number = int(port)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected host:port", param_hint=option) from None
+    if not 0 < number < 65536:
+        raise click.BadParameter(f"{value!r}: port out of range", param_hint=option)
+    return host, number
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="roadside")
 def main() -> None:
     """The fleet controller: ingest, station registry, signed configuration rollout."""
+
+
+@main.command()
+@click.option(
+    "--db", default=DEFAULT_URL, show_default=True, help="sqlite:///path or postgresql://..."
+)
+@click.option("--broker", default="127.0.0.1:8883", show_default=True, help="MQTT broker host:port")
+@click.option("--ca", type=click.Path(dir_okay=False), required=True, help="CA certificate (PEM)")
+@click.option("--cert", type=click.Path(dir_okay=False), required=True, help="controller cert")
+@click.option("--key", type=click.Path(dir_okay=False), required=True, help="controller TLS key")
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Ed25519 key from `keygen` (without it the controller ingests but cannot push)",
+)
+@click.option(
+    "--client-id",
+    default=DEFAULT_CLIENT_ID,
+    show_default=True,
+    help="MQTT client id; stable across restarts, distinct per process sharing the load",
+)
+@click.option("--http", default="127.0.0.1:8080", show_default=True, help="API host:port or off")
+@click.option("--retry-s", default=60.0, show_default=True, help="resend unanswered documents")
+@click.option("--canary-timeout-s", default=600.0, show_default=True, help="halt if canaries wait")
+@click.option("--tick-s", default=5.0, show_default=True, help="rollout/retry check period")
+@click.option("-v", "--verbose", is_flag=True, help="log at INFO")
+def run(
+    db: str,
+    broker: str,
+    ca: str,
+    cert: str,
+    key: str,
+    signing_key: str | None,
+    client_id: str,
+    http: str,
+    retry_s: float,
+    canary_timeout_s: float,
+    tick_s: float,
+    verbose: bool,
+) -> None:
+    """Run the controller: ingest through the shared subscription, serve the HTTP API."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    host, port = _host_port(broker, "--broker", 8883)
+    settings = wire.BrokerSettings(host, port, Path(ca), Path(cert), Path(key))
+    policy = RolloutPolicy(canary_timeout_s=canary_timeout_s, retry_s=retry_s)
+    try:
+        signer = load_signing_key(Path(signing_key)) if signing_key else None
+        store = open_store(db)
+        service = FleetService(
+            store,
+            SystemClock(),
+            settings,
+            signer,
+            client_id=client_id,
+            policy=policy,
+            tick_s=tick_s,
+        )
+        service.start()
+    except FleetError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        if http == "off":
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            click.echo(f"fleet controller {client_id}: ingesting from {host}:{port}", err=True)
+            stop.wait()
+        else:
+            import uvicorn
+
+            from fleet.api import create_app
+
+            api_host, api_port = _host_port(http, "--http", 8080)
+            app = create_app(store, service.config, service.health)
+            uvicorn.run(app, host=api_host, port=api_port, log_level="warning")
+    finally:
+        service.stop()
+        store.close()
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="replace an existing key (stations must be re-keyed)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def keygen(directory: Path, force: bool, as_json: bool) -> None:
+    """Create the fleet's Ed25519 signing key pair in DIRECTORY (the .pub goes to stations)."""
+    try:
+        pair = generate_keypair(directory, force=force)
+    except FleetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({k: str(v) for k, v in asdict(pair).items()}))
+    else:
+        click.echo(f"private key {pair.private} (keep it on the controller)")
+        click.echo(f"public key  {pair.public} (provision it onto every station)")
+        click.echo(f"key id      {pair.key_id}")
+
+
+@main.command()
+@click.option(
+    "--db", default=DEFAULT_URL, show_default=True, help="sqlite:///path or postgresql://..."
+)
+@click.option("--json", "as_json", is_flag=True, help="print the registry as JSON")
+def stations(db: str, as_json: bool) -> None:
+    """List the stations the controller knows, from the database."""
+    try:
+        store = open_store(db)
+        rows = store.stations()
+        store.close()
+    except FleetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps([_plain(asdict(r)) for r in rows], indent=1))
+        return
+    for r in rows:
+        state = {True: "online", False: "offline", None: "?"}[r.online]
+        click.echo(
+            f"{r.station:<16} {state:<8} last_seq={r.last_seq} records={r.records} "
+            f"backlog={r.backlog} software={r.software or '-'} cell={r.grid_cell or '-'}"
+        )
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

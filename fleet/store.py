@@ -140,12 +140,13 @@ class Document:
     version: int
     hash: str
     created: float
-    signed: dict[str, Any]  # the exact document published (body, scope, version, signature...)
+    signed: dict[str, Any]  # the envelope published: {"doc": {...}, "sig": ..., "key": ...}
 
     @property
     def body(self) -> dict[str, Any]:
         """The configuration content (thresholds, QC parameters, ...)."""
-        body = self.signed.get("body", {})
+        doc = self.signed.get("doc", {})
+        body = doc.get("body", {}) if isinstance(doc, dict) else {}
         return body if isinstance(body, dict) else {}
 
 
@@ -239,7 +240,7 @@ class Store(Protocol):
         ...
 
     # configuration documents
-    def add_document(self, scope: str, make: DocumentMaker) -> Document:
+    def add_document(self, scope: str, make: DocumentMaker, created: float) -> Document:
         """Store the next version of a scope's document; ``make(version)`` builds and signs it."""
         ...
 
@@ -251,8 +252,12 @@ class Store(Protocol):
         """One version of a scope's document, the newest when ``version`` is None."""
         ...
 
-    def add_report(self, report: ConfigReport) -> None:
-        """Record an ack or nack (newest per station and scope, plus the history)."""
+    def document_by_hash(self, digest: str) -> Document | None:
+        """The document whose signed content has this hash (what stations report back)."""
+        ...
+
+    def add_report(self, report: ConfigReport, *, latest: bool = True) -> None:
+        """Record an ack or nack in the history and, when ``latest``, as the newest answer."""
         ...
 
     def reports(self, station: str | None = None) -> list[ConfigReport]:

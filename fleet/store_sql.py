@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS station_groups (
 CREATE TABLE IF NOT EXISTS documents (
     scope TEXT NOT NULL, version BIGINT NOT NULL, hash TEXT NOT NULL,
     created DOUBLE PRECISION NOT NULL, signed TEXT NOT NULL, PRIMARY KEY (scope, version));
+CREATE INDEX IF NOT EXISTS documents_hash ON documents (hash);
 CREATE TABLE IF NOT EXISTS reports (
     station TEXT NOT NULL, scope TEXT NOT NULL, version BIGINT NOT NULL, hash TEXT NOT NULL,
     result TEXT NOT NULL, reason TEXT NOT NULL, t DOUBLE PRECISION NOT NULL,
@@ -391,7 +392,7 @@ class SqlStore:
         return out
 
     # -- documents -------------------------------------------------------------------------------
-    def add_document(self, scope: str, make: DocumentMaker) -> Document:
+    def add_document(self, scope: str, make: DocumentMaker, created: float) -> Document:
         errors = self._integrity_errors()
         for _ in range(20):  # another controller may take the same version; try the next one
             try:
@@ -404,7 +405,6 @@ class SqlStore:
                     )
                     version = int(cur.fetchone()[0]) + 1
                     signed, digest = make(version)
-                    created = float(signed.get("issued_epoch", 0.0))
                     cur.execute(
                         self._sql(
                             "INSERT INTO documents (scope, version, hash, created, signed) "
@@ -445,7 +445,17 @@ class SqlStore:
         return Document(r[0], int(r[1]), r[2], float(r[3]), json.loads(r[4]))
 
     # -- reports ---------------------------------------------------------------------------------
-    def add_report(self, report: ConfigReport) -> None:
+    def document_by_hash(self, digest: str) -> Document | None:
+        rows = self._query(
+            "SELECT scope, version, hash, created, signed FROM documents WHERE hash = ? LIMIT 1",
+            [digest],
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Document(r[0], int(r[1]), r[2], float(r[3]), json.loads(r[4]))
+
+    def add_report(self, report: ConfigReport, *, latest: bool = True) -> None:
         row = (
             report.station,
             report.scope,
@@ -462,6 +472,8 @@ class SqlStore:
                 ),
                 row,
             )
+            if not latest:
+                return
             cur.execute(
                 self._sql(
                     f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "

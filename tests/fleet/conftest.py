@@ -1,4 +1,4 @@
-"""Fixtures for the fleet tests: a store on SQLite and on PostgreSQL (same tests, both back ends)."""
+"""Fleet test fixtures: a store on SQLite and on PostgreSQL, a real broker, a signing key."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.store import Store, open_store
+from roadside import signing
+from roadside.testing.fixtures import broker, pki  # noqa: F401
 
 PG_URL = os.environ.get("ROADSIDE_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -48,3 +51,9 @@ def store(store_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def fleet_key() -> Ed25519PrivateKey:
+    """The controller's signing key for the session."""
+    return signing.generate_key()

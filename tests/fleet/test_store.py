@@ -60,7 +60,12 @@ def test_same_seq_on_two_stations_are_two_records(store: Store) -> None:
 def test_failed_transaction_stores_nothing(store: Store) -> None:
     bad = IngestBatch("st-a", "live", 1, 1, (IngestRecord(1, "reading", "live", T0),), T0)
     broken = IngestBatch(
-        "st-a", "live", 2, 2, (IngestRecord(2, None, "live", T0),), T0  # type: ignore[arg-type]
+        "st-a",
+        "live",
+        2,
+        2,
+        (IngestRecord(2, None, "live", T0),),
+        T0,  # type: ignore[arg-type]
     )
     with pytest.raises(Exception):  # noqa: B017 - the back ends raise their own IntegrityError
         store.ingest([bad, broken])
@@ -127,14 +132,15 @@ def test_groups(store: Store) -> None:
 
 def test_document_versions_per_scope(store: Store) -> None:
     def maker(body: dict):
-        return lambda v: ({"body": body, "version": v, "issued_epoch": T0 + v}, f"h{v}")
+        return lambda v: ({"doc": {"body": body, "version": v}, "sig": "s"}, f"h{v}")
 
-    d1 = store.add_document("fleet", maker({"x": 1}))
-    d2 = store.add_document("fleet", maker({"x": 2}))
-    g1 = store.add_document("grid:c1", maker({"y": 1}))
+    d1 = store.add_document("fleet", maker({"x": 1}), T0)
+    d2 = store.add_document("fleet", maker({"x": 2}), T0 + 1)
+    g1 = store.add_document("grid:c1", maker({"y": 1}), T0 + 2)
     assert (d1.version, d2.version, g1.version) == (1, 2, 1)
     assert store.document("fleet").body == {"x": 2}  # type: ignore[union-attr]
     assert store.document("fleet", 1).hash == "h1"  # type: ignore[union-attr]
+    assert store.document("fleet", 1).created == T0  # type: ignore[union-attr]
     assert [d.version for d in store.documents("fleet")] == [2, 1]
     assert store.document("station:nope") is None
 
@@ -144,7 +150,7 @@ def test_concurrent_document_versions_never_collide(store: Store) -> None:
 
     def add() -> None:
         for _ in range(5):
-            doc = store.add_document("fleet", lambda v: ({"version": v}, f"h{v}"))
+            doc = store.add_document("fleet", lambda v: ({"version": v}, f"h{v}"), T0)
             got.append(doc.version)
 
     threads = [threading.Thread(target=add) for _ in range(3)]

@@ -1,0 +1,274 @@
+"""Ingest: uplink messages in, committed rows and acknowledgements out.
+
+The MQTT network thread only queues messages; one worker thread takes up to ``max_group``
+queued messages at a time, decodes them, commits every batch among them in one transaction
+(group commit: each batch lies wholly inside one transaction), and only then publishes the
+application ack (``down/ack`` with the committed seq ranges) and releases the MQTT-level ack.
+A resent batch commits nothing new and is acked again. If the database fails, nothing is acked:
+the worker retries the same messages after a pause, and the station resends anyway.
+
+Status messages update the registry; configuration acks go to :class:`fleet.rollout.ConfigManager`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from fleet.store import IngestBatch, IngestRecord, IngestResult, StationUpdate, Store
+from roadside import wire
+from roadside.clock import Clock
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP = 64
+DB_RETRY_S = 1.0
+
+
+def batch_to_ingest(batch: wire.Batch, received: datetime) -> IngestBatch:
+    """A decoded wire batch as the store's ingest unit (times to epoch seconds)."""
+    records = tuple(
+        IngestRecord(
+            seq=r.seq,
+            kind=r.kind,
+            lane=batch.lane,
+            time=r.time.timestamp(),
+            sensor=r.sensor or None,
+            channel=r.channel or None,
+            value=r.value,
+            unit=r.unit or None,
+            raw=None if r.raw is None else str(r.raw),
+            status=r.status or None,
+            flag=r.flag,
+            reason=r.reason or None,
+            payload=r.payload,
+        )
+        for r in batch.records
+    )
+    return IngestBatch(
+        station=batch.station,
+        lane=batch.lane,
+        first_seq=batch.first_seq,
+        last_seq=batch.last_seq,
+        records=records,
+        received=received.timestamp(),
+        sent=batch.sent.timestamp() if batch.sent else None,
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
+    """A status message as a registry update; clock offset = station time - receive time.
+
+    The health summary may carry ``devices`` (per-device health), ``backlog`` (unsynced rows)
+    and ``grid_cell``; the rest is kept as the station's health.
+    """
+    health = dict(status.health)
+    devices = health.get("devices")
+    backlog = _int_or_none(health.get("backlog"))
+    if backlog is None and isinstance(health.get("buffer"), dict):
+        backlog = _int_or_none(health["buffer"].get("unsynced"))
+    cell = health.get("grid_cell")
+    return StationUpdate(
+        station=status.station,
+        seen=received.timestamp(),
+        online=status.state == "online",
+        contract=status.contract,
+        software=status.software or None,
+        config_version=None if status.config_version is None else str(status.config_version),
+        model_version=status.model_version or None,
+        grid_cell=cell if isinstance(cell, str) and cell else None,
+        health=health,
+        devices=devices if isinstance(devices, dict) else None,
+        backlog=backlog,
+        clock_offset_s=(status.time - received).total_seconds(),
+    )
+
+
+class Transport(Protocol):
+    """What the worker needs from the MQTT client."""
+
+    def publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        """QoS 1 publish."""
+        ...
+
+    def mqtt_ack(self, mid: int, qos: int) -> None:
+        """Release the MQTT-level acknowledgement of a received message."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One received uplink message, not yet acknowledged to the broker."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+@dataclass
+class IngestStats:
+    """Counters since start (read by the API and benchmarks)."""
+
+    messages: int = 0
+    batches: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    statuses: int = 0
+    config_acks: int = 0
+    commits: int = 0
+    db_errors: int = 0
+    last_error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {k: v for k, v in vars(self).items() if k != "lock"}
+
+
+class IngestWorker:
+    """One thread that commits queued uplink messages and acknowledges them after commit."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        transport: Transport,
+        *,
+        on_config_ack: Callable[[wire.ConfigAck], object] | None = None,
+        on_status: Callable[[wire.Status], object] | None = None,
+        max_group: int = MAX_GROUP,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.transport = transport
+        self.on_config_ack = on_config_ack
+        self.on_status = on_status
+        self.max_group = max_group
+        self.stats = IngestStats()
+        self._queue: queue.Queue[Inbound] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, message: Inbound) -> None:
+        """Queue a message (called from the MQTT network thread; never blocks)."""
+        self._queue.put(message)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="fleet-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the group in hand; queued messages stay unacked (they will come again)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def pending(self) -> int:
+        """Messages queued and not yet processed."""
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            group = [first]
+            while len(group) < self.max_group:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            while not self._stop.is_set():
+                try:
+                    self.process(group)
+                    break
+                except Exception as exc:  # the database is down or refused: retry, ack nothing
+                    with self.stats.lock:
+                        self.stats.db_errors += 1
+                        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("ingest: %s; retrying %d messages", exc, len(group))
+                    self._stop.wait(DB_RETRY_S)
+
+    def process(self, group: list[Inbound]) -> list[IngestResult]:
+        """Decode, commit and acknowledge one group of messages (raises if the store fails)."""
+        received = self.clock.now()
+        batches: list[tuple[Inbound, IngestBatch]] = []
+        others: list[tuple[Inbound, wire.Status | wire.ConfigAck | None]] = []
+        rejected: list[tuple[Inbound, str, str]] = []
+        for msg in group:
+            try:
+                topic = wire.parse_topic(msg.topic)
+                if topic.kind in ("data", "events"):
+                    batch = wire.decode_batch(msg.payload)
+                    _check_station(batch.station, topic.target, "batch")
+                    batches.append((msg, batch_to_ingest(batch, received)))
+                elif topic.kind == "status":
+                    if not msg.payload:  # a cleared retained status
+                        others.append((msg, None))
+                        continue
+                    status = wire.decode_status(msg.payload)
+                    _check_station(status.station, topic.target, "status")
+                    others.append((msg, status))
+                else:
+                    cfg_ack = wire.decode_config_ack(msg.payload)
+                    _check_station(cfg_ack.station, topic.target, "config ack")
+                    others.append((msg, cfg_ack))
+            except wire.WireError as exc:
+                target = msg.topic.split("/")[3] if msg.topic.count("/") >= 3 else ""
+                rejected.append((msg, target, str(exc)))
+        results = self.store.ingest([b for _, b in batches])  # one transaction
+        for _, obj in others:
+            if isinstance(obj, wire.Status):
+                self.store.update_station(status_to_update(obj, received))
+                if self.on_status is not None:
+                    self.on_status(obj)
+            elif isinstance(obj, wire.ConfigAck) and self.on_config_ack is not None:
+                self.on_config_ack(obj)
+        # committed: now acknowledge
+        for msg, done in batches:
+            seqs = [r.seq for r in done.records]
+            ack = wire.Ack(done.station, wire.seq_ranges(seqs), lane=done.lane)
+            ack_topic = wire.down_topic(done.station, "ack")
+            self.transport.publish(ack_topic, wire.encode_ack(ack), False)
+            self.transport.mqtt_ack(msg.mid, msg.qos)
+        for msg, _ in others:
+            self.transport.mqtt_ack(msg.mid, msg.qos)
+        for msg, station, error in rejected:
+            log.warning("rejected %s: %s", msg.topic, error)
+            try:
+                ack = wire.Ack(wire.check_id(station), (), error=error)
+                self.transport.publish(wire.down_topic(station, "ack"), wire.encode_ack(ack), False)
+            except wire.WireError:
+                pass  # not even a station topic: nobody to tell
+            self.transport.mqtt_ack(msg.mid, msg.qos)
+        with self.stats.lock:
+            s = self.stats
+            s.messages += len(group)
+            s.batches += len(batches)
+            s.inserted += sum(r.inserted for r in results)
+            s.duplicates += sum(r.duplicates for r in results)
+            s.rejected += len(rejected)
+            s.statuses += sum(1 for _, o in others if isinstance(o, wire.Status))
+            s.config_acks += sum(1 for _, o in others if isinstance(o, wire.ConfigAck))
+            s.commits += 1 if batches else 0
+        return results
+
+
+def _check_station(claimed: str, topic_station: str, what: str) -> None:
+    """A station may speak only for itself: the payload's station must be the topic's."""
+    if claimed != topic_station:
+        raise wire.WireError(f"{what} for {claimed!r} on {topic_station!r}'s topic")

@@ -1,0 +1,186 @@
+"""The running controller: one MQTT v5 client, the ingest worker, the config manager and a ticker.
+
+Subscriptions: the shared ``$share/fleet/roadside/v1/st/+/up/#`` (every controller process gets
+a share of batches, statuses and config acks), plus a plain ``roadside/v1/st/+/up/status`` so
+each process also sees every station's retained status at start (brokers do not send retained
+messages to shared subscriptions; a status seen twice is harmless).
+
+The session is persistent (``session_expiry_s``) under a stable client id, so messages the broker
+delivered but this process never acknowledged come again after a restart; two processes sharing
+the load need two client ids. MQTT-level acks are manual: released only after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.properties import Properties
+
+from fleet.errors import BrokerError
+from fleet.ingest import Inbound, IngestWorker
+from fleet.rollout import DEFAULT_POLICY, ConfigManager, RolloutPolicy
+from fleet.store import Store
+from roadside import wire
+from roadside.clock import Clock
+
+log = logging.getLogger(__name__)
+
+STATUS_SUBSCRIPTION = f"{wire.PREFIX}/st/+/up/status"
+DEFAULT_CLIENT_ID = "fleet-controller-1"
+SESSION_EXPIRY_S = 600
+TICK_S = 5.0
+
+
+class FleetService:
+    """Ingest, registry updates and configuration rollout over one broker connection."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        broker: wire.BrokerSettings,
+        key: Ed25519PrivateKey | None,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        policy: RolloutPolicy = DEFAULT_POLICY,
+        tick_s: float = TICK_S,
+        session_expiry_s: int = SESSION_EXPIRY_S,
+        max_group: int = 64,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.broker = broker
+        self.client_id = client_id
+        self.tick_s = tick_s
+        self.session_expiry_s = session_expiry_s
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.config = ConfigManager(store, key, clock, self.publish, policy=policy) if key else None
+        self.worker = IngestWorker(
+            store,
+            clock,
+            self,
+            on_config_ack=self.config.on_ack if self.config else None,
+            on_status=self._on_status if self.config else None,
+            max_group=max_group,
+        )
+        self.client = self._make_client()
+
+    # -- MQTT ------------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        for path in (self.broker.ca, self.broker.cert, self.broker.key):
+            if not path.is_file():
+                raise BrokerError(f"broker TLS file {path} does not exist")
+        client = wire.new_client(self.broker, self.client_id)
+        client.manual_ack_set(True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            log.warning("broker %s:%d refused the controller: %s", *self._where(), rc)
+            return
+        client.subscribe(
+            [(wire.FLEET_UPLINK_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)],
+        )
+        self._connected.set()
+        log.info("connected to %s:%d as %s", *self._where(), self.client_id)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from %s:%d (%s); reconnecting", *self._where(), rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.worker.submit(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    def _on_status(self, status: wire.Status) -> None:
+        if self.config is not None and status.remote_config:
+            self.config.on_status(status.station, status.remote_config)
+
+    def _where(self) -> tuple[str, int]:
+        return self.broker.host, self.broker.port
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up."""
+        return self._connected.is_set()
+
+    def publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        """QoS 1 publish (paho queues it while disconnected and sends it on reconnect)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def mqtt_ack(self, mid: int, qos: int) -> None:
+        """Release the PUBACK of a committed message."""
+        if qos > 0:
+            self.client.ack(mid, qos)
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self, connect_timeout: float = 10.0) -> None:
+        """Connect, subscribe and start the worker and the ticker; BrokerError if unreachable."""
+        props = Properties(mqtt.PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry_s
+        self.worker.start()
+        try:
+            self.client.connect(
+                self.broker.host,
+                self.broker.port,
+                keepalive=self.broker.keepalive,
+                clean_start=False,
+                properties=props,
+            )
+        except OSError as exc:
+            self.worker.stop()
+            host, port = self._where()
+            raise BrokerError(f"broker {host}:{port}: cannot connect: {exc}") from None
+        self.client.loop_start()
+        if not self._connected.wait(connect_timeout):
+            self.stop()
+            host, port = self._where()
+            raise BrokerError(f"broker {host}:{port}: no CONNACK within {connect_timeout:g} s")
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick_loop, name="fleet-tick", daemon=True)
+        self._ticker.start()
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            if self.config is None:
+                continue
+            try:
+                self.config.tick()
+            except Exception as exc:  # a failed tick must not end the ticker
+                log.warning("tick: %s", exc)
+
+    def stop(self) -> None:
+        """Stop taking messages, finish the group in hand, disconnect."""
+        self._stop.set()
+        self.worker.stop()
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
+
+    def health(self) -> dict[str, Any]:
+        """Broker connection and ingest counters (for ``/health``)."""
+        return {
+            "broker_connected": self.connected,
+            "client_id": self.client_id,
+            "queued": self.worker.pending(),
+            "ingest": self.worker.stats.snapshot(),
+        }
+
+    def __enter__(self) -> FleetService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
