@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,15 +17,6 @@ from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY
 
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -67,7 +58,7 @@ def test_batches_are_committed_then_acked_and_a_resend_is_stored_once(
 
 
 def test_registry_from_status_and_batches(
-    controller: FleetService, station: StationClient, store: Store
+    controller: FleetService, station: StationClient, store: Store, wait_for
 ) -> None:
     station.send(readings(1, 10, T0))
     assert station.drain(15)
@@ -80,7 +71,7 @@ def test_registry_from_status_and_batches(
 
 
 def test_a_batch_for_another_station_is_refused_with_an_error_ack(
-    controller: FleetService, station: StationClient, store: Store
+    controller: FleetService, station: StationClient, store: Store, wait_for
 ) -> None:
     forged = wire.Batch("st-002", "live", tuple(readings(1, 5, T0)))
     station.client.publish(wire.up_topic("st-001", "data"), wire.encode_batch(forged), qos=1)
