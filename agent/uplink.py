@@ -229,13 +229,18 @@ class Uplink:
         )
 
     def publish_config_ack(self, ack: wire.ConfigAck) -> None:
-        """Answer a configuration document (QoS 1; dropped with a warning when offline)."""
+        """Answer a configuration document (QoS 1; dropped with a warning when offline).
+
+        Call it from ``on_config`` (the worker thread); the retained status follows an ack.
+        """
         if self._client is None or not self._connected:
             log.warning("config ack for %s v%s not sent: offline", ack.scope, ack.version)
             return
         self._client.publish(
             wire.up_topic(self.station, "cfg_ack"), wire.encode_config_ack(ack), qos=1
         )
+        if ack.ok:
+            self._publish_status()  # the versions it runs changed
 
     def __enter__(self) -> Uplink:
         self.start()
@@ -496,7 +501,7 @@ class Uplink:
         self._next_status = self.clock.monotonic() + self.settings.status_interval_s
 
 
-_STATUS_FIELDS = ("config_version", "config_hash", "model_version")
+_STATUS_FIELDS = ("config_version", "config_hash", "model_version", "remote_config")
 
 
 # -- running it on its own ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (station, seq)
 );
 CREATE TABLE IF NOT EXISTS deliveries (station TEXT, lane TEXT, first_seq INTEGER,
-    last_seq INTEGER, n INTEGER, new INTEGER);
+    last_seq INTEGER, n INTEGER, new INTEGER, nbytes INTEGER);
 """
 
 
@@ -97,12 +97,15 @@ class CommittingSink:
             topic = wire.parse_topic(msg.topic)
         except wire.WireError:
             return
-        if topic.kind in ("data", "events"):
-            self._ingest(client, topic.target, msg.payload)
-        elif topic.kind == "status" and msg.payload:
-            self.statuses[topic.target] = wire.decode_status(msg.payload)
-        elif topic.kind == "cfg_ack":
-            self.config_acks.append(wire.decode_config_ack(msg.payload))
+        try:
+            if topic.kind in ("data", "events"):
+                self._ingest(client, topic.target, msg.payload)
+            elif topic.kind == "status" and msg.payload:
+                self.statuses[topic.target] = wire.decode_status(msg.payload)
+            elif topic.kind == "cfg_ack":
+                self.config_acks.append(wire.decode_config_ack(msg.payload))
+        except wire.WireError:
+            self.counts.refused += 1
         with self.changed:
             self.changed.notify_all()
 
@@ -141,8 +144,16 @@ class CommittingSink:
             )
             new = self.db.total_changes - before
             self.db.execute(
-                "INSERT INTO deliveries VALUES (?,?,?,?,?,?)",
-                (station, batch.lane, batch.first_seq, batch.last_seq, len(rows), new),
+                "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?)",
+                (
+                    station,
+                    batch.lane,
+                    batch.first_seq,
+                    batch.last_seq,
+                    len(rows),
+                    new,
+                    len(payload),
+                ),
             )
             self.db.execute("COMMIT")
         self.counts.batches += 1
@@ -170,11 +181,11 @@ class CommittingSink:
                 ).fetchone()[0]
             )
 
-    def deliveries(self, station: str) -> list[tuple[str, int, int, int, int]]:
-        """(lane, first_seq, last_seq, n, new) per batch received, in arrival order."""
+    def deliveries(self, station: str) -> list[tuple[str, int, int, int, int, int]]:
+        """(lane, first_seq, last_seq, n, new, bytes) per batch received, in arrival order."""
         with self.lock:
             cur = self.db.execute(
-                "SELECT lane, first_seq, last_seq, n, new FROM deliveries WHERE station = ?"
+                "SELECT lane, first_seq, last_seq, n, new, nbytes FROM deliveries WHERE station = ?"
                 " ORDER BY rowid",
                 (station,),
             )

@@ -1,0 +1,239 @@
+"""The uplink over a real Mosquitto: order, lanes, acknowledgement, reconnection, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from link_helpers import T0, event, new_buffer, readings
+
+from agent.uplink import Backoff, Uplink, UplinkSettings, drain
+from roadside import wire
+from roadside.clock import SystemClock
+from roadside.testing.broker import MosquittoBroker
+from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from roadside.testing.sink import CommittingSink
+
+FAST = UplinkSettings(
+    backoff_initial_s=0.05, backoff_max_s=0.5, idle_poll_s=0.05, ack_timeout_s=1.0
+)
+ST = "st-001"
+
+
+def test_backoff_grows_with_jitter_and_resets() -> None:
+    import random
+
+    b = Backoff(1.0, 60.0, random.Random(7))
+    delays = [b.next() for _ in range(10)]
+    for n, d in enumerate(delays):
+        ceiling = min(60.0, 2.0**n)
+        assert ceiling / 2 <= d <= ceiling
+    assert len({round(d, 6) for d in delays[6:]}) > 1  # capped, but still jittered
+    b.reset()
+    assert b.next() <= 1.0
+
+
+def test_drain_in_sequence_order_events_first_synced_only_after_ack(
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
+) -> None:
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(3000))
+    buf.append([event(T0), event(T0, "yellow")])
+    buf.append(readings(1000))
+    total = buf.stats().unsynced
+    settings = replace(FAST, batch_size=400)
+    with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
+        assert drain(buf, 20)
+        status = up.status()
+    assert sink.seqs(ST) == list(range(1, total + 1))  # nothing missing, nothing extra
+    deliveries = sink.deliveries(ST)
+    assert deliveries[0][0] == "event"  # warnings went first although they were appended later
+    for lane in ("backlog", "live", "event"):
+        firsts = [d[1] for d in deliveries if d[0] == lane]
+        assert firsts == sorted(firsts)  # each lane in sequence order
+    assert all(d[3] <= 400 for d in deliveries)
+    assert status.records_acked == total and status.inflight_batches == 0
+    # the retained status message told the controller who is speaking and which contracts
+    assert sink.statuses[ST].contracts == wire.SUPPORTED_CONTRACTS
+
+
+def test_rows_stay_unsynced_without_an_ack_and_are_resent(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """A controller that receives but never commits: nothing may be marked synced."""
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(300))
+    got: list[bytes] = []
+    mute = wire.new_client(broker.settings(CONTROLLER_IDENTITY), "mute-controller")
+    mute.on_message = lambda c, u, m: got.append(m.payload)
+    mute.connect("127.0.0.1", broker.port)
+    mute.subscribe(wire.FLEET_UPLINK_SUBSCRIPTION, qos=1)
+    mute.loop_start()
+    try:
+        settings = replace(FAST, batch_size=100, ack_timeout_s=0.3)
+        with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
+            deadline = time.monotonic() + 10
+            while up.status().batches_resent < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert up.status().batches_resent >= 3
+            assert buf.stats().unsynced == 300
+        assert len(got) >= 6  # three batches, then resent
+    finally:
+        mute.loop_stop()
+        mute.disconnect()
+    # a committing controller comes along: the same rows drain
+    with (
+        CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "s.db") as sink,
+        Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=FAST),
+    ):
+        assert drain(buf, 10)
+        assert sink.seqs(ST) == list(range(1, 301))
+
+
+def test_broker_down_at_start_then_up(tmp_path: Path, pki: TestPKI) -> None:
+    broker = MosquittoBroker(tmp_path / "broker", pki)  # configured, not started
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(500))
+    up = Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=FAST)
+    up.start()
+    try:
+        time.sleep(0.6)
+        assert not up.status().connected
+        assert "connect to 127.0.0.1" in up.status().last_error
+        assert buf.stats().unsynced == 500
+        broker.start()
+        with CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "s.db") as sink:
+            assert drain(buf, 15)
+            assert sink.seqs(ST) == list(range(1, 501))
+    finally:
+        up.stop()
+        broker.stop()
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
+) -> None:
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(3000))
+    settings = replace(FAST, batch_size=50, window=2)
+    with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
+        assert sink.wait_for(lambda: sink.count(ST) >= 300, 10)
+        broker.restart()
+        # more data arrives while the link is down or reconnecting
+        buf.append(readings(600, start=T0.replace(day=22)))
+        up.notify()
+        assert drain(buf, 40)
+        assert up.status().reconnects >= 1
+    assert sink.seqs(ST) == list(range(1, 3601))
+
+
+def test_live_data_overtakes_metered_backlog(
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
+) -> None:
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(3000))
+    rate = 4000.0  # bytes per second for backfill
+    settings = replace(FAST, batch_size=100, backfill_bytes_per_s=rate, backfill_burst_s=0.5)
+    with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
+        assert sink.wait_for(lambda: sink.count(ST) > 0, 10)
+        started = time.monotonic()
+        live = buf.append(readings(5, start=T0.replace(day=22)))
+        up.notify()
+        assert sink.wait_for(lambda: set(live) <= set(sink.seqs(ST)), 5)
+        backlog_done = sink.count(ST) - len(live)
+        assert backlog_done < 3000  # the backlog was still draining when live data got through
+        time.sleep(1.5)
+        elapsed = time.monotonic() - started
+        backlog_bytes = sum(d[5] for d in sink.deliveries(ST) if d[0] == "backlog")
+    # within the budget: the burst, what the rate allows since the start, and one batch of debt
+    batch_bytes = max(d[5] for d in sink.deliveries(ST))
+    assert backlog_bytes <= rate * 0.5 + rate * (elapsed + 1.0) + batch_bytes
+    assert backlog_bytes >= rate * elapsed * 0.5  # and the budget is used, not starved
+
+
+def _uplink_cmd(broker: MosquittoBroker, buf: Path, *extra: str) -> list[str]:
+    files = broker.pki.client(ST)
+    return [
+        sys.executable,
+        "-m",
+        "agent.uplink",
+        "--station",
+        ST,
+        "--buffer",
+        str(buf),
+        "--port",
+        str(broker.port),
+        "--ca",
+        str(files.ca),
+        "--cert",
+        str(files.cert),
+        "--key",
+        str(files.key),
+        *extra,
+    ]
+
+
+def test_kill_9_during_sync_loses_nothing(
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
+) -> None:
+    path = tmp_path / "buf.db"
+    buf = new_buffer(path)
+    buf.append(readings(8000))
+    buf.close()
+    proc = subprocess.Popen(
+        _uplink_cmd(broker, path, "--batch-size", "40", "--window", "2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert sink.wait_for(lambda: sink.count(ST) >= 1000, 20)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # the broker saw the connection die: the last will marks the station offline
+    assert sink.wait_for(lambda: sink.statuses.get(ST) and sink.statuses[ST].state == "offline", 5)
+    buf = new_buffer(path)
+    synced = {r.seq for r in buf.where("synced = 1")}
+    stored = set(sink.seqs(ST))
+    assert synced and synced <= stored  # nothing marked synced that the controller lacks
+    assert buf.stats().unsynced == 8000 - len(synced)
+    buf.close()
+    # the restarted uplink finishes the job
+    done = subprocess.run(
+        _uplink_cmd(broker, path, "--until-drained", "--timeout", "30"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert sink.seqs(ST) == list(range(1, 8001))
+
+
+def test_controller_refusal_keeps_rows_and_names_the_reason(
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
+) -> None:
+    """A batch in a contract major the controller does not speak is nacked, not stored."""
+    acks: list[wire.Ack] = []
+    c = wire.new_client(broker.settings(ST), ST)
+    c.on_message = lambda cl, u, m: acks.append(wire.decode_ack(m.payload))
+    c.connect("127.0.0.1", broker.port)
+    c.subscribe(wire.down_topic(ST, "ack"), qos=1)
+    c.loop_start()
+    try:
+        time.sleep(0.3)
+        future = wire.Batch(ST, "live", tuple(), contract="2.0")
+        c.publish(wire.up_topic(ST, "data"), wire.encode_batch(future), qos=1)
+        deadline = time.monotonic() + 5
+        while not acks and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    assert acks and "2.0 refused: this side speaks 1.0" in acks[0].error
+    assert sink.count(ST) == 0
+    assert mqtt.MQTTv5 == c.protocol
