@@ -1,0 +1,100 @@
+"""The HTTP API over a store (FastAPI TestClient), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi.testclient import TestClient
+
+from fleet.api import create_app
+from fleet.documents import Scope, build_document
+from fleet.store import ConfigReport, IngestBatch, IngestRecord, StationUpdate, Store
+from roadside import signing
+
+T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC).timestamp()
+
+
+def _seed(store: Store) -> None:
+    rows = [
+        IngestRecord(i, "reading", "live", T0 + 60 * i, "wind", "wind_speed", 3.0 + i, "m/s")
+        for i in range(1, 11)
+    ]
+    rows.append(
+        IngestRecord(11, "event", "event", T0 + 300, payload={"signal": "gale", "level": "blue"})
+    )
+    store.ingest([IngestBatch("st-001", "live", 1, 11, tuple(rows), T0 + 700, T0 + 699)])
+    store.update_station(StationUpdate("st-001", seen=T0 + 701, online=True, grid_cell="c1"))
+
+
+def test_stations_readings_and_events(store: Store) -> None:
+    _seed(store)
+    api = TestClient(create_app(store))
+    stations = api.get("/stations").json()
+    assert [s["station"] for s in stations] == ["st-001"]
+    assert stations[0]["online"] is True and stations[0]["records"] == 11
+    assert stations[0]["clock_offset_s"] == -1.0
+    got = api.get(
+        "/readings",
+        params={
+            "station": "st-001",
+            "channel": "wind_speed",
+            "start": "2026-07-21T12:03:00Z",
+            "end": "2026-07-21T12:06:00Z",
+        },
+    ).json()
+    assert [r["seq"] for r in got] == [3, 4, 5]
+    assert got[0]["value"] == 6.0 and got[0]["time"].startswith("2026-07-21T12:03:00")
+    events = api.get("/events", params={"station": "st-001"}).json()
+    assert [e["payload"]["signal"] for e in events] == ["gale"]
+    assert api.get("/readings", params={"kind": "event"}).status_code == 422
+    assert api.get("/readings", params={"limit": 0}).status_code == 422
+
+
+def test_unknown_things_are_404_and_pushing_without_a_key_is_503(store: Store) -> None:
+    api = TestClient(create_app(store))
+    assert api.get("/stations/nope").status_code == 404
+    assert api.get("/stations/nope/config").json()["detail"] == "station 'nope' is not known"
+    assert api.get("/rollouts/r0").status_code == 404
+    resp = api.post("/config/documents", json={"scope": "fleet", "body": {"qc": {}}})
+    assert resp.status_code == 503 and "signing key" in resp.json()["detail"]
+
+
+def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
+    _seed(store)
+    issued = datetime.fromtimestamp(T0, UTC)
+
+    def doc(scope: Scope, body: dict):
+        return store.add_document(
+            scope.key, lambda v: build_document(scope, v, body, issued, fleet_key), T0
+        )
+
+    fleet1 = doc(Scope("fleet"), {"qc": {"a": 1}})
+    fleet2 = doc(Scope("fleet"), {"qc": {"a": 2}})
+    grid = doc(Scope("grid", "c1"), {"warnings": {"b": 1}})
+    doc(Scope("grid", "c2"), {"warnings": {"b": 2}})  # another cell: not this station's
+    store.add_report(ConfigReport("st-001", "fleet", 1, fleet1.hash, "ack", "", T0))
+    store.add_report(ConfigReport("st-001", "grid:c1", 1, grid.hash, "nack", "unsafe: x", T0))
+    api = TestClient(create_app(store))
+    cfg = api.get("/stations/st-001/config").json()
+    assert cfg["in_sync"] is False
+    by_scope = {s["scope"]: s for s in cfg["scopes"]}
+    assert set(by_scope) == {"fleet", "grid:c1"}
+    assert by_scope["fleet"]["state"] == "pending"
+    assert (by_scope["fleet"]["desired_version"], by_scope["fleet"]["reported_version"]) == (2, 1)
+    assert by_scope["fleet"]["desired_hash"] == fleet2.hash
+    assert by_scope["grid:c1"]["state"] == "nacked"
+    assert by_scope["grid:c1"]["reason"] == "unsafe: x"
+    store.add_report(ConfigReport("st-001", "fleet", 2, fleet2.hash, "ack", "", T0))
+    assert api.get("/config/status").json()[0]["scopes"][0]["state"] == "in_sync"
+    versions = api.get("/config/documents", params={"scope": "fleet"}).json()
+    assert [d["version"] for d in versions] == [2, 1]
+    signed = versions[0]["signed"]
+    assert signing.verify(signed, fleet_key.public_key())["body"] == {"qc": {"a": 2}}
+
+
+def test_openapi_document_lists_the_api(store: Store) -> None:
+    spec = TestClient(create_app(store)).get("/openapi.json").json()
+    assert spec["info"]["title"] == "Roadside fleet controller"
+    for path in ("/stations/{station}/config", "/events", "/config/documents", "/groups/{name}"):
+        assert path in spec["paths"], path
+    assert "post" in spec["paths"]["/rollouts"]

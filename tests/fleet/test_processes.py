@@ -1,0 +1,115 @@
+"""`roadside-fleet run` as real processes: two share the subscription; kill -9 loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fleet.loadgen import StationClient, readings
+from fleet.store import Store
+from roadside.testing.broker import MosquittoBroker, free_port
+from roadside.testing.pki import CONTROLLER_IDENTITY
+
+T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
+
+Spawn = Callable[[str], tuple[subprocess.Popen[bytes], str]]
+
+
+@pytest.fixture
+def spawn(broker: MosquittoBroker, store_url: str, tmp_path: Path) -> Iterator[Spawn]:
+    """Start `python -m fleet run` with a client id; returns the process and its API base URL."""
+    procs: list[subprocess.Popen[bytes]] = []
+    files = broker.pki.client(CONTROLLER_IDENTITY)
+
+    def start(client_id: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        log = open(tmp_path / f"{client_id}-{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "fleet", "run",
+                "--db", store_url,
+                "--broker", f"127.0.0.1:{broker.port}",
+                "--ca", str(files.ca), "--cert", str(files.cert), "--key", str(files.key),
+                "--client-id", client_id,
+                "--http", f"127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / f"{client_id}-{len(procs) - 1}.log").read_text()
+            try:
+                if httpx.get(f"{base}/health", timeout=1).json()["broker_connected"]:
+                    return proc, base
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{client_id} did not come up")
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _stations(broker: MosquittoBroker, n: int) -> list[StationClient]:
+    return [StationClient(broker.settings(f"st-{i:03d}"), f"st-{i:03d}").start() for i in range(n)]
+
+
+def test_two_controllers_share_the_subscription_and_together_get_everything(
+    spawn: Spawn, broker: MosquittoBroker, store: Store
+) -> None:
+    (_, api1), (_, api2) = spawn("ctl-1"), spawn("ctl-2")
+    stations = _stations(broker, 4)
+    try:
+        for i in range(25):
+            for st in stations:
+                st.send(readings(1 + 20 * i, 20, T0))
+        assert all(st.drain(30) for st in stations)
+    finally:
+        for st in stations:
+            st.stop()
+    got = [httpx.get(f"{api}/health").json()["ingest"] for api in (api1, api2)]
+    assert got[0]["batches"] > 0 and got[1]["batches"] > 0, got  # each got a share
+    assert got[0]["inserted"] + got[1]["inserted"] == 4 * 25 * 20  # together: all, once
+    for st in stations:
+        assert store.seqs(st.station) == list(range(1, 501))
+    # the registry is shared: either process's API shows every station
+    assert len(httpx.get(f"{api1}/stations").json()) == 4
+    spec = httpx.get(f"{api2}/openapi.json").json()
+    assert {"/stations", "/readings", "/config/status", "/rollouts"} <= set(spec["paths"])
+
+
+def test_kill_9_of_the_controller_mid_stream_loses_nothing(
+    spawn: Spawn, broker: MosquittoBroker, store: Store
+) -> None:
+    proc, _ = spawn("ctl-1")
+    (station,) = _stations(broker, 1)
+    try:
+        for i in range(30):
+            station.send(readings(1 + 10 * i, 10, T0))
+            if i == 10:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        spawn("ctl-1")
+        assert station.drain(30), f"{station.unacked()} batches never acked"
+    finally:
+        station.stop()
+    assert store.seqs("st-000") == list(range(1, 301))
