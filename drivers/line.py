@@ -7,6 +7,7 @@ vanished and came back is simply reopened. Framing and decoding live in ``windso
 
 from __future__ import annotations
 
+import termios
 import time
 from typing import NoReturn
 
@@ -16,6 +17,8 @@ from drivers.errors import DeviceError, PortError
 from drivers.ports import identity, is_tcp, open_serial
 from drivers.profile import SerialDefaults
 from roadside.records import DriverStatus
+
+_LOST = (OSError, termios.error)  # pyserial lets termios errors through on a hung-up pty
 
 
 class SerialLine:
@@ -52,7 +55,7 @@ class SerialLine:
             data = port.read(1)
             if data and port.in_waiting:
                 data += port.read(port.in_waiting)
-        except (OSError, serial.SerialException) as exc:
+        except _LOST as exc:
             self._lost(exc)
         return data
 
@@ -71,7 +74,7 @@ class SerialLine:
                 if not chunk:
                     break
                 buf += chunk
-        except (OSError, serial.SerialException) as exc:
+        except _LOST as exc:
             self._lost(exc)
         return buf
 
@@ -81,7 +84,7 @@ class SerialLine:
             port.reset_input_buffer()
             port.write(data)
             port.flush()
-        except (OSError, serial.SerialException) as exc:
+        except _LOST as exc:
             self._lost(exc)
 
     def check_still_there(self) -> None:

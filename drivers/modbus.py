@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import termios
 import time
 from collections.abc import Callable, Sequence
 
@@ -125,7 +126,7 @@ class _RtuClient(ModbusSerialClient):
             data += port.read(max(want, port.in_waiting, 1))
             if port.in_waiting:
                 data += port.read(port.in_waiting)
-        except OSError:
+        except (OSError, termios.error):
             self.close()
             raise ConnectionException(f"{self.comm_params.host}: read failed") from None
         if data:

@@ -32,6 +32,7 @@ STATUS_TEXT = {
 }
 SPEED_UNITS = {"M": 1.0, "N": 1852 / 3600, "K": 1 / 3.6, "P": 0.44704, "F": 0.00508}  # to m/s
 CALM_MS = 0.05  # below this the direction field is empty
+UNIT_ID = "Q"  # the factory-set unit identifier
 _WHITESPACE = b"\r\n \t"
 
 
@@ -154,13 +155,16 @@ class WindSonicDriver:
 
     FIELDS = ("direction", "speed")
 
-    def __init__(self, line: SerialLine, channels: Sequence[AsciiField]) -> None:
+    def __init__(
+        self, line: SerialLine, channels: Sequence[AsciiField], unit_id: str = UNIT_ID
+    ) -> None:
         for c in channels:
             if c.field not in self.FIELDS:
                 raise ProfileError(
                     f"channel {c.name!r}: WindSonic field must be one of {self.FIELDS}"
                 )
         self.line = line
+        self.unit_id = unit_id
         self.fields = list(channels)
         self.channels = tuple(c.name for c in channels)
         self.reader = FrameReader()
@@ -192,9 +196,15 @@ class WindSonicDriver:
                 results.append(DeviceError(f.status, f.detail))
                 continue
             try:
-                results.append(decode(f.body))
+                m = decode(f.body)
             except DeviceError as exc:
                 results.append(exc)
+                continue
+            if m.unit_id != self.unit_id:
+                wrong = f"unit {m.unit_id!r} is talking, expected {self.unit_id!r}"
+                results.append(DeviceError(DriverStatus.WRONG_DEVICE, wrong))
+                continue
+            results.append(m)
         good = [r for r in results if isinstance(r, WindSonicMessage)]
         chosen = good[-1] if good else (results[-1] if results else None)
         for r in results:
