@@ -2,10 +2,201 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
 import click
+
+DEFAULT_LINK_DIR = Path("/tmp/roadside-sim")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="roadside")
 def main() -> None:
     """The sensor simulator: storms, devices on real byte streams, fault injection."""
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """``k=v`` with v read as a number or true/false when it looks like one."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not key=value", param_hint="--param")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    try:
+        return key, int(value)
+    except ValueError:
+        pass
+    try:
+        return key, float(value)
+    except ValueError:
+        return key, value
+
+
+def _state(path: Path) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.ClickException(f"{path}: no state file (is roadside-sim run going?)") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"{path}: unreadable state file: {exc}") from None
+    if not doc.get("control"):
+        raise click.ClickException(f"{path}: the simulator has no control socket")
+    return doc
+
+
+@main.command("run")
+@click.argument("scenario")
+@click.option("--speed", type=float, help="Scenario seconds per real second (default: scenario's).")
+@click.option(
+    "--link-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_LINK_DIR,
+    show_default=True,
+    help="Directory for the serial port symlinks and the control socket.",
+)
+@click.option(
+    "--state-file",
+    type=click.Path(path_type=Path),
+    help="Where to write endpoints, clock and control socket (default: LINK_DIR/state.json).",
+)
+@click.option("--no-pacing", is_flag=True, help="Serve bytes at once instead of at the baud rate.")
+@click.option("--duration-min", type=float, help="Stop after this many scenario minutes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON object.")
+def run_cmd(
+    scenario: str,
+    speed: float | None,
+    link_dir: Path,
+    state_file: Path | None,
+    no_pacing: bool,
+    duration_min: float | None,
+    as_json: bool,
+) -> None:
+    """Start a simulated station for SCENARIO (a bundled name or a file) and run it.
+
+    Prints where each device is (port, slave address, profile) and serves until the scenario ends,
+    --duration-min passes or Ctrl-C.
+    """
+    from roadside.clock import ScaledClock
+    from sim.devices.errors import SimDeviceError
+    from sim.errors import SimError
+    from sim.scenario import load_scenario
+    from sim.station import SimStation
+
+    if speed is not None and speed <= 0:
+        raise click.BadParameter("must be positive", param_hint="--speed")
+    try:
+        sc = load_scenario(scenario)
+        clock = ScaledClock(sc.start, speed or sc.speed)
+        station = SimStation(sc, clock, link_dir, pacing=False if no_pacing else None)
+        station.start()
+    except SimError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"{link_dir}: cannot serve devices: {exc.strerror or exc}"
+        ) from None
+    state_path = state_file or link_dir / "state.json"
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        station.serve_control(link_dir / "control.sock")
+        station.write_state(state_path)
+        _announce(station, state_path, as_json)
+        end_s = sc.duration_s if duration_min is None else min(sc.duration_s, duration_min * 60)
+        while station.scenario_time() < end_s:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    except (SimDeviceError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        station.stop()
+        state_path.unlink(missing_ok=True)
+
+
+def _announce(station: Any, state_path: Path, as_json: bool) -> None:
+    if as_json:
+        doc = {name: vars(ep) for name, ep in station.endpoints.items()}
+        click.echo(json.dumps({"state": str(state_path), "endpoints": doc}), nl=True)
+        return
+    sc = station.scenario
+    click.echo(f"scenario {sc.name}: {sc.duration_s / 60:g} min at x{station.clock.speed:g}")
+    for ep in station.endpoints.values():
+        slave = "-" if ep.slave is None else str(ep.slave)
+        click.echo(f"  {ep.device:<12} {ep.port:<40} slave {slave:<4} {ep.profile}")
+    click.echo(f"state {state_path}  control {station.control_path}")
+
+
+@main.command("fault")
+@click.argument("state_file", type=click.Path(path_type=Path))
+@click.argument("device")
+@click.argument("kind")
+@click.option("--duration", type=float, help="Scenario seconds (default: until cleared).")
+@click.option("--param", "params", multiple=True, help="Fault parameter key=value (repeatable).")
+def fault_cmd(
+    state_file: Path, device: str, kind: str, duration: float | None, params: tuple[str, ...]
+) -> None:
+    """Inject fault KIND on DEVICE of the simulator whose state file is STATE_FILE."""
+    from sim.devices.control import request
+    from sim.devices.errors import ControlError
+
+    doc = _state(state_file)
+    req = {
+        "op": "inject",
+        "device": device,
+        "kind": kind,
+        "duration_s": duration,
+        "params": dict(_param(p) for p in params),
+    }
+    try:
+        reply = request(doc["control"], req)
+    except ControlError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{device}: {kind} from scenario second {reply['scenario_time_s']:.0f}")
+
+
+@main.command("clear")
+@click.argument("state_file", type=click.Path(path_type=Path))
+@click.argument("device")
+@click.option("--kind", help="Only this fault kind (default: every fault on the device).")
+def clear_cmd(state_file: Path, device: str, kind: str | None) -> None:
+    """End the faults on DEVICE of the simulator whose state file is STATE_FILE."""
+    from sim.devices.control import request
+    from sim.devices.errors import ControlError
+
+    doc = _state(state_file)
+    try:
+        reply = request(doc["control"], {"op": "clear", "device": device, "kind": kind})
+    except ControlError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{device}: {reply['cleared']} fault(s) cleared")
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def list_cmd(as_json: bool) -> None:
+    """Show the bundled scenarios and device profiles."""
+    from drivers.profile import bundled_profiles, load_profile
+    from sim.scenario import bundled_scenarios
+
+    scenarios = {name: str(path) for name, path in sorted(bundled_scenarios().items())}
+    profiles = {}
+    for name in sorted(bundled_profiles()):
+        p = load_profile(name)
+        profiles[name] = {
+            "kind": p.device.kind,
+            "protocol": p.device.protocol,
+            "channels": [c.name for c in p.channels],
+        }
+    if as_json:
+        click.echo(json.dumps({"scenarios": scenarios, "profiles": profiles}))
+        return
+    click.echo("scenarios:")
+    for name, path in scenarios.items():
+        click.echo(f"  {name:<16} {path}")
+    click.echo("profiles:")
+    for name, info in profiles.items():
+        click.echo(f"  {name:<26} {info['protocol']:<10} {', '.join(info['channels'])}")

@@ -11,6 +11,7 @@ function code's length and answered at once.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,3 +121,19 @@ class RtuBus(SerialLine):
         end = self.send(reply, detected + turnaround + reply_delay_s(faults))
         self.counts["answered"] += 1
         self._last_frame_end = end if self.pacing else time.monotonic()
+        self._collect_during(end)
+
+    def _collect_during(self, end: float) -> None:
+        """Bytes a master wrote while the answer was still on the wire arrived by ``end``."""
+        fd = self.port.master_fd
+        if fd is None or not self.pacing:
+            return
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # nothing waiting (non-blocking) or port gone
+            return
+        if data:
+            self._last_rx = end
+            self._buf += data
+            self._after_silence = False
+            self._wire_end = max(end, self._wire_end) + len(data) * self.char_s

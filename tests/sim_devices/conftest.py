@@ -80,6 +80,12 @@ def scenario(
 
 
 @pytest.fixture
+def make_scenario() -> Callable[..., Scenario]:
+    """Build a scenario from sim.spec records (defaults: the full test station)."""
+    return scenario
+
+
+@pytest.fixture
 def ramp() -> RampTruth:
     """The truth the default test scenario serves."""
     return RampTruth()

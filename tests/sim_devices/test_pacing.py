@@ -1,0 +1,101 @@
+"""Wire-time pacing: a paced 9600-baud bus is as slow as a real one; silence cuts frames."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from sim.devices.modbus import rtu_frame
+from sim.devices.timing import (
+    char_time_s,
+    min_cycle_s,
+    read_registers_cycle_s,
+    silence_s,
+)
+from sim.spec import BusSpec
+
+PACED = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=True, turnaround_ms=5.0)
+
+
+def test_character_time_and_silence():
+    assert char_time_s(PACED) == pytest.approx(10 / 9600)
+    assert char_time_s(BusSpec("b", "rtu", 9600, parity="E")) == pytest.approx(11 / 9600)
+    assert char_time_s(BusSpec("b", "rtu", 9600, stopbits=2)) == pytest.approx(11 / 9600)
+    assert silence_s(PACED) == pytest.approx(3.5 * 10 / 9600)
+    assert silence_s(BusSpec("b", "rtu", 38400)) == pytest.approx(0.00175)
+
+
+def test_theoretical_cycle_of_a_ten_register_read():
+    # domain brief: about 40 ms on the wire with turnaround at 9600 baud
+    expected = (8 + 25) * 10 / 9600 + 2 * 3.5 * 10 / 9600 + 0.005
+    assert read_registers_cycle_s(PACED, 10) == pytest.approx(expected)
+    assert 0.035 < expected < 0.050
+
+
+def _one_way(port, frame: bytes, nbytes: int) -> float:
+    """Seconds from writing ``frame`` to holding the ``nbytes``-byte answer."""
+    port.ser.reset_input_buffer()
+    port.ser.timeout = 1.0  # block in select (no busy loop holding the GIL from the sim thread)
+    t0 = time.monotonic()
+    port.ser.write(frame)
+    got = port.ser.read(nbytes)
+    elapsed = time.monotonic() - t0
+    port.ser.timeout = 0
+    assert len(got) == nbytes, got
+    return elapsed
+
+
+@pytest.fixture
+def paced(make_station, make_scenario):
+    rain, level = make_scenario.__defaults__[1][:2]  # the default devices: rain 192, level 1
+    return make_station(make_scenario(buses=(PACED,), devices=(rain, level)))
+
+
+def test_paced_transaction_takes_its_wire_time(paced, raw):
+    port = raw(paced.endpoints["level"].port)
+    request = rtu_frame(1, bytes([3, 0, 1, 0, 1]))  # 8 bytes; answer 7 bytes
+    ct = char_time_s(PACED)
+    floor = (8 + 7) * ct + silence_s(PACED) + PACED.turnaround_ms / 1000
+    times = []
+    for _ in range(5):
+        times.append(_one_way(port, request, 7))
+        time.sleep(0.01)  # leave the bus its silence
+    assert min(times) >= floor - 0.0005
+    assert statistics.median(times) < floor + 0.006  # and not much more
+    assert floor + silence_s(PACED) == pytest.approx(min_cycle_s(PACED, 8, 7))
+
+
+def test_ten_register_read_paced(paced, raw):
+    port = raw(paced.endpoints["rain"].port)
+    request = rtu_frame(192, bytes([4, 0, 0, 0, 10]))  # 0x0000..0x0009, answer 25 bytes
+    floor = read_registers_cycle_s(PACED, 10) - silence_s(PACED)
+    times = []
+    for _ in range(5):
+        times.append(_one_way(port, request, 25))
+        time.sleep(0.01)
+    assert floor - 0.0005 <= min(times) < floor + 0.006
+
+
+def test_back_to_back_requests_merge_into_one_bad_frame(paced, raw):
+    port = raw(paced.endpoints["level"].port)
+    request = rtu_frame(1, bytes([3, 0, 1, 0, 1]))
+    assert port.transact(request + request) == b""  # no silence between: one 16-byte frame
+    assert len(port.transact(request)) == 7  # the bus recovers
+
+
+def test_request_during_an_answer_is_not_heard(paced, raw):
+    port = raw(paced.endpoints["level"].port)
+    long_read = rtu_frame(192, bytes([4, 0, 0, 0, 13]))  # answer 31 bytes, 32 ms on the wire
+    request = rtu_frame(1, bytes([3, 0, 1, 0, 1]))
+    port.ser.timeout = 1.0
+    port.ser.write(long_read)
+    assert len(port.ser.read(3)) == 3  # the answer is on the wire...
+    port.ser.write(request)  # ...and the master talks over it: no 3.5-character silence
+    assert len(port.ser.read(28)) == 28
+    port.ser.timeout = 0
+    assert port.read(0.2) == b""
+    assert paced.buses["rs485-1"].counts["merged"] == 1
+    time.sleep(0.01)
+    assert len(port.transact(request)) == 7
