@@ -320,7 +320,7 @@ class Buffer:
         with self._lock:
             try:
                 seqs = self._append_once(records, state)
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if "full" not in str(exc):
                     raise BufferStoreError(f"{self.path}: {exc}") from exc
                 log.warning("buffer %s: disk full, dropping by the size policy", self.path)
