@@ -158,6 +158,7 @@ class IngestWorker:
         self.stats = IngestStats()
         self._queue: queue.Queue[Inbound] = queue.Queue()
         self._stop = threading.Event()
+        self._draining = False
         self._thread: threading.Thread | None = None
 
     def submit(self, message: Inbound) -> None:
@@ -169,8 +170,10 @@ class IngestWorker:
         self._thread = threading.Thread(target=self._run, name="fleet-ingest", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the group in hand; queued messages stay unacked (they will come again)."""
+    def stop(self, timeout: float = 10.0, *, drain: bool = False) -> None:
+        """Stop after the group in hand (``drain``: after everything queued); messages left in
+        the queue stay unacknowledged and come again."""
+        self._draining = drain
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -181,7 +184,7 @@ class IngestWorker:
         return self._queue.qsize()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() or (self._draining and not self._queue.empty()):
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:

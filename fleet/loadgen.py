@@ -228,12 +228,16 @@ class StationClient:
                     del self._inflight[first]
 
     def _on_config(self, payload: bytes) -> None:
-        envelope = signing.decode_envelope(payload)
+        try:
+            envelope = signing.decode_envelope(payload)
+        except signing.SignatureError:
+            envelope = None
         doc = envelope.get("doc", {}) if isinstance(envelope, dict) else {}
+        doc = doc if isinstance(doc, dict) else {}
         kind, target = doc.get("scope"), doc.get("target")
         scope = "fleet" if kind == "fleet" else f"{kind}:{target}"
         version = doc.get("version") if isinstance(doc.get("version"), int) else None
-        digest = signing.document_hash(doc) if isinstance(doc, dict) and doc else ""
+        digest = signing.document_hash(doc) if doc else ""
         reason = self._check(envelope, doc, scope, version, digest)
         if reason is None:
             self.running[scope] = (version or 0, digest)
@@ -255,6 +259,8 @@ class StationClient:
     def _check(
         self, envelope: Any, doc: dict[str, Any], scope: str, version: int | None, digest: str
     ) -> str | None:
+        if not doc:
+            return "malformed: not a signed document"
         if self.public_key is not None:
             try:
                 signing.verify(envelope, self.public_key)

@@ -160,10 +160,20 @@ class FleetService:
                 log.warning("tick: %s", exc)
 
     def stop(self) -> None:
-        """Stop taking messages, finish the group in hand, disconnect."""
+        """Leave the share, commit and ack what was received, end the session, disconnect.
+
+        Ending the session (expiry 0 on DISCONNECT) matters with a shared subscription: a
+        stopped controller's lingering session would otherwise keep taking its share of messages
+        that nobody commits until the session expires. A crash keeps the session instead, so a
+        restart under the same client id gets its unacknowledged messages again.
+        """
         self._stop.set()
-        self.worker.stop()
-        self.client.disconnect()
+        if self.connected:
+            self.client.unsubscribe([wire.FLEET_UPLINK_SUBSCRIPTION, STATUS_SUBSCRIPTION])
+        self.worker.stop(drain=self.connected)
+        props = Properties(mqtt.PacketTypes.DISCONNECT)
+        props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_stop()
         if self._ticker is not None:
             self._ticker.join(timeout=5)

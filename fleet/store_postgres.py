@@ -17,6 +17,7 @@ from fleet.errors import StoreError
 from fleet.store_sql import SqlStore
 
 CONNECT_TIMEOUT_S = 10
+SCHEMA_LOCK = 0x526F6164  # any constant shared by every controller process
 
 
 class PostgresStore(SqlStore):
@@ -31,6 +32,13 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreError(f"--db {self.url!r}: cannot connect to PostgreSQL: {first}") from exc
+
+    def init(self) -> None:
+        """Create the tables; an advisory lock keeps two controllers starting at once apart."""
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            for statement in self._schema_statements():
+                cur.execute(statement)
 
     def _transaction(self, conn: Any) -> AbstractContextManager[Any]:
         return _pg_transaction(conn)
