@@ -329,7 +329,10 @@ class Buffer:
                     seqs = self._append_once(records, state)
                 except sqlite3.OperationalError as again:
                     raise BufferFullError(f"{self.path}: {again}") from again
-            self.enforce_cap()
+            try:
+                self.enforce_cap()
+            except BufferFullError as exc:  # committed all the same; the next append may fail
+                log.error("%s", exc)
             self._write_hwm()
             return seqs
 
