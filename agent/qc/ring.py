@@ -1,0 +1,54 @@
+"""A bounded, append-only window of samples in contiguous numpy columns.
+
+Used by the QC and derived engines to keep per-channel history at 1 Hz without per-sample Python
+objects: appends are O(1) amortised, views are contiguous slices, memory is fixed by ``capacity``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Ring:
+    """Rows of float64 columns (the first one is time, ascending), at most ``capacity`` kept."""
+
+    def __init__(self, capacity: int, columns: tuple[str, ...]) -> None:
+        if capacity < 1:
+            raise ValueError("ring capacity must be positive")
+        self.capacity = capacity
+        self.columns = columns
+        self._data = {name: np.empty(2 * capacity) for name in columns}
+        self._start = 0
+        self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def append(self, **row: float) -> None:
+        """Add one row (every column by name)."""
+        if self._end == 2 * self.capacity:
+            self._compact()
+        for name in self.columns:
+            self._data[name][self._end] = row[name]
+        self._end += 1
+        if len(self) > self.capacity:
+            self._start += 1
+
+    def col(self, name: str) -> np.ndarray:
+        """The kept rows of one column, oldest first (a view: do not keep it across appends)."""
+        return self._data[name][self._start : self._end]
+
+    def last(self, name: str) -> float | None:
+        """The newest value of a column, None when empty."""
+        return float(self._data[name][self._end - 1]) if len(self) else None
+
+    def drop_before(self, t: float) -> None:
+        """Forget rows whose time (first column) is before ``t``."""
+        times = self.col(self.columns[0])
+        self._start += int(np.searchsorted(times, t, side="left"))
+
+    def _compact(self) -> None:
+        n = len(self)
+        for arr in self._data.values():
+            arr[:n] = arr[self._start : self._end]
+        self._start, self._end = 0, n
