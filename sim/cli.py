@@ -143,13 +143,14 @@ def fault_cmd(
     from sim.devices.control import request
     from sim.devices.errors import ControlError
 
+    fault_params = dict(_param(p) for p in params)
     doc = _state(state_file)
     req = {
         "op": "inject",
         "device": device,
         "kind": kind,
         "duration_s": duration,
-        "params": dict(_param(p) for p in params),
+        "params": fault_params,
     }
     try:
         reply = request(doc["control"], req)

@@ -67,7 +67,12 @@ class ControlServer:
         self._server = _Server(str(path), _Handler)
         self._server.station = station
         os.chmod(path, 0o600)
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="sim-control").start()
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name="sim-control",
+        ).start()
 
     def close(self) -> None:
         self._server.shutdown()
