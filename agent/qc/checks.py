@@ -163,10 +163,14 @@ def check_step(
     p = np.maximum(prev, 0)
     prev2 = np.where(prev >= 0, previous_index(valid, p), -1)
     p2 = np.maximum(prev2, 0)
+    prev3 = np.where(prev2 >= 0, previous_index(valid, p2), -1)
+    p3 = np.maximum(prev3, 0)
     v = values[idx]
     jump = np.abs(v - values[p]) > max_step
     recent = times[idx] - times[p] <= max_age_s
-    prev_was_outlier = (prev2 >= 0) & (np.abs(values[p] - values[p2]) > max_step)
+    # the predecessor was an outlier if it jumped from its own predecessor without returning
+    prev_returned = (prev3 >= 0) & (np.abs(values[p] - values[p3]) <= max_step)
+    prev_was_outlier = (prev2 >= 0) & (np.abs(values[p] - values[p2]) > max_step) & ~prev_returned
     returns = prev_was_outlier & (np.abs(v - values[p2]) <= max_step)
     return _flags_where(valid[idx] & (prev >= 0) & recent & jump & ~returns, _SUSPECT)
 

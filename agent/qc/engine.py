@@ -184,6 +184,8 @@ def _worse(current: Verdict | None, candidate: Verdict) -> Verdict:
 
 def _any_within(events: np.ndarray, times: np.ndarray, window_s: float) -> np.ndarray:
     """For each time t, whether an event happened in [t - window_s, t]."""
+    if events.size == 0:
+        return np.zeros(times.shape, dtype=bool)
     latest = np.searchsorted(events, times, side="right") - 1
     found = latest >= 0
     return found & (times - events[np.maximum(latest, 0)] <= window_s)

@@ -1,0 +1,185 @@
+"""QCEngine over sequences of readings: each fault gets the right flag and reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qc_readings import reading, series
+
+from agent.errors import ConfigError
+from agent.flags import Flag
+from agent.qc import QCEngine, QCParams, qc_series
+from roadside.records import DriverStatus
+
+
+def run(engine: QCEngine, readings) -> list:
+    return [fr for r in readings for fr in engine.process([r])]
+
+
+def verdicts(flagged) -> list[tuple[int, str]]:
+    return [(int(f.flag), f.reason) for f in flagged]
+
+
+def test_clean_wind_is_correct() -> None:
+    rng = np.random.default_rng(3)
+    speeds = np.round(np.abs(8 + rng.normal(0, 1.5, 600)), 2)
+    out = run(QCEngine(), series("wind_speed", speeds, dt_s=1.0))
+    assert all(f.flag is Flag.CORRECT and f.reason == "" for f in out)
+
+
+def test_stuck_wind_speed() -> None:
+    out = run(QCEngine(), series("wind_speed", [7.3] * 80, dt_s=60.0))
+    # judged once the history spans 95 % of the 60-min window (57 min)
+    assert verdicts(out[:57]) == [(0, "")] * 57
+    assert verdicts(out[57:]) == [(1, "stuck")] * 23
+
+
+def test_calm_is_not_stuck() -> None:
+    out = run(QCEngine(), series("wind_speed", [0.0] * 80, dt_s=60.0))
+    assert all(f.flag is Flag.CORRECT for f in out)
+
+
+def test_spike_flags_only_the_outlier() -> None:
+    values = [8.0, 8.5, 9.0, 45.0, 8.7, 8.2]
+    out = run(QCEngine(), series("wind_speed", values, dt_s=1.0))
+    assert verdicts(out) == [(0, ""), (0, ""), (0, ""), (1, "step"), (0, ""), (0, "")]
+
+
+def test_out_of_range_is_wrong() -> None:
+    out = run(QCEngine(), series("wind_speed", [5.0, 99.0, -1.0], dt_s=1.0))
+    assert verdicts(out)[1:] == [(2, "range"), (2, "range")]
+
+
+def test_gap_flags_first_reading_after_silence() -> None:
+    readings = [reading("water_depth", t, 0.0) for t in (0, 10, 20, 2000)]
+    assert verdicts(run(QCEngine(), readings))[-1] == (1, "gap")
+
+
+def test_driver_status_becomes_missing_with_status_reason() -> None:
+    out = QCEngine().process(
+        [
+            reading("rain_total", 0, None, status=DriverStatus.TIMEOUT),
+            reading("wind_dir", 0, None, status=DriverStatus.CHECKSUM_ERROR),
+            reading("water_depth", 0, None),
+        ]
+    )
+    assert verdicts(out) == [(8, "timeout"), (8, "checksum_error"), (8, "missing")]
+
+
+def test_unknown_channel_not_checked_and_time_order() -> None:
+    engine = QCEngine()
+    assert verdicts(engine.process([reading("uptime", 0, 5.0)])) == [(9, "")]
+    engine.process([reading("wind_speed", 10, 5.0)])
+    assert verdicts(engine.process([reading("wind_speed", 5, 5.0)])) == [(2, "time")]
+
+
+def test_counter_reset_backwards_and_by_status() -> None:
+    values = [10.0, 10.1, 10.2, 0.0, 0.1]
+    out = run(QCEngine(), series("rain_total", values))
+    assert verdicts(out)[3] == (1, "counter_reset")
+    assert all(f.flag is Flag.CORRECT for i, f in enumerate(out) if i != 3)
+    status = QCEngine().process([reading("rain_total", 0, None, status=DriverStatus.COUNTER_RESET)])
+    assert verdicts(status) == [(8, "counter_reset")]
+
+
+def test_rain_spike_is_wrong_and_neighbours_pass() -> None:
+    values = [5.0, 5.1, 500.0, 5.2, 5.3]
+    out = verdicts(run(QCEngine(), series("rain_total", values)))
+    assert out == [(0, ""), (0, ""), (2, "rain_rate"), (0, ""), (0, "")]
+
+
+def test_double_tips_suspect_rate() -> None:
+    values = [0.0, 3.0, 15.0, 15.2]  # 12 mm in one minute: suspect
+    out = verdicts(run(QCEngine(), series("rain_total", values, dt_s=60.0)))
+    assert out[2] == (1, "rain_rate") and out[3] == (0, "")
+
+
+def test_inconsistent_gust_and_calm_direction() -> None:
+    engine = QCEngine()
+    out = engine.process(
+        [
+            reading("wind_speed", 0, 10.0),
+            reading("wind_gust", 0, 6.0),
+            reading("wind_dir", 0, 0.0),
+        ]
+    )
+    assert verdicts(out) == [(0, ""), (1, "consistency"), (1, "consistency")]
+    calm = engine.process([reading("wind_speed", 1, 0.0), reading("wind_dir", 1, 120.0)])
+    assert verdicts(calm)[1] == (1, "consistency")
+
+
+def _rain_and_depth(engine: QCEngine, depth_of, rain_of, minutes: int) -> list:
+    out = []
+    for m in range(minutes):
+        engine.process([reading("rain_total", m * 60, rain_of(m), sensor="rain")])
+        out += engine.process([reading("water_depth", m * 60, depth_of(m), sensor="level")])
+    return out
+
+
+def test_water_rising_without_rain_is_suspect() -> None:
+    engine = QCEngine()
+    out = _rain_and_depth(engine, lambda m: 2.0 * m, lambda m: 12.0, 40)  # drift 2 mm/min
+    reasons = [f.reason for f in out]
+    assert reasons[:10] == [""] * 10
+    assert reasons[-5:] == ["consistency"] * 5
+
+
+def test_water_rising_with_rain_passes() -> None:
+    engine = QCEngine()
+    out = _rain_and_depth(engine, lambda m: 2.0 * m, lambda m: 0.5 * m, 40)
+    assert all(f.flag is Flag.CORRECT for f in out)
+
+
+def test_water_blip_flagged_rise_rate() -> None:
+    engine = QCEngine()
+    out = _rain_and_depth(engine, lambda m: 400.0 if m == 20 else 1.0, lambda m: 0.5 * m, 25)
+    assert verdicts(out)[20] == (1, "rise_rate")
+    assert verdicts(out)[21] == (0, "")
+
+
+def test_streaming_equals_batch() -> None:
+    rng = np.random.default_rng(7)
+    values = 8 + rng.normal(0, 2, 400)
+    values[rng.integers(0, 400, 8)] = 60.0
+    values[100:180] = 7.0  # long flat stretch
+    values[rng.integers(0, 400, 10)] = np.nan
+    times = np.arange(400) * 30.0
+    readings = [
+        reading("wind_speed", t, None if np.isnan(v) else float(v))
+        for t, v in zip(times, values, strict=True)
+    ]
+    streamed = [int(f.flag) for f in run(QCEngine(), readings)]
+    batch = qc_series("wind_speed", times, values, QCParams())
+    assert streamed == list(batch.flags)
+    assert 1 in streamed  # the flat stretch and the spikes are caught
+
+
+def test_history_is_bounded() -> None:
+    params = QCParams(max_history=256)
+    engine = QCEngine(params)
+    run(engine, series("wind_speed", np.full(2000, 5.0) + np.arange(2000) % 3, dt_s=1.0))
+    assert all(len(ring) <= 256 for ring in engine._series.values())
+
+
+def test_params_from_dict() -> None:
+    p = QCParams.from_dict(
+        {"max_gap_s": 600, "channels": {"wind_speed": {"high": 60, "stuck_window_s": False}}}
+    )
+    lim = p.limits("wind_speed")
+    assert p.max_gap_s == 600.0 and lim is not None and lim.high == 60.0
+    assert lim.stuck_window_s is None and lim.max_step == 20.0
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"max_gapp_s": 1}, "qc.max_gapp_s: unknown key"),
+        ({"channels": {"wind_speed": {"hihg": 1}}}, "qc.channels.wind_speed.hihg: unknown key"),
+        ({"max_gap_s": "ten"}, "qc.max_gap_s: expected a number"),
+        ({"rain_wrong_mm_min": 5}, "qc.rain_wrong_mm_min: must exceed"),
+        ({"channels": {"wind_speed": {"low": 80}}}, "qc.channels.wind_speed.high: must exceed"),
+    ],
+)
+def test_params_errors_name_the_key(table: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        QCParams.from_dict(table)
