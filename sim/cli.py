@@ -100,7 +100,8 @@ def run_cmd(
             f"{link_dir}: cannot serve devices: {exc.strerror or exc}"
         ) from None
     state_path = state_file or link_dir / "state.json"
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+        signal.signal(sig, _interrupt)
     try:
         station.serve_control(link_dir / "control.sock")
         station.write_state(state_path)
@@ -115,6 +116,10 @@ def run_cmd(
     finally:
         station.stop()
         state_path.unlink(missing_ok=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _announce(station: Any, state_path: Path, as_json: bool) -> None:

@@ -8,6 +8,7 @@ with a deadline and writes answers at the line's character rate when pacing is o
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import threading
@@ -18,6 +19,8 @@ from pathlib import Path
 from sim.devices.pty import PtyLink
 from sim.devices.timing import char_time_s, paced_write, silence_s, write_some
 from sim.spec import BusSpec
+
+log = logging.getLogger(__name__)
 
 
 class SerialLine:
@@ -114,8 +117,15 @@ class SerialLine:
                 except OSError:
                     data = b""
                 if data:
-                    self.on_bytes(data, time.monotonic())
-            self.on_idle(time.monotonic())
+                    self._guard(self.on_bytes, data, time.monotonic())
+            self._guard(self.on_idle, time.monotonic())
+
+    def _guard(self, handler: Callable[..., None], *args: object) -> None:
+        """Run a handler; a bug in one device model must not take the whole bus down."""
+        try:
+            handler(*args)
+        except Exception:
+            log.exception("bus %s: device model failed; line keeps running", self.spec.name)
 
     # -- for subclasses ------------------------------------------------------------------------
     def next_deadline(self) -> float:
