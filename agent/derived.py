@@ -199,7 +199,9 @@ class DerivedEngine:
         """Take a batch of flagged readings; return the products of the sensors in it at ``now``."""
         touched: dict[str, set[str]] = {}
         for fr in sorted(flagged, key=lambda f: f.reading.time):
-            state = self._sensors.setdefault(fr.reading.sensor, _SensorState(self.params))
+            state = self._sensors.get(fr.reading.sensor)
+            if state is None:
+                state = self._sensors[fr.reading.sensor] = _SensorState(self.params)
             if self._add(state, fr):
                 touched.setdefault(fr.reading.sensor, set()).add(fr.reading.channel)
         t_now = now.timestamp()
@@ -342,13 +344,21 @@ _WIND_SERIES = {q.WIND_SPEED: "speed", q.WIND_DIR: "direction", q.WIND_GUST: "gu
 
 
 def running_mean_max(times: np.ndarray, values: np.ndarray, average_s: float) -> float | None:
-    """Highest mean of the values over any (t - average_s, t] ending at a sample (None if empty)."""
+    """Highest mean over (t - average_s, t] for windows ending at a sample (None if empty).
+
+    Windows that would begin before the first sample are skipped unless no other exists.
+    """
     if values.size == 0:
         return None
     starts = np.searchsorted(times, times - average_s, side="right")
     sums = np.concatenate(([0.0], np.cumsum(values)))
     ends = np.arange(1, values.size + 1)
-    return float(((sums[ends] - sums[starts]) / (ends - starts)).max())
+    means = (sums[ends] - sums[starts]) / (ends - starts)
+    full = times - average_s >= times[0] - _SAMPLE_S
+    return float(means[full].max() if full.any() else means.max())
+
+
+_SAMPLE_S = 1.0  # the 1-Hz sample a 3-s gust is computed from
 
 
 def _value(
