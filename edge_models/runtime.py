@@ -1,0 +1,122 @@
+"""Run the shipped nowcast on the station: LiteRT, tflite-runtime, or numpy with the same weights.
+
+``Nowcaster()`` loads ``edge_models/nowcast.tflite``. The backend is the first that loads:
+``ai_edge_litert.interpreter`` ('litert'), ``tflite_runtime.interpreter`` ('tflite-runtime'),
+else a numpy forward pass of the weights read from the same file ('numpy').
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edge_models.errors import FeatureMismatchError, ModelFileError
+from edge_models.features import FEATURES, FeatureInput, SiteLike, features_from_history
+from edge_models.model import Net
+from edge_models.tflite_export import read_tflite
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "nowcast.tflite"
+Backend = Literal["litert", "tflite-runtime", "numpy"]
+BACKENDS: tuple[Backend, ...] = ("litert", "tflite-runtime", "numpy")
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Depth forecasts (mm) at +15/+30/+60 min and P(depth passes 15/30 cm within 60 min)."""
+
+    depth_15_mm: float
+    depth_30_mm: float
+    depth_60_mm: float
+    p_15cm: float
+    p_30cm: float
+    model_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _interpreter(backend: Backend, content: bytes) -> Any:
+    if backend == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+    else:
+        from tflite_runtime.interpreter import Interpreter
+    interp = Interpreter(model_content=content, num_threads=1)
+    interp.allocate_tensors()
+    return interp
+
+
+class Nowcaster:
+    """The nowcast model, loaded once; ``predict_features`` takes about ten microseconds."""
+
+    def __init__(self, model_path: str | Path | None = None, *, backend: Backend | None = None):
+        path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise ModelFileError(f"{path}: cannot read nowcast model ({exc.strerror})") from exc
+        try:
+            self._net: Net = read_tflite(content)[0]
+            meta = read_tflite(content)[1]
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from exc
+        if tuple(meta.get("features", ())) != FEATURES:
+            raise FeatureMismatchError(
+                f"{path}: model was trained on other features than edge_models.features.FEATURES"
+            )
+        self.path = path
+        self.version: str = str(meta["version"])
+        self.metadata: dict[str, Any] = meta
+        self.tier_thresholds: tuple[float, ...] = tuple(meta.get("tier_thresholds", (0.5, 0.5)))
+        """Probability from which each tier (15, 30 cm) counts as forecast (set in training)."""
+        self._lock = threading.Lock()
+        self._interp: Any = None
+        self.backend: Backend = "numpy"
+        for candidate in (backend,) if backend else BACKENDS:
+            if candidate == "numpy":
+                break
+            try:
+                self._interp = _interpreter(candidate, content)
+            except ImportError:
+                continue
+            self.backend = candidate
+            break
+        else:
+            if backend:
+                raise ModelFileError(f"backend {backend!r} is not installed")
+        if self._interp is not None:
+            self._in = self._interp.get_input_details()[0]["index"]
+            outs = {d["name"]: d["index"] for d in self._interp.get_output_details()}
+            self._out_depth, self._out_prob = outs["depth_m"], outs["tier_prob"]
+
+    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network's outputs for one feature vector: depth (m, 3) and tier probabilities (2)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != (len(FEATURES),):
+            raise FeatureMismatchError(f"expected {len(FEATURES)} features, got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise FeatureMismatchError("features must be finite (mask flagged inputs first)")
+        if self._interp is None:
+            depth, prob = self._net.forward(x)
+            return depth[0], prob[0]
+        with self._lock:
+            self._interp.set_tensor(self._in, x[None, :])
+            self._interp.invoke()
+            depth = self._interp.get_tensor(self._out_depth)[0].copy()
+            prob = self._interp.get_tensor(self._out_prob)[0].copy()
+        return depth, prob
+
+    def predict_features(self, x: np.ndarray) -> Forecast:
+        """Forecast from a feature vector (``edge_models.features.features_from_history``)."""
+        depth, prob = self.raw(x)
+        d = [float(v) * 1000.0 for v in depth]
+        return Forecast(d[0], d[1], d[2], float(prob[0]), float(prob[1]), self.version)
+
+    predict = predict_features  # the name in the cross-helper contract
+
+    def predict_history(self, history: FeatureInput, site: SiteLike) -> Forecast:
+        """Forecast from a station history and the site parameters."""
+        return self.predict_features(features_from_history(history, site))
