@@ -56,8 +56,23 @@ def _crc_ok(frame: bytes) -> bool:
     return crc16(frame[:-2]) == int.from_bytes(frame[-2:], "big")
 
 
-def diagnose_rtu(rx: bytes, slave: int, function_code: int, timeout_s: float = 0.0) -> Diagnosis:
-    """Classify the bytes received after a request to ``slave`` with ``function_code``."""
+def rtu_frame_ok(frame: bytes) -> bool:
+    """True when ``frame`` is one complete reply with a good CRC."""
+    return len(frame) >= 4 and rtu_reply_size(frame) == len(frame) and _crc_ok(frame)
+
+
+def diagnose_rtu(
+    rx: bytes,
+    slave: int,
+    function_code: int,
+    timeout_s: float = 0.0,
+    late: frozenset[int] = frozenset(),
+) -> Diagnosis:
+    """Classify the bytes received after a request to ``slave`` with ``function_code``.
+
+    Good frames from the slaves in ``late`` (which timed out before) are late replies to earlier
+    requests, not a wrong device answering.
+    """
     if not rx:
         return Diagnosis(
             DriverStatus.TIMEOUT, f"no answer from slave {slave} within {timeout_s:g} s"
@@ -65,6 +80,7 @@ def diagnose_rtu(rx: bytes, slave: int, function_code: int, timeout_s: float = 0
     wanted = (function_code, function_code | 0x80)
     bad_crc: int | None = None
     other: int | None = None
+    stale: int | None = None
     truncated: tuple[int, int] | None = None
     for i in range(len(rx) - 1):
         size = rtu_reply_size(rx[i:])
@@ -81,7 +97,9 @@ def diagnose_rtu(rx: bytes, slave: int, function_code: int, timeout_s: float = 0
             if ours:
                 note = f"{i} stray byte(s) skipped" if i else ""
                 return Diagnosis(DriverStatus.OK, note, frame[1:-2])
-            if other is None and fc in wanted:
+            if addr in late:
+                stale = addr
+            elif other is None and fc in wanted:
                 other = addr
         elif ours and bad_crc is None:
             bad_crc = i
@@ -91,6 +109,11 @@ def diagnose_rtu(rx: bytes, slave: int, function_code: int, timeout_s: float = 0
         return Diagnosis(
             DriverStatus.WRONG_DEVICE, f"slave {other} answered a request to slave {slave}"
         )
+    if stale is not None and truncated is None:
+        late_only = (
+            f"no answer from slave {slave} within {timeout_s:g} s (late reply of {stale} seen)"
+        )
+        return Diagnosis(DriverStatus.TIMEOUT, late_only)
     if truncated is not None:
         got, want = truncated
         return Diagnosis(DriverStatus.BAD_FRAME, f"truncated reply: {got} of {want} bytes")

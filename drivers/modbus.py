@@ -20,7 +20,7 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 
-from drivers.diagnose import Diagnosis, diagnose_rtu, diagnose_tcp
+from drivers.diagnose import Diagnosis, diagnose_rtu, diagnose_tcp, rtu_frame_ok, rtu_reply_size
 from drivers.errors import DeviceError, PortError, ProfileError
 from drivers.ports import char_time, identity, is_tcp, open_serial, silence_time, tcp_address
 from drivers.profile import Profile, RegisterField, SerialDefaults
@@ -77,6 +77,9 @@ class _RtuClient(ModbusSerialClient):
         self._settle = max(10 * char_time(settings), 0.02)
         self._deadline = 0.0
         self._last_rx = 0.0
+        self.late: set[int] = set()  # slaves that timed out: their replies may still come
+        self._base = 0  # bytes of rx that were late replies to earlier requests
+        self._extended = False
 
     def connect(self) -> bool:
         if self.socket:
@@ -96,6 +99,7 @@ class _RtuClient(ModbusSerialClient):
         if wait > 0:
             time.sleep(wait)
         self.rx.clear()
+        self._base, self._extended = 0, False
         self._deadline = time.monotonic() + self.timeout_s
         return super().send(request, addr)
 
@@ -111,7 +115,7 @@ class _RtuClient(ModbusSerialClient):
         port = self.socket
         try:
             data = b""
-            if not self.rx:
+            if len(self.rx) == self._base:
                 if (remaining := self._deadline - time.monotonic()) <= 0:
                     return b""
                 port.timeout = remaining
@@ -120,7 +124,7 @@ class _RtuClient(ModbusSerialClient):
                 port.timeout = self._char + self._settle
                 data += port.read(1)  # the function code tells an exception reply (5 bytes)
             expect = 5 if len(data) == 2 and data[1] & 0x80 else self.expect
-            want = expect - len(self.rx) - len(data)
+            want = expect - (len(self.rx) - self._base) - len(data)
             wire = want * self._char if want > 0 else 0.0
             port.timeout = max(min(self._deadline - time.monotonic(), wire + self._settle), 0.0)
             data += port.read(max(want, port.in_waiting, 1))
@@ -132,7 +136,21 @@ class _RtuClient(ModbusSerialClient):
         if data:
             self.rx += data
             self._last_rx = time.monotonic()
+            self._skip_late()
         return data
+
+    def _skip_late(self) -> None:
+        """Set aside late replies from slaves that timed out; wait once more for our own."""
+        while True:
+            head = bytes(self.rx[self._base :])
+            size = rtu_reply_size(head)
+            if size is None or not head or head[0] not in self.late:
+                return
+            if not rtu_frame_ok(head[:size]):
+                return
+            self._base += size
+            if not self._extended:
+                self._deadline, self._extended = time.monotonic() + self.timeout_s, True
 
 
 class _TcpClient(ModbusTcpClient):
@@ -237,6 +255,8 @@ class ModbusLink:
             pdu = self._recover(slave, fc)
         except Exception as exc:  # pymodbus may raise struct/index errors on malformed replies
             raise DeviceError(DriverStatus.BAD_FRAME, f"undecodable reply: {exc}") from None
+        if isinstance(c, _RtuClient):
+            c.late.discard(slave)
         if pdu.isError():
             code = getattr(pdu, "exception_code", 0)
             name = EXCEPTION_NAMES.get(code, "unknown")
@@ -253,7 +273,9 @@ class ModbusLink:
             tid = c.ctx.request_transaction_id if hasattr(c, "ctx") else None
             diag = diagnose_tcp(bytes(c.rx), slave, fc, tid, self.timeout_s)
         else:
-            diag = diagnose_rtu(bytes(c.rx), slave, fc, self.timeout_s)
+            diag = diagnose_rtu(bytes(c.rx), slave, fc, self.timeout_s, frozenset(c.late))
+            if diag.status is DriverStatus.TIMEOUT:
+                c.late.add(slave)
             if diag.pdu is None:
                 self._check_port_still_there()
         if diag.pdu is None:

@@ -3,19 +3,16 @@ with a truth known in closed form, and device configurations pointing the driver
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from threading import Lock
 
 import pytest
 
 from drivers.bus import DeviceConfig
 from drivers.profile import load_profile
 from roadside.clock import Clock, ManualClock
-from roadside.records import Reading
 from sim.spec import BusSpec, DeviceSpec, Scenario, SiteSpec, TruthSample
 from sim.station import SimStation
 
@@ -86,26 +83,6 @@ def configs(station: SimStation, interval_s: float = 1.0, *names: str) -> list[D
         for name, ep in station.endpoints.items()
         if not names or name in names
     ]
-
-
-class Collector:
-    """A sink that keeps every batch, by sensor."""
-
-    def __init__(self) -> None:
-        self.batches: dict[str, list[list[Reading]]] = defaultdict(list)
-        self._lock = Lock()
-
-    def __call__(self, readings: list[Reading]) -> None:
-        with self._lock:
-            self.batches[readings[0].sensor].append(readings)
-
-    def statuses(self, sensor: str) -> set[str]:
-        with self._lock:
-            return {r.status.value for b in self.batches[sensor] for r in b}
-
-    def count(self, sensor: str) -> int:
-        with self._lock:
-            return len(self.batches[sensor])
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ the fault is cleared."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -96,9 +97,11 @@ def test_frame_fault_is_named_by_the_readings(scaled, link, kind):
         assert all(r.value is None and r.detail for r in got)
         assert bus.health()[device].last_error.startswith(want)
     station.clear(device)
-    for _ in range(5):  # a vanished port is reopened, stray bytes are flushed
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:  # a vanished port is reopened, stray bytes flushed
         if statuses(after := bus.poll_once(device)) == {"ok"}:
             break
+        time.sleep(0.05)
     assert statuses(after) == {"ok"}, [(r.channel, r.status, r.detail) for r in after]
 
 
