@@ -124,7 +124,7 @@ class RawPort:
     def __init__(self, path: str, baudrate: int = 9600) -> None:
         self.ser = serial.Serial(path, baudrate, timeout=0)
 
-    def transact(self, frame: bytes, wait_s: float = 0.3, quiet_s: float = 0.05) -> bytes:
+    def transact(self, frame: bytes, wait_s: float = 0.3, quiet_s: float = 0.02) -> bytes:
         """Send ``frame``; collect bytes until ``quiet_s`` of silence after some, or ``wait_s``."""
         self.ser.reset_input_buffer()
         self.ser.write(frame)

@@ -198,7 +198,7 @@ def test_cli_run_stops_after_duration(tmp_path):
             "--speed",
             "600",
             "--duration-min",
-            "5",
+            "1",
             "--no-pacing",
         ],
         capture_output=True,

@@ -25,17 +25,17 @@ def sock(station):
 
 
 def exchange(s: socket.socket, data: bytes = REQUEST, wait_s: float = 0.3) -> bytes:
-    s.sendall(data)
-    s.settimeout(wait_s)
     out = b""
     try:
+        s.sendall(data)
+        s.settimeout(wait_s)
         while True:
             chunk = s.recv(4096)
             if not chunk:
                 break
             out += chunk
             s.settimeout(0.05)
-    except TimeoutError:
+    except (TimeoutError, ConnectionError):  # silence, or the port went away
         pass
     return out
 
