@@ -21,8 +21,8 @@ from drivers.profile import load_profile
 from roadside.clock import Clock, ScaledClock
 from sim.devices.ascii import AsciiBus
 from sim.devices.device import SimDevice
-from sim.devices.errors import StationConfigError, UnknownTargetError
-from sim.devices.faults import FaultBoard, check_kind
+from sim.devices.errors import FaultRequestError, StationConfigError
+from sim.devices.faults import FaultBoard, check_kind, check_params
 from sim.devices.rtu import RtuBus
 from sim.devices.tcp import TcpBus
 from sim.spec import Scenario
@@ -162,7 +162,7 @@ class SimStation:
     def _device(self, name: str) -> SimDevice:
         if name not in self.devices:
             known = ", ".join(sorted(self.devices))
-            raise UnknownTargetError(f"no device {name!r} in this station (devices: {known})")
+            raise FaultRequestError(f"no device {name!r} in this station (devices: {known})")
         return self.devices[name]
 
     def inject(
@@ -173,9 +173,21 @@ class SimStation:
         try:
             check_kind(kind)
         except ValueError as exc:
-            raise UnknownTargetError(str(exc)) from None
+            raise FaultRequestError(str(exc)) from None
+        try:
+            checked = check_params(
+                params,
+                [c.name for c in dev.profile.channels],
+                dev.profile.device.protocol == "modbus",
+            )
+        except ValueError as exc:
+            raise FaultRequestError(f"{device}: {kind}: {exc}") from None
+        if duration_s is not None and duration_s <= 0:
+            raise FaultRequestError(
+                f"{device}: {kind}: duration must be positive, got {duration_s}"
+            )
         t = self.scenario_time()
-        dev.faults.add(kind, t, duration_s, params)
+        dev.faults.add(kind, t, duration_s, checked)
         dev.tick(t)
         self._sync()
 
@@ -186,7 +198,7 @@ class SimStation:
             try:
                 check_kind(kind)
             except ValueError as exc:
-                raise UnknownTargetError(str(exc)) from None
+                raise FaultRequestError(str(exc)) from None
         n = dev.faults.clear(kind)
         self._sync()
         return n

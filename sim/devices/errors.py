@@ -3,7 +3,7 @@
     SimError (sim.errors)
     └── SimDeviceError      anything the device simulator refuses or cannot do
         ├── StationConfigError  the scenario's buses and devices do not fit together (names device)
-        ├── UnknownTargetError  inject/clear named a device or fault kind the station does not have
+        ├── FaultRequestError   inject/clear asked for an unknown device, kind or parameter
         └── ControlError        a running simulator's control socket is unreachable or refused
 
 Bad bytes from a driver never raise: a slave that cannot parse a frame stays silent, as on a bus.
@@ -22,8 +22,8 @@ class StationConfigError(SimDeviceError):
     """The scenario's buses and devices do not fit together."""
 
 
-class UnknownTargetError(SimDeviceError):
-    """A fault was aimed at a device or kind the station does not have."""
+class FaultRequestError(SimDeviceError):
+    """A fault request names an unknown device, kind or parameter, or a bad parameter value."""
 
 
 class ControlError(SimDeviceError):

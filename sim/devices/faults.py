@@ -65,6 +65,49 @@ class Fault:
         return only is None or only == channel
 
 
+# Every parameter a fault understands, with its type (see the module docstring for meanings).
+PARAM_TYPES: dict[str, type] = {
+    "channel": str,
+    "magnitude": float,
+    "probability": float,
+    "rate_per_h": float,
+    "delay_s": float,
+    "address": str,  # an integer for Modbus devices; a letter or digit for ASCII ones
+    "length": int,
+    "start_mm": float,
+    "status": str,
+    "invalid": bool,
+}
+
+
+def check_params(params: Mapping[str, Any], channels: list[str], modbus: bool) -> dict[str, Any]:
+    """Coerce fault parameters to their types; refuse unknown keys and bad values (ValueError)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        want = PARAM_TYPES.get(key)
+        if want is None:
+            raise ValueError(f"unknown fault parameter {key!r} (known: {', '.join(PARAM_TYPES)})")
+        try:
+            if want is bool and not isinstance(value, bool):
+                raise ValueError
+            out[key] = want(value) if want in (float, int) else value
+            if want is str:
+                out[key] = str(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"fault parameter {key}: expected {want.__name__}, got {value!r}"
+            ) from None
+    if "channel" in out and out["channel"] not in channels:
+        raise ValueError(f"no channel {out['channel']!r} (channels: {', '.join(channels)})")
+    if modbus and "address" in out:
+        if not out["address"].isdigit() or not 0 <= int(out["address"]) <= 247:
+            raise ValueError(f"a Modbus address is an integer 0..247, got {out['address']!r}")
+        out["address"] = int(out["address"])
+    if not 0.0 <= out.get("probability", 0.0) <= 1.0:
+        raise ValueError(f"probability must be within 0..1, got {out['probability']}")
+    return out
+
+
 def check_kind(kind: str) -> None:
     """Refuse an unknown fault kind with the list of known ones."""
     if kind not in FAULT_KINDS:
@@ -179,8 +222,16 @@ def silenced(faults: list[Fault]) -> bool:
 
 
 def answering_address(own: int, faults: list[Fault]) -> int:
-    """The address a reply carries: another one under ``wrong_slave``."""
+    """The Modbus address a reply carries: another one under ``wrong_slave``."""
     for f in faults:
         if f.kind == "wrong_slave":
             return int(f.params.get("address", (own % 247) + 1))
+    return own
+
+
+def answering_name(own: str, faults: list[Fault], other: str) -> str:
+    """The ASCII address or unit id a reply carries: ``other`` (or the param) under wrong_slave."""
+    for f in faults:
+        if f.kind == "wrong_slave":
+            return str(f.params.get("address", other))
     return own

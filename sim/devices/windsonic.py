@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import reduce
 
 from sim.devices.device import SimDevice
-from sim.devices.faults import mangle, reply_delay_s, silenced
+from sim.devices.faults import answering_name, mangle, reply_delay_s, silenced
 
 STX, ETX = b"\x02", b"\x03"
 CALM_MS = 0.05  # below this speed the direction field is empty
@@ -50,11 +50,7 @@ class WindSonic:
         status = next(
             (str(f.params["status"]) for f in dev.faults.active(t_s) if "status" in f.params), "00"
         )
-        unit = UNIT_ID
-        if any(f.kind == "wrong_slave" for f in faults):
-            unit = str(
-                next(f.params.get("address", "R") for f in faults if f.kind == "wrong_slave")
-            )
+        unit = answering_name(UNIT_ID, faults, "R")
         text = body(v.get("wind_speed", 0.0), v.get("wind_dir", 0.0), f"{status:0>2}", unit)
         check = None
         if any(f.kind == "crc_error" for f in faults):

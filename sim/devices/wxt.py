@@ -8,7 +8,7 @@ Answers are ``<addr><cmd>,key=value<unit>,...`` CR LF; a value the device does n
 from __future__ import annotations
 
 from sim.devices.device import SimDevice
-from sim.devices.faults import Fault, answering_address, mangle, reply_delay_s, silenced
+from sim.devices.faults import Fault, answering_name, mangle, reply_delay_s, silenced
 
 RAIN_ROLLOVER_MM = 100000.0
 SUPERVISOR = "Th=25.9C,Vh=12.0N,Vs=12.1V,Vr=3.503V"  # heating and supply: not part of the truth
@@ -31,7 +31,7 @@ class Wxt:
         faults = dev.frame_faults(t_s)
         if silenced(faults):
             return None, 0.0
-        addr = str(answering_address(int(self.address), faults))
+        addr = answering_name(self.address, faults, str((int(self.address) + 1) % 10))
         rest = cmd[len(self.address) :]
         if cmd == "?" or rest == "":
             text = addr

@@ -17,7 +17,7 @@ from pymodbus.client import ModbusSerialClient
 from roadside.clock import ScaledClock
 from sim.cli import main
 from sim.devices import control
-from sim.devices.errors import ControlError, StationConfigError, UnknownTargetError
+from sim.devices.errors import ControlError, FaultRequestError, StationConfigError
 from sim.scenario import load_scenario
 from sim.spec import BusSpec, DeviceSpec
 from sim.station import SimStation
@@ -74,10 +74,28 @@ def test_configuration_errors_are_one_line(make_scenario, clock, tmp_path, devic
 
 
 def test_inject_refuses_unknown_targets(station):
-    with pytest.raises(UnknownTargetError, match="no device 'ghost'"):
+    with pytest.raises(FaultRequestError, match="no device 'ghost'"):
         station.inject("ghost", "stuck")
-    with pytest.raises(UnknownTargetError, match="unknown fault kind 'melt'"):
+    with pytest.raises(FaultRequestError, match="unknown fault kind 'melt'"):
         station.inject("rain", "melt")
+
+
+@pytest.mark.parametrize(
+    ("device", "kind", "params", "message"),
+    [
+        ("level", "spike", {"magnitude": "big"}, "magnitude: expected float, got 'big'"),
+        ("level", "spike", {"probability": 2}, "probability must be within 0..1"),
+        ("level", "stuck", {"channel": "wind_speed"}, "no channel 'wind_speed'"),
+        ("level", "stuck", {"colour": "red"}, "unknown fault parameter 'colour'"),
+        ("level", "wrong_slave", {"address": "R"}, "a Modbus address is an integer"),
+        ("wxt", "stuck", {"invalid": "yes"}, "invalid: expected bool"),
+    ],
+)
+def test_inject_refuses_bad_parameters(station, device, kind, params, message):
+    with pytest.raises(FaultRequestError, match=message):
+        station.inject(device, kind, **params)
+    with pytest.raises(FaultRequestError, match="duration must be positive"):
+        station.inject("level", "stuck", duration_s=0)
 
 
 def test_control_socket_injects_and_clears(station, tmp_path, raw):
