@@ -142,7 +142,7 @@ class SimStation:
         return self
 
     def stop(self) -> None:
-        """Stop serving, close every port and remove the links."""
+        """Stop serving, close every port and remove the links (idempotent)."""
         self._stop.set()
         if self._monitor.is_alive():
             self._monitor.join(timeout=5)

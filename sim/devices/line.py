@@ -54,6 +54,9 @@ class SerialLine:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close the port (idempotent)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake()
         if self._thread.is_alive():

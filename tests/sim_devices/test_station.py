@@ -225,3 +225,12 @@ def test_cli_run_stops_after_duration(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "ttyRS485-1" in out.stdout and "slave 192" in out.stdout
+
+
+def test_stop_removes_links_and_is_idempotent(make_scenario, clock, tmp_path):
+    st = SimStation(make_scenario(), clock, tmp_path / "dev").start()
+    links = [ep.port for ep in st.endpoints.values() if not ep.port.startswith("tcp://")]
+    assert all(os.path.lexists(p) for p in links)
+    st.stop()
+    st.stop()
+    assert not any(os.path.lexists(p) for p in links)
