@@ -56,9 +56,15 @@ def identity(port: str) -> int | None:
 
 def check_path(port: str) -> None:
     """Raise :class:`PortError` if a serial port path is missing or not readable and writable."""
-    if not os.path.exists(port):
+    try:
+        os.stat(port)
+    except PermissionError:
+        raise PortError(
+            f"{port}: permission denied (cannot reach the path)", "permission"
+        ) from None
+    except OSError:
         reason = "vanished (dangling link)" if os.path.islink(port) else "does not exist"
-        raise PortError(f"{port}: port {reason}", reason="missing")
+        raise PortError(f"{port}: port {reason}", reason="missing") from None
     if not os.access(port, os.R_OK | os.W_OK):
         raise PortError(f"{port}: permission denied (need read and write access)", "permission")
 

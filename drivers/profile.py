@@ -146,7 +146,7 @@ def _where(loc: tuple[int | str, ...], doc: dict) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("list[RegisterField]", "list[AsciiField]"):
+        elif "[" in part:  # a union member tag such as list[RegisterField], not a key
             continue
         else:
             out += f".{part}" if out else str(part)

@@ -43,6 +43,7 @@ class Framed:
     status: DriverStatus
     body: bytes = b""
     detail: str = ""
+    stray: bool = False  # bytes outside any frame (not a frame gone wrong)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class FrameReader:
         start = buf.find(STX)
         junk = bytes(buf if start < 0 else buf[:start]).strip(_WHITESPACE)
         if junk:
-            out.append(Framed(DriverStatus.BAD_FRAME, detail=f"{len(junk)} stray byte(s) skipped"))
+            stray = f"{len(junk)} stray byte(s) outside frames"
+            out.append(Framed(DriverStatus.BAD_FRAME, detail=stray, stray=True))
         if start < 0:
             buf.clear()
             return False
@@ -171,46 +173,53 @@ class WindSonicDriver:
         self._skipped: Counter[str] = Counter()
 
     def poll(self) -> list[Sample]:
+        """The newest good frame received since the last poll, waiting up to the timeout for one.
+
+        Stray bytes (a frame's tail when the port was opened, line noise) do not end the wait;
+        a complete frame does, good or bad.
+        """
+        results: list[WindSonicMessage | DeviceError] = []
+        stray: DeviceError | None = None
+        deadline = time.monotonic() + self.line.timeout_s
         try:
-            outcome = self._newest(self.reader.feed(self.line.read(0)))
-            deadline = time.monotonic() + self.line.timeout_s
-            while outcome is None and time.monotonic() < deadline:
-                outcome = self._newest(
-                    self.reader.feed(self.line.read(deadline - time.monotonic()))
-                )
-            if outcome is None:
+            wait = 0.0
+            while True:
+                for f in self.reader.feed(self.line.read(wait)):
+                    if f.stray:
+                        stray = DeviceError(f.status, f.detail)
+                        self._skipped[f.status.value] += 1
+                    else:
+                        results.append(self._decode(f))
+                wait = deadline - time.monotonic()
+                if results or wait <= 0:
+                    break
+            if not results and stray is None:
                 self.line.check_still_there()
-                detail = f"no frame within {self.line.timeout_s:g} s"
-                return failed(self.channels, DriverStatus.TIMEOUT, detail)
         except DeviceError as exc:
             return failed(self.channels, exc.status, exc.detail)
-        if isinstance(outcome, DeviceError):
-            return failed(self.channels, outcome.status, outcome.detail)
-        return [self._sample(c, outcome) for c in self.fields]
-
-    def _newest(self, framed: list[Framed]) -> WindSonicMessage | DeviceError | None:
-        """The newest good message, else the newest problem, else None; the rest are skipped."""
-        results: list[WindSonicMessage | DeviceError] = []
-        for f in framed:
-            if f.status is not DriverStatus.OK:
-                results.append(DeviceError(f.status, f.detail))
-                continue
-            try:
-                m = decode(f.body)
-            except DeviceError as exc:
-                results.append(exc)
-                continue
-            if m.unit_id != self.unit_id:
-                wrong = f"unit {m.unit_id!r} is talking, expected {self.unit_id!r}"
-                results.append(DeviceError(DriverStatus.WRONG_DEVICE, wrong))
-                continue
-            results.append(m)
         good = [r for r in results if isinstance(r, WindSonicMessage)]
-        chosen = good[-1] if good else (results[-1] if results else None)
+        chosen = good[-1] if good else (results[-1] if results else stray)
         for r in results:
             if r is not chosen and isinstance(r, DeviceError):
                 self._skipped[r.status.value] += 1
-        return chosen
+        if chosen is None:
+            detail = f"no frame within {self.line.timeout_s:g} s"
+            return failed(self.channels, DriverStatus.TIMEOUT, detail)
+        if isinstance(chosen, DeviceError):
+            return failed(self.channels, chosen.status, chosen.detail)
+        return [self._sample(c, chosen) for c in self.fields]
+
+    def _decode(self, f: Framed) -> WindSonicMessage | DeviceError:
+        if f.status is not DriverStatus.OK:
+            return DeviceError(f.status, f.detail)
+        try:
+            m = decode(f.body)
+        except DeviceError as exc:
+            return exc
+        if m.unit_id != self.unit_id:
+            wrong = f"unit {m.unit_id!r} is talking, expected {self.unit_id!r}"
+            return DeviceError(DriverStatus.WRONG_DEVICE, wrong)
+        return m
 
     @staticmethod
     def _sample(c: AsciiField, m: WindSonicMessage) -> Sample:
