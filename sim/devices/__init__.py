@@ -1,5 +1,21 @@
 """Simulated sensors on real byte streams.
 
+Run a station from the shell::
+
+    roadside-sim run storm-5y-2h --link-dir /tmp/roadside-sim      # prints port, slave, profile
+    roadside-sim fault /tmp/roadside-sim/state.json level no_answer --duration 300
+    roadside-sim clear /tmp/roadside-sim/state.json level
+
+or from Python (tests, benchmarks)::
+
+    with SimStation(scenario, clock, link_dir, pacing=False) as st:
+        port = st.endpoints["rain"].port            # /tmp/.../ttyRS485-1 or tcp://127.0.0.1:N
+        st.inject("rain", "crc_error", duration_s=60)
+
+Scenario time is ``clock.now() - scenario.start``; fault durations are scenario seconds, wire
+delays (``slow_answer``) real seconds. :func:`min_cycle_s` and :func:`read_registers_cycle_s`
+give the theoretical cost of a Modbus RTU transaction on a bus.
+
 Layers, each knowing one thing:
 
 - ``device``: a device's physics (channel values from the scenario truth, power and settings state)

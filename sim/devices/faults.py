@@ -90,9 +90,7 @@ def check_params(params: Mapping[str, Any], channels: list[str], modbus: bool) -
         try:
             if want is bool and not isinstance(value, bool):
                 raise ValueError
-            out[key] = want(value) if want in (float, int) else value
-            if want is str:
-                out[key] = str(value)
+            out[key] = want(value)
         except (TypeError, ValueError):
             raise ValueError(
                 f"fault parameter {key}: expected {want.__name__}, got {value!r}"
