@@ -23,6 +23,11 @@ mark and starts with a gap row naming the moved file. Nothing is silently emptie
 
 A small key-value table ``state`` keeps agent state (rain counters) in the same transaction as the
 readings it belongs to.
+
+The running agent talks to SQLite through the standard ``sqlite3`` module: its few statements are
+all here, and importing sqlite-utils (with tabulate, dateutil, pluggy) would add about 5 MB to a
+process that must stay under 60 MB on a Raspberry Pi. The read-side tools (``roadside-agent
+status``) use sqlite-utils.
 """
 
 from __future__ import annotations
@@ -37,8 +42,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-
-import sqlite_utils
 
 from agent.errors import BufferFullError, BufferStoreError
 from roadside.clock import Clock
@@ -97,7 +100,9 @@ class BufferRecord:
 
     def row(self) -> tuple[Any, ...]:
         lane = self.lane or ("event" if self.kind in EVENT_KINDS else "live")
-        payload = json.dumps(self.payload, separators=(",", ":")) if self.payload else None
+        payload = (
+            json.dumps(self.payload, separators=(",", ":"), default=str) if self.payload else None
+        )
         raw = None if self.raw is None else str(self.raw)
         return (
             self.kind,
@@ -136,7 +141,7 @@ class StoredRecord:
     synced: bool = False
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> StoredRecord:
+    def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> StoredRecord:
         return cls(
             seq=row["seq"],
             kind=row["kind"],
@@ -187,9 +192,10 @@ class Buffer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         floor = self._check_or_move_aside()
         self._conn = self._connect()
-        self.db = sqlite_utils.Database(self._conn)
         self._last_seq = self._read_last_seq()
         self._hwm_written = self._read_hwm()
+        self._counts: list[int] | None = None  # [rows, unsynced], kept as rows come and go
+        self._since_cap_check = 0  # bytes appended since the size was last looked at
         if self.recovered_from is not None:
             self._restart_after_corruption(floor)
 
@@ -199,9 +205,11 @@ class Buffer:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
+        conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA journal_size_limit=4194304")
+        conn.execute("PRAGMA cache_size=-512")  # 512 KiB: the workload appends; keep RSS low
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         # A hard ceiling twice the cap: a runaway batch meets SQLITE_FULL, not a full SD card.
         conn.execute(f"PRAGMA max_page_count={max(1024, 2 * self.max_bytes // page_size)}")
@@ -296,7 +304,20 @@ class Buffer:
     # -- writing ---------------------------------------------------------------------------
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._conn)
+        return _Transaction(self)
+
+    def _count(self, rows: int, unsynced: int) -> None:
+        if self._counts is not None:
+            self._counts[0] += rows
+            self._counts[1] += unsynced
+
+    def _counted(self) -> list[int]:
+        if self._counts is None:
+            rows, unsynced = self._conn.execute(
+                "SELECT count(*), coalesce(sum(synced = 0), 0) FROM records"
+            ).fetchone()
+            self._counts = [rows, unsynced]
+        return self._counts
 
     def _insert(self, records: Sequence[BufferRecord]) -> list[int]:
         self._conn.executemany(
@@ -305,6 +326,7 @@ class Buffer:
         )
         last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
         self._last_seq = last
+        self._count(len(records), len(records))
         return list(range(last - len(records) + 1, last + 1))
 
     def append(
@@ -329,8 +351,10 @@ class Buffer:
                     seqs = self._append_once(records, state)
                 except sqlite3.OperationalError as again:
                     raise BufferFullError(f"{self.path}: {again}") from again
+            self._since_cap_check += sum(_size(r) for r in records)
             try:
-                self.enforce_cap()
+                if self._since_cap_check >= max(4096, self.max_bytes // 100):
+                    self.enforce_cap()
             except BufferFullError as exc:  # committed all the same; the next append may fail
                 log.error("%s", exc)
             self._write_hwm()
@@ -363,6 +387,7 @@ class Buffer:
                     chunk,
                 )
                 total += cur.rowcount
+            self._count(0, -total)
             return total
 
     # -- the size policy -------------------------------------------------------------------
@@ -378,6 +403,7 @@ class Buffer:
     def enforce_cap(self) -> int:
         """Drop rows by the size policy while above ``max_bytes``; returns rows dropped."""
         with self._lock:
+            self._since_cap_check = 0
             if self.bytes_used() <= self.max_bytes:
                 return 0
             return self._free(target=int(self.max_bytes * LOW_WATER))
@@ -411,6 +437,7 @@ class Buffer:
                 "(SELECT seq FROM records WHERE synced = 1 ORDER BY seq LIMIT ?)",
                 (n,),
             )
+            self._count(-cur.rowcount, 0)
             return cur.rowcount
 
     def _drop_routine(self, n: int) -> int:
@@ -432,6 +459,7 @@ class Buffer:
                 "DELETE FROM records WHERE synced = 0 AND lane = 'live' AND seq BETWEEN ? AND ?",
                 (first, last),
             )
+            self._count(-len(rows), -len(rows))
             gap = BufferRecord(
                 kind="gap",
                 time=self.clock.now(),
@@ -460,7 +488,7 @@ class Buffer:
     def pending(self, lane: Lane, after_seq: int = 0, limit: int = 500) -> list[StoredRecord]:
         """Unsynced records of ``lane`` after ``after_seq``, in sequence order."""
         with self._lock:
-            rows = self.db.query(
+            rows = self._conn.execute(
                 "SELECT * FROM records WHERE synced = 0 AND lane = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 [lane, after_seq, limit],
@@ -479,7 +507,7 @@ class Buffer:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
-            return [StoredRecord.from_row(r) for r in self.db.query(sql, list(params))]
+            return [StoredRecord.from_row(r) for r in self._conn.execute(sql, list(params))]
 
     def latest_readings(self) -> list[StoredRecord]:
         """The newest reading of each (sensor, channel)."""
@@ -496,9 +524,7 @@ class Buffer:
     def stats(self) -> BufferStats:
         """Row counts, bytes in use, age of the oldest unsynced record and the last seq."""
         with self._lock:
-            rows, unsynced = self._conn.execute(
-                "SELECT count(*), coalesce(sum(synced = 0), 0) FROM records"
-            ).fetchone()
+            rows, unsynced = self._counted()
             firsts = [
                 self._conn.execute(
                     "SELECT min(seq) FROM records WHERE synced = 0 AND lane = ?", (lane,)
@@ -546,17 +572,30 @@ class Buffer:
         self.close()
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+def _size(record: BufferRecord) -> int:
+    """A rough size of a record on disk (for deciding when to look at the file size)."""
+    return 96 + len(record.raw or "") + (len(record.payload) * 24 if record.payload else 0)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection.
+    A rolled-back transaction makes the buffer recount its rows when next asked."""
+
+    def __init__(self, buffer: Buffer) -> None:
+        self.buffer = buffer
+        self.conn = buffer._conn
 
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:  # SQLite may already have rolled back (disk full)
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self.buffer._counts = None
+                raise
+        self.buffer._counts = None
+        if self.conn.in_transaction:  # SQLite may already have rolled back (disk full)
             self.conn.execute("ROLLBACK")

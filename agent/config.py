@@ -245,33 +245,17 @@ def _check_sensors(cfg: StationConfig, source: str) -> None:
 
 
 def _check_sections(cfg: StationConfig, source: str) -> None:
-    """Let the QC, derived and warning parts validate their own sections."""
-    checks: list[tuple[str, Any]] = []
-    try:
-        from agent.qc import QCParams
+    """Let the QC, derived and warning parts validate their own tables."""
+    from agent.derived import DerivedParams
+    from agent.qc import QCParams
+    from agent.warnings import WarningRules
 
-        checks.append(("qc", QCParams.from_dict))
-    except ImportError:
-        pass
     try:
-        from agent.derived import DerivedParams
-
-        checks.append(("derived", getattr(DerivedParams, "from_dict", None)))
-    except ImportError:
-        pass
-    try:
-        from agent.warnings import WarningRules
-
-        checks.append(("warnings", getattr(WarningRules, "from_config", None)))
-    except ImportError:
-        pass
-    for section, check in checks:
-        if check is None:
-            continue
-        try:
-            check(getattr(cfg, section))
-        except Exception as exc:  # each part raises its own kind; report it as one line
-            raise ConfigError(f"{source}: key {section}: {exc}") from None
+        QCParams.from_dict(cfg.qc, "qc")
+        DerivedParams.from_dict(cfg.derived, "derived")
+        WarningRules.from_dict(cfg.warnings, "warnings")
+    except ConfigError as exc:  # their messages start with the key (qc.step_max...)
+        raise ConfigError(f"{source}: key {exc}") from None
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -4,7 +4,7 @@ A simulated station (storm-5y-2h, pacing off, clock accelerated) runs in this pr
 of child process poll it, alternately, for the same real time each:
 
 - **ours**: ``roadside-agent run`` (bus schedulers, QC, derived products, warnings, the buffer with
-  its size policy, status file) with every device polled every clock second;
+  its size policy, status file, Prometheus endpoint) with every device polled every clock second;
 - **bare**: the least a station could do: poll each device as fast as it answers and insert the
   readings into SQLite (WAL, same ``synchronous``), one transaction per poll.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -96,15 +97,22 @@ def measure(cmd: list[str], db: Path, table: str, seconds: float) -> dict[str, f
     }
 
 
-def station_config(endpoints: dict[str, Any], db: Path) -> str:
-    """A configuration polling every simulated device each clock second (metrics off)."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def station_config(endpoints: dict[str, Any], db: Path, metrics_port: int = 0) -> str:
+    """A configuration polling every simulated device each clock second."""
     out = 'version = "bench"\n[station]\nid = "bench"\nlat = 31.4\nlon = 121.4\n'
     out += 'grid_cell = "g1"\n'
     for ep in endpoints.values():
         slave = "" if ep.slave is None else f"slave = {ep.slave}\n"
         out += f'[[sensors]]\nname = "{ep.device}"\nprofile = "{ep.profile}"\n'
         out += f'port = "{ep.port}"\ninterval_s = 1\n{slave}'
-    out += f'[buffer]\npath = "{db}"\n[metrics]\nport = 0\n[time]\nsync_check = "none"\n'
+    out += f'[buffer]\npath = "{db}"\n[metrics]\nport = {metrics_port}\n'
+    out += '[time]\nsync_check = "none"\n'
     return out
 
 
@@ -190,7 +198,7 @@ def main(seconds: float, runs: int, speed: float, bare_args: tuple[str, ...]) ->
             for i in range(runs):
                 db = tmp / f"agent-{i}.db"
                 config = tmp / f"agent-{i}.toml"
-                config.write_text(station_config(station.endpoints, db))
+                config.write_text(station_config(station.endpoints, db, free_port()))
                 agent_cmd = [
                     sys.executable,
                     "-m",
@@ -200,7 +208,6 @@ def main(seconds: float, runs: int, speed: float, bare_args: tuple[str, ...]) ->
                     str(config),
                     "--clock-state",
                     str(state),
-                    "--no-metrics",
                     "--log-level",
                     "error",
                 ]

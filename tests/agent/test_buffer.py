@@ -70,6 +70,7 @@ def test_pending_is_per_lane_in_seq_order_and_mark_synced_removes(
     assert buffer.pending("event") == []
     stats = buffer.stats()
     assert (stats.rows, stats.unsynced, stats.last_seq) == (6, 3, 6)
+    assert (stats.rows, stats.unsynced) == counted(buffer)
 
 
 def test_oldest_unsynced_age_follows_the_clock(buffer: Buffer, clock: ManualClock) -> None:
@@ -85,6 +86,14 @@ def test_state_is_written_with_the_records(buffer: Buffer, clock: ManualClock) -
     assert buffer.get_state("nothing") is None
 
 
+def counted(buffer: Buffer) -> tuple[int, int]:
+    """Row and unsynced counts straight from the table (stats() keeps them incrementally)."""
+    rows, unsynced = buffer._conn.execute(
+        "SELECT count(*), coalesce(sum(synced = 0), 0) FROM records"
+    ).fetchone()
+    return rows, unsynced
+
+
 def _fill(buffer: Buffer, clock: ManualClock, batches: int) -> None:
     for _ in range(batches):
         buffer.append(readings(clock, 50, pad=200))
@@ -98,6 +107,7 @@ def test_cap_drops_synced_rows_first_without_a_gap(tmp_path: Path, clock: Manual
     assert buf.bytes_used() <= 400_000
     assert buf.gaps() == []
     assert buf.stats().unsynced == 500  # every unsynced row kept: synced ones made the room
+    assert (buf.stats().rows, buf.stats().unsynced) == counted(buf)
     buf.close()
 
 
@@ -121,6 +131,7 @@ def test_cap_drops_oldest_routine_rows_and_records_the_gap(
     assert held | explained == set(range(1, buf.stats().last_seq + 1))
     assert not held & explained
     assert [r.payload["level"] for r in buf.where("kind = 'event'")] == ["blue"]
+    assert (buf.stats().rows, buf.stats().unsynced) == counted(buf)
     # the oldest were dropped: what is left of the readings is the newest
     kept = [r.seq for r in buf.where("kind = 'reading'")]
     assert max(explained) < min(kept)
@@ -142,6 +153,7 @@ def test_full_disk_keeps_warning_events(tmp_path: Path, clock: ManualClock) -> N
     ]
     assert buf.gaps() and all(g.reason == "buffer_full" for g in buf.gaps())
     assert buf.integrity_check() == ["ok"]
+    assert (buf.stats().rows, buf.stats().unsynced) == counted(buf)
     buf.close()
 
 

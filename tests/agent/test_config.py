@@ -155,3 +155,18 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.strip().startswith(f"Error: {bad}: key station.lat")
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ('[qc]\nrain_suspect_mm_min = "x"', "key qc.rain_suspect_mm_min"),
+        ("[derived]\nno_such = 1", "key derived.no_such: unknown key"),
+        ('[warnings.rainstorm]\npreset = "atlantis"', "key warnings.rainstorm.preset"),
+    ],
+)
+def test_qc_derived_and_warning_tables_are_validated_at_load(
+    tmp_path: Path, section: str, expected: str
+) -> None:
+    message = error_of(tmp_path, GOOD.replace("[buffer]", section + "\n[buffer]"))
+    assert expected in message, message
