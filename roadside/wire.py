@@ -20,17 +20,18 @@ are ignored) and refuses another major with :class:`ContractVersionError`, whose
 which versions it speaks. Each station advertises the versions it speaks in its status message
 (``contracts``); :func:`negotiate` picks the highest both sides share.
 
-Batch codec, chosen by measurement (``bench/bench_backlog_drain.py`` reprints the table): a day
-of one-minute readings from 10 channels (14,400 records) in batches of 500; median bytes per batch
-and per reading, and encode+decode time per batch (x86-64, 2 cores)::
+Batch codec, chosen by measurement (``bench/bench_backlog_drain.py`` prints this table first):
+a day of one-minute readings from 10 channels (14,400 records, a storm in the afternoon) in
+batches of 500; median bytes per batch and per reading, and encode+decode time per batch
+(x86-64, 2 cores, quiet machine; under load all four slow down alike)::
 
     codec        bytes/batch  bytes/reading  enc+dec ms
-    json               40394           80.8        4.61
-    cbor               26833           53.7        4.88
-    json+zstd           3297            6.6        4.65
-    cbor+zstd           4120            8.2        4.50
+    json               42700           85.4        4.52
+    cbor               28620           57.2        4.41
+    json+zstd           3446            6.9        5.00
+    cbor+zstd           4445            8.9        4.97
 
-zstd shrinks either by an order of magnitude; after it JSON ends up 20 % smaller than CBOR (its
+zstd shrinks either by an order of magnitude; after it JSON ends up 22 % smaller than CBOR (its
 repeated text compresses better than CBOR's binary floats) at the same speed, so JSON with zstd
 (level 3) is the default (:data:`DEFAULT_CODEC`). Records travel column-wise as rows of a fixed
 field order, with times as integer milliseconds. Decoding is self-describing: a zstd frame is
@@ -282,23 +283,28 @@ class WireRecord:
     @classmethod
     def from_row(cls, row: Sequence[Any], fields: Sequence[str] = RECORD_FIELDS) -> WireRecord:
         """Inverse of :meth:`row`; columns named in ``fields`` (unknown ones are ignored)."""
-        d = dict(zip(fields, row, strict=False))
+        if tuple(fields) != RECORD_FIELDS:  # a writer with another column set (newer minor)
+            d = dict(zip(fields, row, strict=False))
+            row = [d.get(name) for name in RECORD_FIELDS]
         try:
+            seq, kind, ms, sensor, channel, value, unit, raw, status, flag, reason, payload = row[
+                :12
+            ]
             return cls(
-                seq=int(d["seq"]),
-                kind=str(d["kind"]),
-                time=from_ms(int(d["time"])),
-                sensor=d.get("sensor") or "",
-                channel=d.get("channel") or "",
-                value=None if d.get("value") is None else float(d["value"]),
-                unit=d.get("unit") or "",
-                raw=d.get("raw"),
-                status=d.get("status") or "",
-                flag=None if d.get("flag") is None else int(d["flag"]),
-                reason=d.get("reason") or "",
-                payload=d.get("payload"),
+                seq=int(seq),
+                kind=str(kind),
+                time=from_ms(int(ms)),
+                sensor=sensor or "",
+                channel=channel or "",
+                value=None if value is None else float(value),
+                unit=unit or "",
+                raw=raw,
+                status=status or "",
+                flag=None if flag is None else int(flag),
+                reason=reason or "",
+                payload=payload,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:
             raise WireError(f"bad record row {list(row)!r}: {exc}") from None
 
 
@@ -357,8 +363,14 @@ def decode_batch(data: Payload, supported: Sequence[str] = SUPPORTED_CONTRACTS) 
         raise WireError("batch payload is not a map")
     check_contract(str(doc.get("c", "")), supported)
     try:
-        fields = doc.get("fields") or list(RECORD_FIELDS)
-        records = tuple(WireRecord.from_row(r, fields) for r in doc["rows"])
+        fields = tuple(doc.get("fields") or RECORD_FIELDS)
+        if fields != RECORD_FIELDS:
+            index = {name: i for i, name in enumerate(fields)}
+            pick = [index.get(name) for name in RECORD_FIELDS]
+            rows = [[None if i is None else r[i] for i in pick] for r in doc["rows"]]
+        else:
+            rows = doc["rows"]
+        records = tuple(WireRecord.from_row(r) for r in rows)
         batch = Batch(
             station=check_id(str(doc["st"])),
             lane=doc["lane"],

@@ -1,0 +1,275 @@
+"""Backlog drain: a day of one-minute readings from 10 channels, station buffer -> fleet store.
+
+Ours: the station's SQLite buffer holds 14,400 readings (a day offline); the uplink drains them
+through a real Mosquitto (TLS, client certificates, the shipped ACL) to the fleet controller,
+which commits them to its SQLite store and acknowledges; the clock stops when every reading is
+committed in the store *and* marked synced on the station. Readings per second end to end.
+
+Baseline, same broker, same run: raw paho-mqtt, QoS 1, one reading per message (compact JSON),
+publisher and subscriber over the same TLS listener (the controller identity publishing to a
+station's downlink, so the fleet controller does not consume them): messages per second from the
+first publish to the last message received. ``ratio`` = our readings/s / raw messages/s.
+
+Before that it prints the codec comparison on the same day of data (the measurement
+:mod:`roadside.wire` chose its default codec by). Medians of ``--runs`` runs.
+
+    .venv/bin/python bench/bench_backlog_drain.py [--runs 3] [--json-only]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from agent.buffer import Buffer, BufferRecord
+from agent.uplink import Uplink, UplinkSettings
+from fleet.service import FleetService
+from fleet.store import open_store
+from roadside import wire
+from roadside.clock import SystemClock
+from roadside.testing.broker import MosquittoBroker
+from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+
+STATION = "bench-st"
+DAY_START = datetime(2026, 7, 21, tzinfo=UTC)
+CHANNELS = (
+    ("rain", "rain_total", "mm"),
+    ("rain", "rain_intensity", "mm/h"),
+    ("rain", "tip_count", ""),
+    ("wind", "wind_speed", "m/s"),
+    ("wind", "wind_dir", "deg"),
+    ("wind", "wind_gust", "m/s"),
+    ("level", "water_distance", "mm"),
+    ("level", "water_depth", "mm"),
+    ("level", "air_gap", "mm"),
+    ("rain", "uptime", "min"),
+)
+
+
+def day_of_readings(start: datetime = DAY_START, seed: int = 1) -> list[BufferRecord]:
+    """1,440 minutes x 10 channels with a storm in the afternoon (plausible values and raws)."""
+    rng = random.Random(seed)
+    out: list[BufferRecord] = []
+    total = 0.0
+    for m in range(1440):
+        t = start + timedelta(minutes=m)
+        intensity = max(0.0, 30 * math.sin((m - 600) / 95)) if 600 < m < 900 else 0.0
+        total += intensity / 60
+        depth = max(0.0, total * 2 - 20)
+        values = [
+            round(total, 4),
+            round(intensity, 1),
+            int(total / 0.1),
+            round(abs(rng.gauss(4, 2)), 2),
+            float(rng.randrange(360)),
+            round(abs(rng.gauss(7, 3)), 2),
+            round(2000 - depth, 0),
+            round(depth, 0),
+            round(2000 - depth, 0),
+            float(m),
+        ]
+        for (sensor, channel, unit), v in zip(CHANNELS, values, strict=True):
+            out.append(BufferRecord("reading", t, sensor, channel, float(v), unit, str(v), "ok", 0))
+    return out
+
+
+# -- codecs -------------------------------------------------------------------------------------
+
+
+def codec_table(records: list[BufferRecord], batch_size: int = 500) -> dict[str, dict]:
+    """Median bytes per batch and encode+decode ms per batch for each codec."""
+    wire_records = [
+        wire.WireRecord(
+            seq=i + 1,
+            kind=r.kind,
+            time=r.time,
+            sensor=r.sensor or "",
+            channel=r.channel or "",
+            value=r.value,
+            unit=r.unit or "",
+            raw=r.raw,
+            status=r.status or "",
+            flag=r.flag,
+        )
+        for i, r in enumerate(records)
+    ]
+    batches = [
+        wire.Batch(STATION, "backlog", tuple(wire_records[i : i + batch_size]))
+        for i in range(0, len(wire_records), batch_size)
+    ]
+    table = {}
+    for codec in wire.CODECS:
+        sizes, times = [], []
+        for _ in range(3):
+            for b in batches:
+                t0 = time.perf_counter()
+                data = wire.encode_batch(b, codec)  # type: ignore[arg-type]
+                wire.decode_batch(data)
+                times.append(time.perf_counter() - t0)
+                sizes.append(len(data))
+        size = statistics.median(sizes)
+        table[codec] = {
+            "bytes_per_batch": size,
+            "bytes_per_reading": size / batch_size,
+            "enc_dec_ms": statistics.median(times) * 1000,
+        }
+    return table
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+
+def drain_once(
+    broker: MosquittoBroker, workdir: Path, records: list[BufferRecord], settings: UplinkSettings
+) -> float:
+    """Seconds to drain ``records`` from a fresh station buffer into a fresh fleet store."""
+    clock = SystemClock()
+    buf = Buffer(workdir / "station.db", max_bytes=1 << 31, clock=clock)
+    buf.append(records)
+    store = open_store(f"sqlite:///{workdir / 'fleet.db'}")
+    # One client id for every run: a controller session left behind would stay in the shared
+    # subscription's group and take its share of batches until the session expires.
+    service = FleetService(store, clock, broker.settings(CONTROLLER_IDENTITY), None)
+    service.start()
+    n = len(records)
+    try:
+        uplink = Uplink(STATION, buf, broker.settings(STATION), clock, settings=settings)
+        t0 = time.perf_counter()
+        uplink.start()
+        # An ack follows the controller's commit, so "all marked synced" means "all committed".
+        # Watch the uplink's in-memory counter: polling the buffer or the store would take
+        # their locks and slow down what is measured. Both are checked once afterwards.
+        while uplink.status().records_acked < n:
+            time.sleep(0.002)
+            if time.perf_counter() - t0 > 300:
+                raise click.ClickException("drain did not finish within 300 s")
+        elapsed = time.perf_counter() - t0
+        uplink.stop()
+        if buf.stats().unsynced or store.seqs(STATION) != list(range(1, n + 1)):
+            raise click.ClickException("not drained: store must hold exactly seqs 1..n, all synced")
+    finally:
+        service.stop()
+        store.close()
+        buf.close()
+    return elapsed
+
+
+# -- baseline -----------------------------------------------------------------------------------
+
+
+def raw_paho_once(broker: MosquittoBroker, n: int) -> float:
+    """Seconds for ``n`` QoS 1 one-reading messages, publish to receive, through ``broker``.
+
+    The controller identity publishes to a station's downlink and that station receives: the
+    same broker, TLS and ACL path, on a topic the fleet controller does not consume.
+    """
+    receiver = "bench-raw"
+    topic = wire.down_topic(receiver, "ack")
+    got = 0
+    all_in = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(*_a: object) -> None:
+        nonlocal got
+        got += 1
+        if got == n:
+            all_in.set()
+
+    sub = wire.new_client(broker.settings(receiver), "raw-sub")
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    pub = wire.new_client(broker.settings(CONTROLLER_IDENTITY), "raw-pub")
+    connected = threading.Event()
+    pub.on_connect = lambda *a: connected.set()
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    if not (subscribed.wait(10) and connected.wait(10)):
+        raise click.ClickException("raw clients did not connect")
+    payloads = [
+        json.dumps(
+            {
+                "st": STATION,
+                "seq": i,
+                "t": 1784592000000 + i * 6000,
+                "ch": "rain_total",
+                "v": round(i * 0.01, 2),
+                "u": "mm",
+                "q": 0,
+            },
+            separators=(",", ":"),
+        ).encode()
+        for i in range(n)
+    ]
+    t0 = time.perf_counter()
+    for p in payloads:
+        pub.publish(topic, p, qos=1)
+    if not all_in.wait(300):
+        raise click.ClickException(f"raw baseline received {got}/{n}")
+    elapsed = time.perf_counter() - t0
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
+    return elapsed
+
+
+@click.command()
+@click.option("--runs", default=3, show_default=True, help="Runs of each side (median quoted).")
+@click.option("--batch-size", default=500, show_default=True)
+@click.option("--window", default=8, show_default=True)
+@click.option("--json-only", is_flag=True, help="Print only the final JSON line.")
+def main(runs: int, batch_size: int, window: int, json_only: bool) -> None:
+    """Backlog drain end to end vs raw paho-mqtt QoS 1 messages/s."""
+    records = day_of_readings()
+    n = len(records)
+    say = (lambda *_a: None) if json_only else click.echo
+    say(f"codec comparison, {n} readings in batches of 500 (median per batch):")
+    say(f"  {'codec':<10} {'bytes/batch':>12} {'bytes/reading':>14} {'enc+dec ms':>11}")
+    for codec, row in codec_table(records).items():
+        say(
+            f"  {codec:<10} {row['bytes_per_batch']:>12.0f} {row['bytes_per_reading']:>14.1f}"
+            f" {row['enc_dec_ms']:>11.2f}"
+        )
+    settings = replace(UplinkSettings(), batch_size=batch_size, window=window)
+    ours, raw = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+        root = Path(tmp)
+        with MosquittoBroker(root / "broker", TestPKI(root / "pki")) as broker:
+            for i in range(runs):
+                work = root / f"run{i}"
+                work.mkdir()
+                ours.append(n / drain_once(broker, work, records, settings))
+                raw.append(n / raw_paho_once(broker, n))
+                say(
+                    f"run {i + 1}: ours {ours[-1]:,.0f} readings/s, raw {raw[-1]:,.0f} msg/s,"
+                    f" ratio {ours[-1] / raw[-1]:.2f}"
+                )
+    value, baseline = statistics.median(ours), statistics.median(raw)
+    print(
+        json.dumps(
+            {
+                "bench": "backlog_drain",
+                "metric": "readings_per_s_end_to_end",
+                "value": round(value, 1),
+                "unit": "readings/s",
+                "baseline": round(baseline, 1),
+                "ratio": round(value / baseline, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
