@@ -334,13 +334,19 @@ class DerivedEngine:
         times, values = state.depth.ring.col("t")[rows], state.depth.ring.col("v")[rows]
         rate = None
         if times.size >= 2 and times[-1] > times[0]:
-            rate = float(np.polyfit(times - times[0], values, 1)[0]) * 60.0
+            rate = least_squares_slope(times, values) * 60.0
         window = p.water_rise_window_s
         out.append(_value("water_rise_rate", now, rate, flag, completeness, window, sensor))
         return out
 
 
 _WIND_SERIES = {q.WIND_SPEED: "speed", q.WIND_DIR: "direction", q.WIND_GUST: "gust"}
+
+
+def least_squares_slope(times: np.ndarray, values: np.ndarray) -> float:
+    """Slope of the least-squares line through (times, values), per second."""
+    dt = times - times.mean()
+    return float((dt * (values - values.mean())).sum() / (dt * dt).sum())
 
 
 def running_mean_max(times: np.ndarray, values: np.ndarray, average_s: float) -> float | None:

@@ -8,6 +8,14 @@
 
 from agent.qc.engine import QCEngine
 from agent.qc.params import ChannelLimits, QCParams
-from agent.qc.series import SeriesContext, Verdicts, qc_series
+from agent.qc.series import SeriesContext, SeriesState, Verdicts, qc_series
 
-__all__ = ["ChannelLimits", "QCEngine", "QCParams", "SeriesContext", "Verdicts", "qc_series"]
+__all__ = [
+    "ChannelLimits",
+    "QCEngine",
+    "QCParams",
+    "SeriesContext",
+    "SeriesState",
+    "Verdicts",
+    "qc_series",
+]

@@ -10,9 +10,15 @@ Conventions shared by every check:
   in time proportional to the batch, not to the history.
 - Checks are causal: a sample's flag depends only on it and on earlier samples, so judging the
   newest samples of a rolling history equals running the check once over the whole series.
+- Sequential checks (step, rise rate) are scans over the judged samples that take and return a
+  :class:`Reference` state; carried from call to call, they too equal one scan of the series.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +34,7 @@ _MISSING = np.uint8(Flag.MISSING)
 
 
 def _flags_where(mask: np.ndarray, flag: np.uint8) -> FlagArray:
-    return np.where(mask, flag, _OK).astype(np.uint8)
+    return mask.astype(np.uint8) * flag
 
 
 # -- format, missing, range -------------------------------------------------------------------
@@ -56,11 +62,10 @@ def check_climate(values: FloatArray, low: float | None, high: float | None) -> 
 
 def _outside(values: FloatArray, low: float | None, high: float | None) -> np.ndarray:
     out = np.zeros(values.shape, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        if low is not None:
-            out |= values < low
-        if high is not None:
-            out |= values > high
+    if low is not None:
+        out |= values < low  # NaN compares False: missing values are never out of range
+    if high is not None:
+        out |= values > high
     return out & np.isfinite(values)
 
 
@@ -133,6 +138,9 @@ def window_mean(
     at = times if at is None else at
     starts = np.searchsorted(times, at - window_s, side="right")
     ends = np.searchsorted(times, at, side="right")
+    if at.size <= _DIRECT_QUERIES:
+        means = [values[s:e][valid[s:e]] for s, e in zip(starts, ends, strict=True)]
+        return np.array([m.mean() if m.size else np.nan for m in means])
     sums = np.concatenate(([0.0], np.cumsum(np.where(valid, values, 0.0))))
     counts = np.concatenate(([0], np.cumsum(valid)))
     n = counts[ends] - counts[starts]
@@ -143,36 +151,79 @@ def window_mean(
 # -- time consistency -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reference:
+    """Where a reference scan stands: the last accepted sample, and the run of consecutive
+    samples that departed from it and agree with each other (a candidate new level)."""
+
+    value: float = math.nan
+    time: float = -math.inf
+    run: tuple[tuple[float, float], ...] = ()  # (time, value)
+
+
+def scan_reference(
+    times: FloatArray,
+    values: FloatArray,
+    valid: np.ndarray,
+    allowed: Callable[[float], float],
+    *,
+    one_sided: bool = False,
+    max_age_s: float = math.inf,
+    confirm_s: float = 60.0,
+    state: Reference | None = None,
+    first: int = 0,
+) -> tuple[FlagArray, Reference]:
+    """SUSPECT where a sample departs from the last accepted one by more than ``allowed(dt)``.
+
+    Flagged samples never become the reference, so runs of spikes are caught however dense. An
+    unbroken run of departing samples that agree with each other and span ``confirm_s`` is a
+    genuine new level: its last sample is accepted (spikes, even every other sample, never
+    persist that long). A reference older than ``max_age_s`` is replaced without judging.
+    ``one_sided`` judges only rises. Judges ``values[first:]`` starting from ``state`` and returns
+    the state after them, so a stream carried batch by batch equals one scan of the whole series.
+    """
+    ref = state or Reference()
+    value, time, run = ref.value, ref.time, list(ref.run)
+    flags = np.zeros(values.size - first, dtype=np.uint8)
+    for i in np.flatnonzero(valid[first:]) + first:
+        t, v = float(times[i]), float(values[i])
+        if math.isnan(value) or t - time > max_age_s:
+            value, time, run = v, t, []
+            continue
+        change = v - value if one_sided else abs(v - value)
+        if change <= allowed(t - time):
+            value, time, run = v, t, []
+            continue
+        agrees = run and abs(v - run[-1][1]) <= allowed(t - run[-1][0])
+        run = [*run, (t, v)] if agrees else [(t, v)]
+        if len(run) >= 2 and t - run[0][0] >= confirm_s:
+            value, time, run = v, t, []
+            continue
+        flags[i - first] = _SUSPECT
+    return flags, Reference(value, time, tuple(run))
+
+
 def check_step(
     times: FloatArray,
     values: FloatArray,
     valid: np.ndarray,
     max_step: float,
-    max_age_s: float = np.inf,
+    max_age_s: float = math.inf,
     *,
+    state: Reference | None = None,
     first: int = 0,
-) -> FlagArray:
-    """SUSPECT where a value jumps more than ``max_step`` from the previous valid sample.
-
-    Samples further than ``max_age_s`` after their reference are not judged (a gap allows change).
-    A sample that returns to the level before a one-sample outlier passes: only the outlier is
-    flagged; after a genuine level shift only its first sample is.
-    """
-    idx = _judged(values.size, first)
-    prev = previous_index(valid, idx)
-    p = np.maximum(prev, 0)
-    prev2 = np.where(prev >= 0, previous_index(valid, p), -1)
-    p2 = np.maximum(prev2, 0)
-    prev3 = np.where(prev2 >= 0, previous_index(valid, p2), -1)
-    p3 = np.maximum(prev3, 0)
-    v = values[idx]
-    jump = np.abs(v - values[p]) > max_step
-    recent = times[idx] - times[p] <= max_age_s
-    # the predecessor was an outlier if it jumped from its own predecessor without returning
-    prev_returned = (prev3 >= 0) & (np.abs(values[p] - values[p3]) <= max_step)
-    prev_was_outlier = (prev2 >= 0) & (np.abs(values[p] - values[p2]) > max_step) & ~prev_returned
-    returns = prev_was_outlier & (np.abs(v - values[p2]) <= max_step)
-    return _flags_where(valid[idx] & (prev >= 0) & recent & jump & ~returns, _SUSPECT)
+) -> tuple[FlagArray, Reference]:
+    """SUSPECT where a value departs more than ``max_step`` from the last accepted value
+    (Zahumenský 2004 step test; see :func:`scan_reference` for spikes and level shifts)."""
+    return scan_reference(
+        times,
+        values,
+        valid,
+        lambda dt: max_step,
+        max_age_s=max_age_s,
+        state=state,
+        first=first,
+    )
 
 
 def check_stuck(
@@ -195,32 +246,63 @@ def check_stuck(
     """
     judged = times[first:]
     starts = np.searchsorted(times, judged - window_s, side="left")
-    spread = _window_spread(values, valid, starts, first)
-    if circular:
-        shifted = _window_spread((values + 180.0) % 360.0, valid, starts, first)
-        spread = np.minimum(spread, shifted)
-    counts = np.concatenate(([0], np.cumsum(valid)))
-    count = counts[first + 1 :] - counts[starts]
-    spans_window = judged - _earliest_valid_time(times, valid, starts) >= window_s * 0.95
+    stats = _window_stats if judged.size > _DIRECT_QUERIES else _window_stats_direct
+    spread, count, earliest = stats(times, values, valid, starts, first, circular)
+    spans_window = judged - earliest >= window_s * 0.95
     stuck = valid[first:] & spans_window & (count >= min_samples) & (spread < min_range)
     if active is not None:
         stuck &= active
     return _flags_where(stuck, _SUSPECT)
 
 
-def _earliest_valid_time(times: FloatArray, valid: np.ndarray, starts: np.ndarray) -> FloatArray:
-    """Time of the first valid sample at or after each start (+inf when there is none)."""
+WindowStats = tuple[FloatArray, np.ndarray, FloatArray]  # spread, count, earliest valid time
+
+
+def _window_stats(
+    times: FloatArray,
+    values: FloatArray,
+    valid: np.ndarray,
+    starts: np.ndarray,
+    first: int,
+    circular: bool,
+) -> WindowStats:
+    """Spread, count and earliest time of the valid values in each window, vectorised."""
+    mins, maxs = window_extrema(values, valid, starts, first)
+    spread = maxs - mins
+    if circular:
+        smins, smaxs = window_extrema((values + 180.0) % 360.0, valid, starts, first)
+        spread = np.minimum(spread, smaxs - smins)
+    counts = np.concatenate(([0], np.cumsum(valid)))
+    count = counts[first + 1 :] - counts[starts]
     valid_idx = np.flatnonzero(valid)
     pos = np.searchsorted(valid_idx, starts)
-    padded = np.append(times[valid_idx], np.inf)
-    return padded[pos]
+    earliest = np.append(times[valid_idx], np.inf)[pos]
+    return spread, count, earliest
 
 
-def _window_spread(
-    values: FloatArray, valid: np.ndarray, starts: np.ndarray, first: int
-) -> FloatArray:
-    mins, maxs = window_extrema(values, valid, starts, first)
-    return maxs - mins
+def _window_stats_direct(
+    times: FloatArray,
+    values: FloatArray,
+    valid: np.ndarray,
+    starts: np.ndarray,
+    first: int,
+    circular: bool,
+) -> WindowStats:
+    """The same, window by window: cheaper for the few new samples of a streaming batch."""
+    n = starts.size
+    spread, count, earliest = np.full(n, np.inf), np.zeros(n, np.int64), np.full(n, np.inf)
+    for k, start in enumerate(starts):
+        end = first + k + 1
+        ok = valid[start:end]
+        window = values[start:end][ok]
+        if window.size == 0:
+            continue
+        count[k] = window.size
+        earliest[k] = times[start:end][ok][0]
+        spread[k] = np.ptp(window)
+        if circular:
+            spread[k] = min(spread[k], np.ptp((window + 180.0) % 360.0))
+    return spread, count, earliest
 
 
 def check_gap(times: FloatArray, max_gap_s: float, *, first: int = 0) -> FlagArray:
@@ -277,14 +359,24 @@ def counter_increments(values: FloatArray, valid: np.ndarray, *, first: int = 0)
     return np.where(valid[idx] & (prev >= 0) & (inc > 0), inc, 0.0)
 
 
-def rain_per_interval(
-    times: FloatArray, totals: FloatArray, valid: np.ndarray, *, first: int = 0
-) -> FloatArray:
-    """Rain per minute at each judged sample from its own increment, over at least one minute."""
-    idx = _judged(totals.size, first)
-    prev = previous_index(valid, idx)
-    dt = times[idx] - times[np.maximum(prev, 0)]
-    return counter_increments(totals, valid, first=first) / np.maximum(dt, 60.0) * 60.0
+def believable_totals(
+    times: FloatArray, totals: FloatArray, valid: np.ndarray, max_mm_min: float
+) -> np.ndarray:
+    """Valid totals that do not jump above the last believable one by more than ``max_mm_min``
+    per minute of their interval (an interval counts as at least one minute).
+
+    Sequential by nature (each reference depends on the verdicts before it); rain series are
+    short (one sample per poll over a few minutes of history), so a plain loop is cheap.
+    """
+    ok = np.zeros(totals.size, dtype=bool)
+    ref_t = ref_v = None
+    for i in np.flatnonzero(valid):
+        t, v = times[i], totals[i]
+        if ref_t is not None and v - ref_v > max_mm_min * max(t - ref_t, 60.0) / 60.0:
+            continue
+        ok[i] = True
+        ref_t, ref_v = t, v
+    return ok
 
 
 def rain_per_minute(
@@ -342,19 +434,26 @@ def check_rise_rate(
     *,
     max_rise_mm_min: float,
     noise_floor_mm: float,
+    max_age_s: float = math.inf,
+    state: Reference | None = None,
     first: int = 0,
-) -> FlagArray:
+) -> tuple[FlagArray, Reference]:
     """SUSPECT where depth rises faster than water can (blips from obstructions, vehicles).
 
-    The allowed rise from the previous valid sample is the noise floor plus ``max_rise_mm_min``
-    times the minutes between them.
+    The allowed rise from the last accepted depth is the noise floor plus ``max_rise_mm_min``
+    times the minutes since it; falls are always accepted. Pass negated distances to judge a
+    downward-looking sensor's distance.
     """
-    idx = _judged(depth.size, first)
-    prev = previous_index(valid, idx)
-    p = np.maximum(prev, 0)
-    allowed = noise_floor_mm + max_rise_mm_min * (times[idx] - times[p]) / 60.0
-    too_fast = valid[idx] & (prev >= 0) & (depth[idx] - depth[p] > allowed)
-    return _flags_where(too_fast, _SUSPECT)
+    return scan_reference(
+        times,
+        depth,
+        valid,
+        lambda dt: noise_floor_mm + max_rise_mm_min * dt / 60.0,
+        one_sided=True,
+        max_age_s=max_age_s,
+        state=state,
+        first=first,
+    )
 
 
 def check_dry_rise(

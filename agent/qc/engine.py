@@ -18,7 +18,7 @@ from agent.flags import Flag, FlaggedReading, Reason, is_usable, severity
 from agent.qc import checks as c
 from agent.qc.params import QCParams
 from agent.qc.ring import Ring
-from agent.qc.series import SeriesContext, qc_series
+from agent.qc.series import SeriesContext, SeriesState, qc_series
 from roadside import quantities as q
 from roadside.records import DriverStatus, Reading
 
@@ -35,6 +35,7 @@ class QCEngine:
     def __init__(self, params: QCParams | None = None) -> None:
         self.params = params or QCParams()
         self._series: dict[SeriesKey, Ring] = {}
+        self._states: dict[SeriesKey, SeriesState] = {}
         self._rain_seen = Ring(self.params.max_history, ("t",))  # usable rain readings
         self._rain_fell = Ring(self.params.max_history, ("t",))  # readings showing rain
         self._last_total: dict[str, float] = {}
@@ -71,7 +72,7 @@ class QCEngine:
             return Flag.WRONG, Reason.TIME
         value, verdict = _admitted_value(reading)
         ring.append(t=t, v=value)
-        ring.drop_before(t - self.params.history_s - self.params.max_gap_s)
+        ring.drop_before(t - self.params.history_s(reading.channel))
         return verdict
 
     # -- per-channel pipeline ---------------------------------------------------------------------
@@ -88,7 +89,10 @@ class QCEngine:
         at = np.searchsorted(times, [readings[i].time.timestamp() for i in batch_idx])
         first = int(at.min())
         context = self._context(key, times[first:])
-        result = qc_series(key[1], times, values, self.params, context, first)
+        result = qc_series(
+            key[1], times, values, self.params, context, first, self._states.get(key)
+        )
+        self._states[key] = result.state
         for i, j in zip(batch_idx, at - first, strict=True):
             verdicts[i] = Flag(int(result.flags[j])), str(result.reasons[j])
 
@@ -140,7 +144,8 @@ class QCEngine:
     def _judge_consistency(
         self, readings: Sequence[Reading], verdicts: list[Verdict | None]
     ) -> None:
-        """Gust vs mean and direction vs calm, for readings of one sensor at the same time."""
+        """Gust vs mean and direction vs calm, for readings of one sensor at the same time; a
+        depth computed from a flagged distance inherits the distance's flag."""
         at: dict[tuple[str, float, str], int] = {}
         for i, r in enumerate(readings):
             v = verdicts[i]
@@ -148,6 +153,9 @@ class QCEngine:
                 at[(r.sensor, r.time.timestamp(), r.channel)] = i
         p = self.params
         for (sensor, t, channel), i in at.items():
+            d = at.get((sensor, t, q.WATER_DISTANCE))
+            if channel == q.WATER_DEPTH and d is not None:
+                verdicts[i] = _worse(verdicts[i], verdicts[d] or (Flag.CORRECT, ""))
             s = at.get((sensor, t, q.WIND_SPEED))
             if s is None or channel not in (q.WIND_GUST, q.WIND_DIR):
                 continue

@@ -47,7 +47,8 @@ DEFAULT_CHANNELS: Mapping[str, ChannelLimits] = {
     # 40 mm/min = 2400 mm/h is wrong, 10 mm/min = 600 mm/h suspect (same limits as per-minute rain).
     q.RAIN_INTENSITY: ChannelLimits(0.0, 2400.0, None, 600.0),
     # Radar range 0.15-40 m (HLK-LD8001H). Depth: a little below zero is noise; a metre is extreme.
-    q.WATER_DISTANCE: ChannelLimits(150.0, 40000.0),
+    # A radar always shows a few mm of noise: a distance that does not vary for 30 min is stuck.
+    q.WATER_DISTANCE: ChannelLimits(150.0, 40000.0, None, None, None, 1800.0, 1.0),
     q.WATER_DEPTH: ChannelLimits(-100.0, 5000.0, -30.0, 1500.0, None, 1800.0, 1.0),
 }
 
@@ -65,10 +66,10 @@ class QCParams:
     rain_suspect_mm_min: float = 10.0  # Zahumenský 2004
     rain_wrong_mm_min: float = 40.0  # Zahumenský 2004 (U); MesoWest uses 50.8
     rain_reset_tolerance_mm: float = 0.01  # backwards by more than this is a counter reset
-    rain_recent_s: float = 3600.0  # rain within this long explains rising water
+    rain_recent_s: float = 10800.0  # rain within this long explains standing or rising water
     water_noise_floor_mm: float = 10.0  # FloodNet flood-filters
     water_max_rise_mm_min: float = 60.0  # faster than any street ponds (U)
-    water_dry_window_s: float = 1800.0  # look-back for "water rising with no rain"
+    water_dry_window_s: float = 10800.0  # look-back for "water rising with no rain"
     water_dry_rise_mm: float = 20.0  # rise above the window minimum that needs rain to explain it
     max_history: int = 8192  # samples kept per (sensor, channel): bounds memory at 1 Hz
 
@@ -76,11 +77,13 @@ class QCParams:
         """Limits for ``channel`` (None for channels QC does not check)."""
         return self.channels.get(channel)
 
-    @property
-    def history_s(self) -> float:
-        """How much history the checks look back over."""
-        windows = [lim.stuck_window_s or 0.0 for lim in self.channels.values()]
-        return max([60.0, self.water_dry_window_s, *windows])
+    def history_s(self, channel: str) -> float:
+        """How far back the checks of ``channel`` look (the gap allowance included)."""
+        limits = self.limits(channel)
+        windows = [60.0, (limits.stuck_window_s or 0.0) if limits else 0.0]
+        if channel == q.WATER_DEPTH:
+            windows.append(self.water_dry_window_s)
+        return max(windows) + self.max_gap_s
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "qc") -> QCParams:
@@ -104,6 +107,8 @@ class QCParams:
         """Raise ConfigError naming the key when limits contradict each other."""
         if self.rain_wrong_mm_min <= self.rain_suspect_mm_min:
             raise ConfigError(f"{where}.rain_wrong_mm_min: must exceed rain_suspect_mm_min")
+        if self.rain_recent_s < self.water_dry_window_s:
+            raise ConfigError(f"{where}.rain_recent_s: must be at least water_dry_window_s")
         for name in ("max_gap_s", "water_max_rise_mm_min", "water_dry_window_s", "max_history"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{where}.{name}: must be positive")

@@ -2,14 +2,17 @@
 
 Order: format, missing, range, climate, step, persistence (stuck), time gap, then the rain-gauge
 and flood-sensor specifics. The worst flag wins; among equally bad flags the earliest check names
-the reason. Cross-channel consistency (gust vs mean, direction vs calm) lives in
-:mod:`agent.qc.consistency` because it needs two channels at once.
+the reason. Checks between channels of one poll (gust vs mean, direction vs calm, depth from a
+flagged distance) are applied by :class:`agent.qc.engine.QCEngine`, which sees whole batches.
+
+The step and rise-rate checks are scans: their reference (the last accepted sample) travels in a
+:class:`SeriesState` from one call to the next.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,32 +26,41 @@ SEVERITY_OF_DIGIT = np.array(
 )
 """Severity rank indexed by flag digit, for vectorised worst-flag merging."""
 
+CheckResult = tuple[str, np.ndarray]  # (reason, flags of the judged samples)
+
 
 @dataclass(frozen=True)
 class SeriesContext:
-    """What a channel's checks need from other channels, aligned with its samples."""
+    """What a channel's checks need from other channels, one entry per judged sample."""
 
     speed_mean: np.ndarray | None = None  # wind_dir: mean speed over the stuck window
     raining: np.ndarray | None = None  # water_depth: rain fell within rain_recent_s
 
 
 @dataclass(frozen=True)
+class SeriesState:
+    """What the scanning checks carry from one call to the next (start: ``SeriesState()``)."""
+
+    reference: c.Reference = field(default_factory=c.Reference)
+
+
+@dataclass(frozen=True)
 class Verdicts:
-    """Flags (uint8 CMA digits) and reason codes for a run of samples."""
+    """Flags (uint8 CMA digits) and reason codes of the judged samples, and the state after."""
 
     flags: np.ndarray
     reasons: np.ndarray  # object array of str, "" where correct
+    state: SeriesState = field(default_factory=SeriesState)
 
 
-def combine(n: int, results: Sequence[tuple[str, np.ndarray]]) -> Verdicts:
-    """Merge check results in order: a later check only wins with a strictly worse flag."""
-    flags = np.zeros(n, dtype=np.uint8)
-    reasons = np.full(n, "", dtype=object)
-    for reason, result in results:
-        worse = SEVERITY_OF_DIGIT[result] > SEVERITY_OF_DIGIT[flags]
-        flags[worse] = result[worse]
-        reasons[worse] = reason
-    return Verdicts(flags, reasons)
+def combine(n: int, results: Sequence[CheckResult], state: SeriesState) -> Verdicts:
+    """Merge check results in order: the worst flag wins, the earliest check among equals."""
+    stacked = np.stack([flags for _, flags in results]) if results else np.zeros((1, n), np.uint8)
+    worst = np.argmax(SEVERITY_OF_DIGIT[stacked], axis=0)  # argmax takes the first maximum
+    flags = stacked[worst, np.arange(n)]
+    names = np.array([reason for reason, _ in results] or [""], dtype=object)
+    reasons = np.where(flags == Flag.CORRECT, "", names[worst])
+    return Verdicts(flags, reasons.astype(object), state)
 
 
 def qc_series(
@@ -58,37 +70,64 @@ def qc_series(
     params: QCParams,
     context: SeriesContext | None = None,
     first: int = 0,
+    state: SeriesState | None = None,
 ) -> Verdicts:
     """Flag the samples of one channel's series from index ``first`` on (earlier ones are history).
 
-    ``times`` strictly increasing, NaN = missing; ``context`` arrays have one entry per judged
-    sample. Returns verdicts for ``values[first:]``.
+    ``times`` strictly increasing, NaN = missing. ``state`` is what the previous call returned for
+    this series (None for a fresh start). Returns verdicts for ``values[first:]``.
     """
     limits = params.limits(channel)
     m = values.size - first
+    state = state or SeriesState()
     if limits is None:
-        return Verdicts(np.full(m, Flag.NOT_CHECKED, dtype=np.uint8), np.full(m, "", dtype=object))
+        flags = np.full(m, Flag.NOT_CHECKED, dtype=np.uint8)
+        return Verdicts(flags, np.full(m, "", dtype=object), state)
     context = context or SeriesContext()
     new = values[first:]
     valid = c.valid_mask(values, limits.low, limits.high)
-    results: list[tuple[str, np.ndarray]] = [
+    results: list[CheckResult] = [
         (Reason.FORMAT, c.check_format(new)),
         (Reason.MISSING, c.check_missing(new)),
         (Reason.RANGE, c.check_range(new, limits.low, limits.high)),
         (Reason.CLIMATE, c.check_climate(new, limits.climate_low, limits.climate_high)),
     ]
+    reference = state.reference
     if limits.max_step is not None:
-        step = c.check_step(times, values, valid, limits.max_step, params.max_gap_s, first=first)
+        step, reference = c.check_step(
+            times,
+            values,
+            valid,
+            limits.max_step,
+            params.max_gap_s,
+            state=reference,
+            first=first,
+        )
         results.append((Reason.STEP, step))
     stuck = _stuck(channel, times, values, valid, limits, params, context, first)
     if stuck is not None:
         results.append((Reason.STUCK, stuck))
     results.append((Reason.GAP, c.check_gap(times, params.max_gap_s, first=first)))
     if channel == q.RAIN_TOTAL:
-        results.extend(_rain_gauge(times, values, valid, params, first))
-    elif channel == q.WATER_DEPTH:
-        results.extend(_flood_sensor(times, values, valid, params, context, first))
-    return combine(m, results)
+        results += _rain_gauge(times, values, valid, params, first)
+    elif channel in (q.WATER_DEPTH, q.WATER_DISTANCE):
+        # a distance shrinks as the water rises: judge its negation as a depth
+        level = values if channel == q.WATER_DEPTH else -values
+        rise, reference = c.check_rise_rate(
+            times,
+            level,
+            valid,
+            max_rise_mm_min=params.water_max_rise_mm_min,
+            noise_floor_mm=params.water_noise_floor_mm,
+            max_age_s=params.max_gap_s,
+            state=reference,
+            first=first,
+        )
+        results.append((Reason.RISE_RATE, rise))
+        if channel == q.WATER_DEPTH and context.raining is not None:
+            dry = _dry_rise(times, values, valid, params, context.raining, first)
+            results.append((Reason.CONSISTENCY, dry))
+    return combine(m, results, SeriesState(reference))
 
 
 def _stuck(
@@ -121,54 +160,39 @@ def _stuck(
 
 def _rain_gauge(
     times: np.ndarray, totals: np.ndarray, valid: np.ndarray, params: QCParams, first: int
-) -> list[tuple[str, np.ndarray]]:
+) -> list[CheckResult]:
     """Counter resets and implausible rain per minute (double tips, spikes).
 
-    A jump too large for its own interval is wrong and is not used as a reference, so the sample
-    after a one-sample spike is judged against the level before it.
+    A total that jumps too far above the last believable one is wrong and is not used as a
+    reference, so the samples after a spike are judged against the level before it.
     """
-    jump = valid & (c.rain_per_interval(times, totals, valid) > params.rain_wrong_mm_min)
-    reference = valid & ~jump
+    reference = c.believable_totals(times, totals, valid, params.rain_wrong_mm_min)
+    per_minute = c.rain_per_minute(times, totals, reference)
+    rate = c.check_rain_rate(
+        per_minute, valid, suspect=params.rain_suspect_mm_min, wrong=params.rain_wrong_mm_min
+    )
+    rate[valid & ~reference] = Flag.WRONG
+    reference &= rate != Flag.WRONG  # a reset is judged against the last believable total
     tol = params.rain_reset_tolerance_mm
     reset = c.check_counter_reset(totals, valid, reference, tol, first=first)
-    per_minute = c.rain_per_minute(times, totals, reference, first=first)
-    rate = c.check_rain_rate(
-        per_minute,
-        valid[first:],
-        suspect=params.rain_suspect_mm_min,
-        wrong=params.rain_wrong_mm_min,
-    )
-    rate[jump[first:]] = Flag.WRONG
-    return [(Reason.COUNTER_RESET, reset), (Reason.RAIN_RATE, rate)]
+    return [(Reason.COUNTER_RESET, reset), (Reason.RAIN_RATE, rate[first:])]
 
 
-def _flood_sensor(
+def _dry_rise(
     times: np.ndarray,
     depth: np.ndarray,
     valid: np.ndarray,
     params: QCParams,
-    context: SeriesContext,
+    raining: np.ndarray,
     first: int,
-) -> list[tuple[str, np.ndarray]]:
-    """Rise faster than water can, and water rising while no rain fell."""
-    rise = c.check_rise_rate(
+) -> np.ndarray:
+    """Water risen above its recent minimum while no rain fell (obstruction plateau, drift)."""
+    return c.check_dry_rise(
         times,
         depth,
         valid,
-        max_rise_mm_min=params.water_max_rise_mm_min,
-        noise_floor_mm=params.water_noise_floor_mm,
+        raining,
+        window_s=params.water_dry_window_s,
+        min_rise_mm=params.water_dry_rise_mm,
         first=first,
     )
-    results = [(str(Reason.RISE_RATE), rise)]
-    if context.raining is not None:
-        dry = c.check_dry_rise(
-            times,
-            depth,
-            valid,
-            context.raining,
-            window_s=params.water_dry_window_s,
-            min_rise_mm=params.water_dry_rise_mm,
-            first=first,
-        )
-        results.append((str(Reason.CONSISTENCY), dry))
-    return results

@@ -33,27 +33,40 @@ def test_range_and_climate_bounds_inclusive() -> None:
     assert list(c.check_climate(v, None, 60.0)) == [0, 0, S, S, 0]
 
 
+def step(v: np.ndarray, t: np.ndarray | None = None, **kw) -> list[int]:
+    t = secs(v.size) if t is None else t
+    return [int(f) for f in c.check_step(t, v, np.isfinite(v), 20.0, **kw)[0]]
+
+
 def test_step_flags_outlier_not_its_return() -> None:
-    v = arr(5, 6, 40, 6, 7)
-    valid = np.isfinite(v)
-    assert list(c.check_step(secs(5), v, valid, 20.0)) == [0, 0, S, 0, 0]
+    assert step(arr(5, 6, 40, 6, 7)) == [0, 0, S, 0, 0]
 
 
-def test_step_level_shift_flags_only_first_sample() -> None:
-    v = arr(5, 5, 30, 31, 30)
-    assert list(c.check_step(secs(5), v, np.isfinite(v), 20.0)) == [0, 0, S, 0, 0]
+def test_step_catches_dense_spikes() -> None:
+    assert step(arr(5, 6, 51, 50, 52, 6, 53, 5)) == [0, 0, S, S, S, 0, S, 0]
 
 
-def test_step_skips_missing_and_old_references() -> None:
+def test_step_accepts_a_new_level_once_it_lasted_a_minute() -> None:
+    v = arr(5, 5, 30, 31, 30, 31, 30, 31, 30)
+    assert step(v, secs(9, 20.0)) == [0, 0, S, S, S, 0, 0, 0, 0]
+    alternating = arr(*([5, 50] * 40))  # spikes on every other sample never settle
+    assert step(alternating)[1::2] == [S] * 40
+
+
+def test_step_skips_missing_and_restarts_after_gap() -> None:
     v = arr(5, NAN, 30)
-    t = arr(0, 1, 2)
-    assert list(c.check_step(t, v, np.isfinite(v), 20.0)) == [0, 0, S]
-    assert list(c.check_step(arr(0, 1, 900), v, np.isfinite(v), 20.0, max_age_s=600)) == [0, 0, 0]
+    assert step(v) == [0, 0, S]
+    assert step(v, arr(0, 1, 900), max_age_s=600) == [0, 0, 0]
 
 
-def test_step_judges_only_from_first() -> None:
-    v = arr(5, 40, 5, 41)
-    assert list(c.check_step(secs(4), v, np.isfinite(v), 20.0, first=2)) == [0, S]
+def test_step_state_carries_between_calls() -> None:
+    v = arr(5, 5, 40, 41, 5)
+    whole = step(v)
+    head, state = c.check_step(secs(5), v, np.isfinite(v), 20.0, first=0)
+    part1, state1 = c.check_step(secs(3), v[:3], np.isfinite(v[:3]), 20.0)
+    part2, _ = c.check_step(secs(5), v, np.isfinite(v), 20.0, state=state1, first=3)
+    assert [*part1, *part2] == whole == list(head)
+    assert state.value == 5.0
 
 
 def test_stuck_needs_full_window_then_flags() -> None:
@@ -121,19 +134,34 @@ def test_counter_reset_against_reference() -> None:
     assert list(c.check_counter_reset(totals, valid, valid, 0.01)) == [0, 0, S, 0, 0]
 
 
+def test_believable_totals_skip_jumps_and_accept_resets() -> None:
+    t = secs(7, 10.0)
+    totals = arr(5.0, 55.0, 55.0, 5.1, 0.0, 0.1, 60.0)
+    ok = c.believable_totals(t, totals, np.isfinite(totals), 40.0)
+    assert list(ok) == [True, False, False, True, True, True, False]
+
+
 def test_counter_increments_ignore_resets() -> None:
     totals = arr(10.0, 10.2, 0.0, 0.3, NAN, 0.5)
     inc = c.counter_increments(totals, np.isfinite(totals))
     assert np.allclose(inc, [0, 0.2, 0, 0.3, 0, 0.2])
 
 
-def test_rise_rate_flags_blip() -> None:
-    t = secs(5, 10.0)
-    depth = arr(0, 2, 300, 4, 6)
-    flags = c.check_rise_rate(
+def test_rise_rate_flags_blips_not_falls() -> None:
+    t = secs(9, 10.0)
+    depth = arr(0, 2, 300, 4, 6, 800, 805, 8, 0)
+    flags, _ = c.check_rise_rate(
         t, depth, np.isfinite(depth), max_rise_mm_min=60.0, noise_floor_mm=10.0
     )
-    assert list(flags) == [0, 0, S, 0, 0]
+    assert list(flags) == [0, 0, S, 0, 0, S, S, 0, 0]
+
+
+def test_rise_rate_allows_more_after_longer_intervals() -> None:
+    depth = arr(0, 25, 75)  # +25 mm in 10 s is too fast; +75 mm in 70 s is not
+    flags, _ = c.check_rise_rate(
+        arr(0, 10, 70), depth, np.isfinite(depth), max_rise_mm_min=60.0, noise_floor_mm=10.0
+    )
+    assert list(flags) == [0, S, 0]
 
 
 def test_dry_rise_only_without_rain() -> None:
