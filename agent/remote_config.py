@@ -18,8 +18,8 @@ applied only when all of these hold, checked in this order (the nack reason star
    same hash is acknowledged again without re-applying: retained documents come back on reconnect);
 4. ``schema``: the resulting station configuration validates
    (:func:`agent.config.config_from_dict`);
-5. ``unsafe``: its warning rules still warn (:func:`agent.warnings.check_thresholds_safe` when
-   present, and always the basic checks of :func:`basic_warning_safety`).
+5. ``unsafe``: its warning rules still warn (:func:`agent.warnings.check_thresholds_safe`: every
+   signal keeps levels, thresholds positive and reachable, levels in order, hold times bounded).
 
 Then the new state is written to ``state_path`` atomically (temporary file, fsync, rename, fsync of
 the directory), handed to ``apply``, and acknowledged with version and hash. If ``apply`` fails
@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import json
 import logging
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.config import StationConfig, config_from_dict
 from agent.errors import AgentError, ConfigError
+from agent.warnings import WarningRules, check_thresholds_safe
 from roadside import signing, wire
 from roadside.clock import Clock
 
@@ -96,55 +95,10 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def basic_warning_safety(warnings: dict[str, Any]) -> str | None:
-    """The first reason a warnings section cannot be trusted to warn, or None.
-
-    Refuses: ``enabled = false`` (or ``disabled = true``) anywhere, numbers that are not finite or
-    negative (a threshold of infinity never fires), and tables or lists of rules emptied out.
-    """
-    return _unsafe(warnings, "warnings")
-
-
-def _unsafe(value: Any, where: str) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            return f"{where} = {value} is not a usable threshold (expected a finite number >= 0)"
-        return None
-    if isinstance(value, dict | list) and not value and where != "warnings":
-        return f"{where} is empty: it would leave no rule to warn with"
-    if isinstance(value, list):
-        return next((r for i, v in enumerate(value) if (r := _unsafe(v, f"{where}[{i}]"))), None)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if (key, item) in (("enabled", False), ("disabled", True)):
-                return f"{where}.{key} = {str(item).lower()} would switch warnings off"
-            reason = _unsafe(item, f"{where}.{key}")
-            if reason:
-                return reason
-    return None
-
-
 def warning_safety(warnings: dict[str, Any]) -> str | None:
-    """Why ``warnings`` is unsafe (the QC helper's rules first, then the basic ones), or None."""
-    try:
-        rules: Any = importlib.import_module("agent.warnings")
-    except ImportError:
-        rules = None
-    check = getattr(rules, "check_thresholds_safe", None)
-    if check is not None:
-        try:
-            result = check(warnings)
-        except Exception as exc:  # the rule module says why in its own exception
-            return str(exc) or type(exc).__name__
-        if result is False:
-            return "warning thresholds fail the safety check"
-        if isinstance(result, str) and result:
-            return result
-        if isinstance(result, list | tuple) and result:
-            return "; ".join(str(r) for r in result)
-    return basic_warning_safety(warnings)
+    """Why the rules in a (schema-valid) ``[warnings]`` table would not warn, or None."""
+    problems = check_thresholds_safe(WarningRules.from_dict(warnings, "warnings"))
+    return "; ".join(problems) or None
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -51,7 +51,7 @@ def test_offline_station_gets_newest_retained_document_and_acks(
     tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
 ) -> None:
     key = signing.generate_key()
-    fleet = _doc(2, {"warnings": {"preset": "national"}}, "fleet", "")
+    fleet = _doc(2, {"warnings": {"rainstorm": {"preset": "national"}}}, "fleet", "")
     station = _doc(5, {"sampling": {"hold_s": 300}})
     # published while the station is offline: retained for it
     _publish(broker, wire.FLEET_CONFIG_TOPIC, signing.encode_envelope(signing.sign(fleet, key)))
@@ -90,12 +90,13 @@ def test_offline_station_gets_newest_retained_document_and_acks(
         assert acks["fleet"].ok and acks["fleet"].version == 2
         assert acks[f"station:{ST}"].ok and acks[f"station:{ST}"].version == 5
         assert acks["fleet"].hash == signing.document_hash(fleet)
-        assert rc.config.warnings["preset"] == "national" and rc.config.sampling.hold_s == 300
+        assert (
+            rc.config.warnings["rainstorm"] == {"preset": "national"}
+            and rc.config.sampling.hold_s == 300
+        )
 
         # a forged document (another key) and an older one are refused with the reason
-        forged = signing.sign(
-            _doc(6, {"warnings": {"preset": "shanghai", "enabled": False}}), signing.generate_key()
-        )
+        forged = signing.sign(_doc(6, {"warnings": {"hold_s": 1e6}}), signing.generate_key())
         _publish(broker, wire.down_topic(ST, "config"), signing.encode_envelope(forged))
         assert sink.wait_for(lambda: len(sink.config_acks) >= 3, 10)
         nack = sink.config_acks[-1]

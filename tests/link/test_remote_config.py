@@ -59,7 +59,10 @@ def make(tmp_path: Path, base: dict, key: Any, **kw: Any) -> RemoteConfig:
 
 
 ST_TOPIC = wire.down_topic(STATION, "config")
-BODY = {"warnings": {"preset": "national"}, "sampling": {"hold_s": 600}}
+UNREACHABLE = {"rainstorm": {"levels": {"blue": {"rain_1h": 5000}, "red": {"rain_1h": 9000}}}}
+NATIONAL = {"rainstorm": {"preset": "national"}}
+SHANGHAI = {"rainstorm": {"preset": "shanghai"}}
+BODY = {"warnings": NATIONAL, "sampling": {"hold_s": 600}}
 
 
 def test_valid_document_is_applied_persisted_and_acked(tmp_path: Path, base, key) -> None:
@@ -71,11 +74,11 @@ def test_valid_document_is_applied_persisted_and_acked(tmp_path: Path, base, key
     assert ack is not None and ack.ok and ack.reason == ""
     assert (ack.scope, ack.version, ack.hash) == (f"station:{STATION}", 1, signing.document_hash(d))
     assert sent == [ack]
-    assert applied[-1].warnings["preset"] == "national"
+    assert applied[-1].warnings["rainstorm"] == {"preset": "national"}
     assert applied[-1].sampling.hold_s == 600
     # a fresh process (restart) runs the same documents, re-verified from disk
     again = make(tmp_path, base, key)
-    assert again.config.warnings["preset"] == "national"
+    assert again.config.warnings["rainstorm"] == {"preset": "national"}
     assert again.versions() == {f"station:{STATION}": {"version": 1, "hash": ack.hash}}
     # the retained document redelivered on reconnect is acknowledged again, not re-applied
     n = len(applied)
@@ -85,15 +88,15 @@ def test_valid_document_is_applied_persisted_and_acked(tmp_path: Path, base, key
 
 def test_scopes_merge_fleet_then_grid_then_station(tmp_path: Path, base, key) -> None:
     rc = make(tmp_path, base, key)
-    fleet = doc(4, {"warnings": {"preset": "national", "gale": {"hold_s": 1200}}}, "fleet", "")
-    grid = doc(2, {"warnings": {"preset": "shanghai"}}, "grid", CELL)
+    fleet = doc(4, {"warnings": {**NATIONAL, "release_fraction": 0.8}}, "fleet", "")
+    grid = doc(2, {"warnings": SHANGHAI}, "grid", CELL)
     assert rc.handle(wire.FLEET_CONFIG_TOPIC, payload(fleet, key)).ok  # type: ignore[union-attr]
     assert rc.handle(wire.grid_config_topic(CELL), payload(grid, key)).ok  # type: ignore[union-attr]
-    assert rc.config.warnings == {"preset": "shanghai", "gale": {"hold_s": 1200}}
+    assert rc.config.warnings == {"hold_s": 1800, **SHANGHAI, "release_fraction": 0.8}
     # another cell's document is not ours: no answer, nothing changes
-    other = doc(9, {"warnings": {"preset": "national"}}, "grid", "OTHER")
+    other = doc(9, {"warnings": NATIONAL}, "grid", "OTHER")
     assert rc.handle(wire.grid_config_topic("OTHER"), payload(other, key)) is None
-    assert rc.config.warnings["preset"] == "shanghai"
+    assert rc.config.warnings["rainstorm"] == {"preset": "shanghai"}
 
 
 def _nack(rc: RemoteConfig, topic: str, data: bytes) -> wire.ConfigAck:
@@ -116,8 +119,8 @@ def test_refusals_carry_code_version_hash_and_keep_the_good_document(
         "malformed": b"not json at all",
         "unsigned": json.dumps({"doc": doc(4, BODY)}).encode(),
         "bad-signature": payload(doc(4, BODY), other_key),
-        "older": payload(doc(2, {"warnings": {"preset": "shanghai"}}), key),
-        "unsafe": payload(doc(5, {"warnings": {"preset": "shanghai", "enabled": False}}), key),
+        "older": payload(doc(2, {"warnings": SHANGHAI}), key),
+        "unsafe": payload(doc(5, {"warnings": UNREACHABLE}), key),
         "schema": payload(doc(6, {"buffer": {"max_mb": 1}}), key),
         "contract": payload({**doc(7, BODY), "c": "2.0"}, key),
         "scope": payload(doc(8, BODY, "station", "someone-else"), key),
@@ -129,24 +132,27 @@ def test_refusals_carry_code_version_hash_and_keep_the_good_document(
         assert code in wire.NACK_CODES
     # tampered: a valid envelope with its document changed after signing
     env = signing.sign(doc(9, BODY), key)
-    env["doc"]["body"] = {"warnings": {"preset": "shanghai", "enabled": False}}
+    env["doc"]["body"] = {"warnings": UNREACHABLE}
     ack = _nack(rc, ST_TOPIC, signing.encode_envelope(env))
     assert ack.reason.startswith("bad-signature: ") and ack.version == 9
     assert ack.hash == signing.document_hash(env["doc"])
     # same version, other content
-    ack = _nack(rc, ST_TOPIC, payload(doc(3, {"warnings": {"preset": "shanghai"}}), key))
+    ack = _nack(rc, ST_TOPIC, payload(doc(3, {"warnings": SHANGHAI}), key))
     assert ack.reason == "older: version 3 is already running with different content"
     # nothing replaced the good one: not in memory, not on disk, not in what was applied
     assert rc.versions()[f"station:{STATION}"]["version"] == 3
-    assert rc.config.warnings["preset"] == "national"
+    assert rc.config.warnings["rainstorm"] == {"preset": "national"}
     assert (tmp_path / "remote.json").read_bytes() == state_before
     assert len(applied) == 1
 
 
 def test_unsafe_negative_threshold_and_invalid_resulting_config(tmp_path: Path, base, key) -> None:
     rc = make(tmp_path, base, key)
-    ack = _nack(rc, ST_TOPIC, payload(doc(1, {"warnings": {"rain_1h_mm": -5}}), key))
-    assert ack.reason.startswith("unsafe: warnings.rain_1h_mm = -5")
+    negative = {"rainstorm": {"levels": {"blue": {"rain_1h": -5}}}}
+    ack = _nack(rc, ST_TOPIC, payload(doc(1, {"warnings": negative}), key))
+    assert ack.reason == "unsafe: rainstorm.blue.rain_1h: threshold -5.0 is not positive"
+    ack = _nack(rc, ST_TOPIC, payload(doc(1, {"warnings": {"enabled": False}}), key))
+    assert ack.reason.startswith("schema: ") and "warnings.enabled: unknown key" in ack.reason
     ack = _nack(rc, ST_TOPIC, payload(doc(1, {"sampling": {"hold_s": "soon"}}), key))
     assert ack.reason.startswith("schema: ") and "sampling" in ack.reason
 
@@ -162,7 +168,7 @@ def test_failed_apply_restores_previous_state(tmp_path: Path, base, key) -> None
     rc = make(tmp_path, base, key, apply=apply)
     assert rc.handle(ST_TOPIC, payload(doc(1, BODY), key)).ok  # type: ignore[union-attr]
     before = (tmp_path / "remote.json").read_bytes()
-    ack = _nack(rc, ST_TOPIC, payload(doc(2, {"warnings": {"preset": "shanghai"}}), key))
+    ack = _nack(rc, ST_TOPIC, payload(doc(2, {"warnings": SHANGHAI}), key))
     assert ack.reason == "apply: RuntimeError: QC engine rejected the parameters"
     assert (tmp_path / "remote.json").read_bytes() == before
     assert rc.versions()[f"station:{STATION}"]["version"] == 1
@@ -172,11 +178,11 @@ def test_tampered_state_file_is_not_trusted_at_start(tmp_path: Path, base, key) 
     rc = make(tmp_path, base, key)
     assert rc.handle(ST_TOPIC, payload(doc(1, BODY), key)).ok  # type: ignore[union-attr]
     state = json.loads((tmp_path / "remote.json").read_text())
-    state["documents"][f"station:{STATION}"]["doc"]["body"]["warnings"]["enabled"] = False
+    state["documents"][f"station:{STATION}"]["doc"]["body"]["warnings"] = UNREACHABLE
     (tmp_path / "remote.json").write_text(json.dumps(state))
     again = make(tmp_path, base, key)
     assert again.versions() == {}
-    assert again.config.warnings == {"preset": "shanghai"}  # back to the local file
+    assert again.config.warnings == {"hold_s": 1800, **SHANGHAI}  # back to the local file
 
 
 def test_write_atomically_leaves_no_temporary_file(tmp_path: Path) -> None:
