@@ -102,22 +102,29 @@ def run(
         service.start()
     except FleetError as exc:
         raise click.ClickException(str(exc)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server = None
     try:
-        if http == "off":
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
-            click.echo(f"fleet controller {client_id}: ingesting from {host}:{port}", err=True)
-            stop.wait()
-        else:
+        if http != "off":
             import uvicorn
 
             from fleet.api import create_app
 
             api_host, api_port = _host_port(http, "--http", 8080)
             app = create_app(store, service.config, service.health)
-            uvicorn.run(app, host=api_host, port=api_port, log_level="warning")
+            server = uvicorn.Server(
+                uvicorn.Config(app, host=api_host, port=api_port, log_level="warning")
+            )
+            # in a thread, so uvicorn installs no signal handlers: SIGTERM must reach the
+            # clean stop below (leave the share, commit what was received, end the session)
+            threading.Thread(target=server.run, name="fleet-http", daemon=True).start()
+        click.echo(f"fleet controller {client_id}: ingesting from {host}:{port}", err=True)
+        stop.wait()
     finally:
+        if server is not None:
+            server.should_exit = True
         service.stop()
         store.close()
 

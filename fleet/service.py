@@ -12,8 +12,10 @@ the load need two client ids. MQTT-level acks are manual: released only after co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -58,6 +60,10 @@ class FleetService:
         self.tick_s = tick_s
         self.session_expiry_s = session_expiry_s
         self._connected = threading.Event()
+        self._gone = threading.Event()
+        self._out_lock = threading.Lock()
+        self._outgoing: list[mqtt.MQTTMessageInfo] = []
+        self._sub_mid: int | None = None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.config = ConfigManager(store, key, clock, self.publish, policy=policy) if key else None
@@ -80,6 +86,7 @@ class FleetService:
         client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -88,14 +95,22 @@ class FleetService:
         if rc.is_failure:
             log.warning("broker %s:%d refused the controller: %s", *self._where(), rc)
             return
-        client.subscribe(
+        _, self._sub_mid = client.subscribe(
             [(wire.FLEET_UPLINK_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)],
         )
-        self._connected.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+        if mid != self._sub_mid:
+            return
+        if any(c.is_failure for c in codes):
+            log.warning("broker %s:%d refused the subscriptions: %s", *self._where(), codes)
+            return
+        self._connected.set()  # only now: messages published before SUBACK may have no taker
         log.info("connected to %s:%d as %s", *self._where(), self.client_id)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self._connected.clear()
+        self._gone.set()
         if not self._stop.is_set():
             log.warning("disconnected from %s:%d (%s); reconnecting", *self._where(), rc)
 
@@ -111,12 +126,27 @@ class FleetService:
 
     @property
     def connected(self) -> bool:
-        """Whether the broker connection is up."""
+        """Whether the broker connection is up and the subscriptions are in place."""
         return self._connected.is_set()
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> None:
         """QoS 1 publish (paho queues it while disconnected and sends it on reconnect)."""
-        self.client.publish(topic, payload, qos=1, retain=retain)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        with self._out_lock:
+            self._outgoing = [i for i in self._outgoing if not i.is_published()]
+            self._outgoing.append(info)
+
+    def _flush(self, timeout: float) -> None:
+        """Wait until the broker has acknowledged every publish (acks, documents) or timeout."""
+        deadline = time.monotonic() + timeout
+        with self._out_lock:
+            pending, self._outgoing = self._outgoing, []
+        for info in pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(left)
 
     def mqtt_ack(self, mid: int, qos: int) -> None:
         """Release the PUBACK of a committed message."""
@@ -168,12 +198,20 @@ class FleetService:
         restart under the same client id gets its unacknowledged messages again.
         """
         self._stop.set()
-        if self.connected:
+        connected = self.connected
+        if connected:
             self.client.unsubscribe([wire.FLEET_UPLINK_SUBSCRIPTION, STATUS_SUBSCRIPTION])
-        self.worker.stop(drain=self.connected)
+        self.worker.stop(drain=connected)
+        if connected:
+            # a DISCONNECT overtaking unacknowledged publishes makes Mosquitto drop the
+            # connection as an error and keep the session; let them finish first
+            self._flush(timeout=5.0)
         props = Properties(mqtt.PacketTypes.DISCONNECT)
         props.SessionExpiryInterval = 0
+        self._gone.clear()
         self.client.disconnect(properties=props)
+        if connected:
+            self._gone.wait(5.0)
         self.client.loop_stop()
         if self._ticker is not None:
             self._ticker.join(timeout=5)

@@ -95,6 +95,30 @@ def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def record_rows(batch: IngestBatch) -> list[tuple[Any, ...]]:
+    """A batch's records as rows in :data:`RECORD_COLUMNS` order."""
+    return [
+        (
+            batch.station,
+            r.seq,
+            r.kind,
+            r.lane,
+            r.time,
+            r.sensor,
+            r.channel,
+            r.value,
+            r.unit,
+            r.raw,
+            r.status,
+            r.flag,
+            r.reason,
+            _dump(r.payload),
+            batch.received,
+        )
+        for r in batch.records
+    ]
+
+
 def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -173,53 +197,49 @@ class SqlStore:
 
     # -- ingest ----------------------------------------------------------------------------------
     def ingest(self, batches: Sequence[IngestBatch]) -> list[IngestResult]:
-        results: list[IngestResult] = []
         if not batches:
-            return results
+            return []
+        # one lock order for every transaction (by station, then seq): two controllers
+        # committing overlapping groups wait for each other instead of deadlocking
+        order = sorted(
+            range(len(batches)), key=lambda i: (batches[i].station, batches[i].first_seq)
+        )
+        inserted: dict[int, int] = {}
         with self._tx() as cur:
-            for batch in batches:
-                inserted = self._insert_records(cur, batch)
-                self._touch_station(cur, batch, inserted)
-                results.append(
-                    IngestResult(
-                        batch.station,
-                        batch.lane,
-                        batch.first_seq,
-                        batch.last_seq,
-                        inserted,
-                        len(batch.records) - inserted,
-                    )
-                )
-        return results
+            for i in order:
+                inserted[i] = self._insert_records(cur, batches[i])
+            by_station: dict[str, list[int]] = {}
+            for i in order:
+                by_station.setdefault(batches[i].station, []).append(i)
+            for idx in by_station.values():
+                self._touch_station(cur, [batches[i] for i in idx], sum(inserted[i] for i in idx))
+        return [
+            IngestResult(
+                b.station,
+                b.lane,
+                b.first_seq,
+                b.last_seq,
+                inserted[i],
+                len(b.records) - inserted[i],
+            )
+            for i, b in enumerate(batches)
+        ]
 
     def _insert_records(self, cur: Any, batch: IngestBatch) -> int:
-        rows = [
-            (
-                batch.station,
-                r.seq,
-                r.kind,
-                r.lane,
-                r.time,
-                r.sensor,
-                r.channel,
-                r.value,
-                r.unit,
-                r.raw,
-                r.status,
-                r.flag,
-                r.reason,
-                _dump(r.payload),
-                batch.received,
-            )
-            for r in batch.records
-        ]
+        """Insert a batch's rows, skipping (station, seq) already stored; returns rows added."""
+        rows = record_rows(batch)
         if not rows:
             return 0
         cur.executemany(self._sql(INSERT_RECORD), rows)
         return max(0, int(cur.rowcount))
 
-    def _touch_station(self, cur: Any, batch: IngestBatch, inserted: int) -> None:
-        offset = None if batch.sent is None else batch.sent - batch.received
+    def _touch_station(self, cur: Any, batches: list[IngestBatch], inserted: int) -> None:
+        """One registry update for a station's batches in this transaction."""
+        latest = max(batches, key=lambda b: (b.last_seq, b.received))
+        sent = [b for b in batches if b.sent is not None]
+        newest = max(sent, key=lambda b: b.received) if sent else None
+        offset = None if newest is None or newest.sent is None else newest.sent - newest.received
+        received = max(b.received for b in batches)
         g = self.greatest
         cur.execute(
             self._sql(
@@ -234,12 +254,12 @@ class SqlStore:
                 "records = stations.records + excluded.records"
             ),
             (
-                batch.station,
-                batch.received,
-                batch.received,
-                batch.backlog,
+                latest.station,
+                received,
+                received,
+                latest.backlog,
                 offset,
-                batch.last_seq,
+                latest.last_seq,
                 inserted,
             ),
         )
