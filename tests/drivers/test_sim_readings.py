@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.bus import BusScheduler, open_buses
+from drivers.errors import DeviceError, ProfileError
 from roadside.records import DriverStatus
 
 
@@ -102,3 +103,34 @@ def test_write_a_setting_through_the_bus(buses, clock):
     buses["level"].write_register("level", "installation_height", 310)  # cm
     depth1 = values(buses["level"].poll_once("level"))["water_depth"]
     assert depth1 == pytest.approx(depth0 + 100, abs=12)
+
+
+def test_switch_a_warning_light_by_its_coil(make_station, make_scenario, clock, make_configs):
+    from sim.spec import BusSpec, DeviceSpec
+
+    bus_spec = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=False)
+    sc = make_scenario(
+        buses=(bus_spec,),
+        devices=(
+            DeviceSpec("beacon", "warning-light", "rs485-1", 10),
+            DeviceSpec("level", "hlk-ld8001h", "rs485-1", 1),
+        ),
+    )
+    station = make_station(sc, clock)
+    [bus] = open_buses(make_configs(station), station="st-1", clock=clock, sink=lambda b: None)
+    try:
+        assert values(bus.poll_once("beacon")) == {"light_on": 0, "siren_on": 0}
+        bus.write_register("beacon", "light", 1)
+        assert values(bus.poll_once("beacon")) == {"light_on": 1, "siren_on": 0}
+        bus.write_register("beacon", "siren", 1)
+        bus.write_register("beacon", "light", 0)
+        assert values(bus.poll_once("beacon")) == {"light_on": 0, "siren_on": 1}
+        assert values(bus.poll_once("level"))["water_depth"] is not None
+        with pytest.raises(ProfileError, match="no writable setting 'strobe'"):
+            bus.write_register("beacon", "strobe", 1)
+        station.inject("beacon", "no_answer")
+        with pytest.raises(DeviceError) as failed:
+            bus.write_register("beacon", "light", 1)
+        assert failed.value.status is DriverStatus.TIMEOUT
+    finally:
+        bus.stop()
