@@ -204,7 +204,7 @@ class SignalState:
     level: int = 0
     since: datetime | None = None  # when the level was last set
     below_since: datetime | None = None  # inputs fell below the level's release thresholds
-    pending: int = 0  # highest level met while below (the level a downgrade goes to)
+    pending: int = 0  # highest level held while below (the level a downgrade goes to)
     certainty: str = "Observed"
 
 
@@ -344,14 +344,20 @@ def _step(
     if s.level == 0 or not a.known:
         return s, None  # nothing active, or no data: never cancel on missing inputs
     if a.kept >= s.level:
-        return dataclasses.replace(s, below_since=None, pending=0), None
+        seen = a.met >= s.level and a.certainty == "Observed"  # a forecast came true
+        certainty = "Observed" if seen else s.certainty
+        return dataclasses.replace(s, below_since=None, pending=0, certainty=certainty), None
+    # below the level's release thresholds: wait out the hold, remembering the highest level
+    # still held meanwhile, which is where the signal goes down to
     below_since = s.below_since or now
-    pending = max(s.pending, a.met) if s.below_since else a.met
+    pending = max(s.pending, a.kept) if s.below_since else a.kept
     if (now - below_since).total_seconds() < hold_s:
         return dataclasses.replace(s, below_since=below_since, pending=pending), None
     kind = "cancel" if pending == 0 else "downgrade"
-    restart = now if pending > a.kept else None
-    new = SignalState(pending, now, restart, a.met if restart else 0, a.certainty)
+    still_below = a.kept < pending
+    new = SignalState(
+        pending, now, now if still_below else None, a.kept if still_below else 0, a.certainty
+    )
     return new, _event(kind, rule, s, new, now, a)
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.derived import DerivedValue
 from agent.errors import ConfigError
@@ -169,3 +171,37 @@ def test_unsafe_thresholds_are_reported(table: dict, fragment: str) -> None:
 def test_config_errors_name_the_key(table: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         WarningRules.from_dict(table)
+
+
+def test_release_band_downgrades_instead_of_cancelling() -> None:
+    values = [55] + [33] * 40  # 33 mm is below blue's 35 but above its release (31.5)
+    _, events = run(values, "rain_1h")
+    assert events == [(0, "raise", "yellow"), (31, "downgrade", "blue")]
+
+
+def test_forecast_that_comes_true_becomes_observed() -> None:
+    state, _ = evaluate(WarningState(), {}, FakeForecast(depth_15_mm=200.0), T0, RULES)
+    assert state.signals["waterlogging"].certainty == "Likely"
+    later = T0 + timedelta(minutes=15)
+    state, events = evaluate(
+        state, {"water_depth": dv("water_depth", 160.0, at=later)}, None, later, RULES
+    )
+    assert events == [] and state.signals["waterlogging"].certainty == "Observed"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 120), min_size=1, max_size=150), st.sampled_from([60.0, 300.0]))
+def test_no_downgrade_within_hold_of_last_change(values: list[float], step_s: float) -> None:
+    """Whatever the data, a signal never goes down sooner than hold_s after it last changed, and
+    every raise or upgrade is backed by an input that reached the new level's threshold."""
+    state, last_change = WarningState(), None
+    for i, v in enumerate(values):
+        now = T0 + timedelta(seconds=i * step_s)
+        state, events = evaluate(state, {"rain_1h": dv("rain_1h", v, at=now)}, None, now, RULES)
+        for e in (e for e in events if e.signal == "rainstorm"):
+            if e.kind in ("downgrade", "cancel"):
+                assert last_change is not None
+                assert (now - last_change).total_seconds() >= RULES.hold_s
+            else:
+                assert v >= RULES.rainstorm.levels[e.level]["rain_1h"]
+            last_change = now
