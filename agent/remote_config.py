@@ -35,6 +35,7 @@ import copy
 import json
 import logging
 import os
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,6 +149,45 @@ class RemoteConfig:
         self.acks: list[wire.ConfigAck] = []  # every answer given, newest last
         self._load()
         self.config = self._effective(self.running)
+
+    @classmethod
+    def for_station(
+        cls,
+        cfg: StationConfig,
+        clock: Clock,
+        *,
+        apply: ApplyFn | None = None,
+        publish_ack: AckFn | None = None,
+    ) -> RemoteConfig | None:
+        """The remote configuration of a loaded station file, or None without a fleet key.
+
+        ``[uplink] fleet_key`` names the fleet's public key (PEM, from provisioning; relative to
+        the file); applied documents persist in ``remote-config.json`` next to the buffer.
+        """
+        key_file = cfg.uplink.get("fleet_key")
+        if not key_file:
+            return None
+        source = Path(cfg.source)
+        key_path = Path(str(key_file))
+        if not key_path.is_absolute():
+            key_path = source.parent / key_path
+        try:
+            public = signing.load_public_key(key_path)
+            base = tomllib.loads(source.read_text(encoding="utf-8"))
+        except (signing.SignatureError, OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{cfg.source}: key uplink.fleet_key: {exc}") from None
+        return cls(
+            cfg.station_id,
+            base,
+            public,
+            Path(cfg.buffer.path).parent / "remote-config.json",
+            clock,
+            grid_cell=cfg.station.grid_cell,
+            apply=apply,
+            publish_ack=publish_ack,
+            source=cfg.source,
+            base_dir=source.parent,
+        )
 
     # -- public ----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agent.config import StationConfig
+from agent.errors import ConfigError
 from agent.remote_config import RemoteConfig, deep_merge, write_atomically
 from roadside import signing, wire
 from roadside.clock import ManualClock
@@ -200,3 +201,25 @@ def test_deep_merge_overrides_leaves_and_keeps_siblings() -> None:
         "b": 2,
     }
     assert base == {"a": {"x": 1, "y": {"p": 1}}, "b": 2}
+
+
+def test_for_station_reads_key_and_base_from_the_station_file(tmp_path: Path, key) -> None:
+    from agent.config import load_config
+
+    signing.save_public_key(key.public_key(), tmp_path / "fleet-signing.pub")
+    text = (
+        EXAMPLE.read_text()
+        .replace("[uplink]", '[uplink]\nfleet_key = "fleet-signing.pub"', 1)
+        .replace("${ROADSIDE_STATE_DIR:-/tmp/roadside-agent}", str(tmp_path / "state"))
+    )
+    (tmp_path / "station.toml").write_text(text)
+    cfg = load_config(tmp_path / "station.toml")
+    rc = RemoteConfig.for_station(cfg, ManualClock())
+    assert rc is not None and rc.grid_cell == CELL
+    assert rc.handle(ST_TOPIC, payload(doc(1, BODY), key)).ok  # type: ignore[union-attr]
+    assert (tmp_path / "state" / "remote-config.json").exists()
+    (tmp_path / "fleet-signing.pub").write_text("garbage")
+    with pytest.raises(ConfigError, match=r"uplink\.fleet_key"):
+        RemoteConfig.for_station(cfg, ManualClock())
+    without = load_config(EXAMPLE)
+    assert RemoteConfig.for_station(without, ManualClock()) is None
