@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from drivers.bus import BusScheduler, open_buses
 from drivers.errors import DeviceError, ProfileError
 from roadside.records import DriverStatus
+
+BEACON = Path(__file__).parent / "cases" / "warning-light.toml"
 
 
 @pytest.fixture
@@ -106,13 +110,14 @@ def test_write_a_setting_through_the_bus(buses, clock):
 
 
 def test_switch_a_warning_light_by_its_coil(make_station, make_scenario, clock, make_configs):
+    """An actuator profile (kept with the test cases until a scenario ships the beacon)."""
     from sim.spec import BusSpec, DeviceSpec
 
     bus_spec = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=False)
     sc = make_scenario(
         buses=(bus_spec,),
         devices=(
-            DeviceSpec("beacon", "warning-light", "rs485-1", 10),
+            DeviceSpec("beacon", str(BEACON), "rs485-1", 10),
             DeviceSpec("level", "hlk-ld8001h", "rs485-1", 1),
         ),
     )
