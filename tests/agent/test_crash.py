@@ -161,6 +161,7 @@ def crash_cycles(config: Path, state: Path, db: Path, tmp_path: Path, kills: int
     return len(final)
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_loses_nothing_committed(
     storm: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
