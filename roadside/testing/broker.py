@@ -10,26 +10,40 @@ Used by tests, the demo and benchmarks::
         broker.kill()                           # SIGKILL, no save
 
 The configuration is ``deploy/mosquitto/mosquitto.conf.template`` rendered with this port, the
-test CA's files and the shipped ``acl``; nothing about the broker is faked.
+test CA's files and the shipped ``acl``; nothing about the broker is faked. For a demo:
+``python -m roadside.testing.broker DIR [--port N]`` runs one in the foreground.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import json
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from string import Template
+
+import click
 
 from roadside.testing.pki import TestPKI
 from roadside.wire import BrokerSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process (thread) that started it dies, so a killed
+    test run leaves no broker behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -101,6 +115,7 @@ class MosquittoBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -151,3 +166,30 @@ class MosquittoBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@click.command("run-test-broker")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", type=int, default=0, help="Listen port (default: a free one).")
+def main(directory: Path, port: int) -> None:
+    """Run Mosquitto with the shipped configuration and a test CA under DIRECTORY until Ctrl-C.
+
+    Prints the port and the CA path as JSON; client certificates: python -m roadside.testing.pki.
+    """
+    pki = TestPKI(directory / "pki")
+    broker = MosquittoBroker(directory / "broker", pki, port or None)
+    broker.start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the broker on SIGTERM too
+    click.echo(json.dumps({"host": "127.0.0.1", "port": broker.port, "ca": str(pki.ca)}))
+    try:
+        while broker.running:
+            time.sleep(0.5)
+        raise click.ClickException(f"mosquitto exited; see {broker.workdir / 'mosquitto.log'}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,15 +6,19 @@ identity; the client certificate's CN is the identity the broker uses as user na
 ``fleet-controller``. Keys are EC P-256: fast enough to issue a thousand client certificates.
 
 Not for production keys: there is no revocation, and keys are written unencrypted.
+
+    python -m roadside.testing.pki DIR st-001 st-002 fleet-controller
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -140,3 +144,27 @@ class TestPKI:
         """A client certificate for ``identity`` signed by a *different* CA (must be refused)."""
         other = TestPKI(self.dir / "foreign-ca")
         return other.client(identity)
+
+
+@click.command("make-test-pki")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("identities", nargs=-1)
+@click.option("--server", default="localhost", show_default=True, help="Broker host name (CN).")
+def main(directory: Path, identities: tuple[str, ...], server: str) -> None:
+    """Make (or extend) a test CA in DIRECTORY: a broker certificate and one per IDENTITY.
+
+    Identities are station ids and fleet-controller; prints the files as JSON.
+    """
+    pki = TestPKI(directory)
+    out = {"ca": str(pki.ca), "server": _files(pki.server(server))}
+    for identity in identities or (CONTROLLER_IDENTITY,):
+        out[identity] = _files(pki.client(identity))
+    click.echo(json.dumps(out, indent=2))
+
+
+def _files(f: ClientFiles) -> dict[str, str]:
+    return {"cert": str(f.cert), "key": str(f.key)}
+
+
+if __name__ == "__main__":
+    main()
