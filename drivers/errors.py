@@ -35,9 +35,10 @@ class PortError(DriverError):
 
 
 class DeviceError(DriverError):
-    """A device failed to answer correctly; ``status`` says how."""
+    """A device failed to answer correctly; ``status`` says how (``code``: a Modbus exception)."""
 
-    def __init__(self, status: DriverStatus, detail: str) -> None:
+    def __init__(self, status: DriverStatus, detail: str, code: int | None = None) -> None:
         super().__init__(f"{status.value}: {detail}")
         self.status = status
         self.detail = detail
+        self.code = code

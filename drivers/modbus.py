@@ -41,6 +41,7 @@ EXCEPTION_NAMES = {
     10: "gateway path unavailable",
     11: "gateway target failed to respond",
 }
+ILLEGAL_DATA_ADDRESS = 2
 
 
 def reply_length(function_code: int, count: int) -> int:
@@ -89,7 +90,6 @@ class _RtuClient(ModbusSerialClient):
         except PortError as exc:
             self.open_error = exc
             return False
-        self.socket.inter_byte_timeout = self.inter_byte_timeout or None
         self.opened_rdev = identity(self.comm_params.host or "")
         self.open_error = None
         return True
@@ -260,9 +260,8 @@ class ModbusLink:
         if pdu.isError():
             code = getattr(pdu, "exception_code", 0)
             name = EXCEPTION_NAMES.get(code, "unknown")
-            raise DeviceError(
-                DriverStatus.EXCEPTION, f"slave {slave} answered exception {code} ({name})"
-            )
+            detail = f"slave {slave} answered exception {code} ({name})"
+            raise DeviceError(DriverStatus.EXCEPTION, detail, code=code)
         return pdu
 
     def _recover(self, slave: int, fc: int) -> ModbusPDU:
@@ -270,7 +269,7 @@ class ModbusLink:
         c = self.client
         diag: Diagnosis
         if isinstance(c, _TcpClient):
-            tid = c.ctx.request_transaction_id if hasattr(c, "ctx") else None
+            tid = c.transaction.request_transaction_id
             diag = diagnose_tcp(bytes(c.rx), slave, fc, tid, self.timeout_s)
         else:
             diag = diagnose_rtu(bytes(c.rx), slave, fc, self.timeout_s, frozenset(c.late))
@@ -325,11 +324,7 @@ class ModbusDriver:
             try:
                 registers = self.link.read(self.slave, block)
             except DeviceError as exc:
-                if (
-                    block.has_gaps
-                    and exc.status is DriverStatus.EXCEPTION
-                    and "exception 2 " in exc.detail
-                ):
+                if block.has_gaps and exc.code == ILLEGAL_DATA_ADDRESS:
                     # the device refuses reads across its unmapped registers: stop merging over gaps
                     self.blocks = plan_blocks(self.fields, max_gap=0)
                     return self.poll()

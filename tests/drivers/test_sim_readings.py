@@ -139,3 +139,24 @@ def test_switch_a_warning_light_by_its_coil(make_station, make_scenario, clock, 
         assert failed.value.status is DriverStatus.TIMEOUT
     finally:
         bus.stop()
+
+
+def test_a_device_refusing_reads_across_its_gaps_is_read_field_by_field(
+    make_station, make_scenario, clock, make_configs
+):
+    from sim.spec import BusSpec, DeviceSpec
+
+    sparse = Path(__file__).parent / "cases" / "sparse-sensor.toml"
+    rtu = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=False)
+    sc = make_scenario(buses=(rtu,), devices=(DeviceSpec("sparse", str(sparse), "rs485-1", 7),))
+    station = make_station(sc, clock)
+    [bus] = open_buses(
+        make_configs(station), station="st-1", clock=clock, sink=lambda b: None, max_gap=20
+    )
+    try:
+        first = bus.poll_once("sparse")  # one merged read, refused, then the fields apart
+        assert values(first) == {"rain_intensity": 36, "wind_speed": 2.0}
+        assert values(bus.poll_once("sparse")) == {"rain_intensity": 36, "wind_speed": 2.0}
+        assert station.buses["rs485-1"].counts["answered"] == 3 + 2  # refused once, then apart
+    finally:
+        bus.stop()
