@@ -11,7 +11,7 @@ What each simulator fault (sim.spec.FAULT_KINDS) becomes, flag and reason:
     spike          wind: 1 step | rain_total: 2 rain_rate | water: 1 rise_rate (up-spikes)
     stuck          wind speed/dir, radar distance (and the depth made from it): 1 stuck,
                    once a whole window (60 / 30 min) has been flat
-    drift          water rising with no rain: 1 consistency; falling: 1 climate below -30 mm
+    drift          water rising with no rain: 1 consistency; falling: 1 climate below -20 mm
     counter_reset  1 counter_reset on the first lower total (8 counter_reset if the driver
                    reports the status instead)
     no_answer, slow_answer, crc_error, truncated, garbage, wrong_slave, port_vanish

@@ -46,10 +46,12 @@ DEFAULT_CHANNELS: Mapping[str, ChannelLimits] = {
     q.RAIN_TOTAL: ChannelLimits(0.0, None),
     # 40 mm/min = 2400 mm/h is wrong, 10 mm/min = 600 mm/h suspect (same limits as per-minute rain).
     q.RAIN_INTENSITY: ChannelLimits(0.0, 2400.0, None, 600.0),
-    # Radar range 0.15-40 m (HLK-LD8001H). Depth: a little below zero is noise; a metre is extreme.
-    # A radar always shows a few mm of noise: a distance that does not vary for 30 min is stuck.
+    # Radar range 0.15-40 m (HLK-LD8001H). It always shows a few mm of noise: a distance that
+    # does not vary for 30 min is stuck.
     q.WATER_DISTANCE: ChannelLimits(150.0, 40000.0, None, None, None, 1800.0, 1.0),
-    q.WATER_DEPTH: ChannelLimits(-100.0, 5000.0, -30.0, 1500.0, None, 1800.0, 1.0),
+    # Depth: with +-5 mm of radar noise a road 20 mm below itself is a drifting or misconfigured
+    # sensor; a metre and a half of water on a road is extreme.
+    q.WATER_DEPTH: ChannelLimits(-100.0, 5000.0, -20.0, 1500.0, None, 1800.0, 1.0),
 }
 
 

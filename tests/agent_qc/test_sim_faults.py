@@ -191,3 +191,10 @@ def test_counter_reset_flagged_and_rain_still_counted() -> None:
     # and the truth, less at most one poll's rain and a tip at each end
     total = truth().rain_total_mm
     assert last["rain_1h"].value == pytest.approx(total[7190] - total[3590], abs=0.8)
+
+
+def test_default_radar_drift_goes_below_the_road() -> None:
+    level = device("level", "hlk-ld8001h", ("drift", 600.0, None, {}), storm="dry")  # +20 mm/h
+    flagged = run([(level, 10.0)], 600 + 7200)
+    late = window(flagged, "water_depth", 600 + 5400, 600 + 7200)  # 30-40 mm below the road
+    assert late and all(f.flag is Flag.SUSPECT and f.reason == "climate" for f in late)
