@@ -509,6 +509,23 @@ class Buffer:
         with self._lock:
             return [StoredRecord.from_row(r) for r in self._conn.execute(sql, list(params))]
 
+    def seq_since(self, when: datetime) -> int:
+        """The first seq stamped at or after ``when`` (binary search; assumes stamps grow with
+        seq, which holds except across clock jumps: good enough to bound a replay)."""
+        with self._lock:
+            lo_row = self._conn.execute("SELECT min(seq) FROM records").fetchone()
+            lo, hi = (lo_row[0] or 1), self._last_seq + 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                row = self._conn.execute(
+                    "SELECT seq, time FROM records WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
+                ).fetchone()
+                if row is None or datetime.fromisoformat(row["time"]) >= when:
+                    hi = mid
+                else:
+                    lo = row["seq"] + 1
+            return lo
+
     def latest_readings(self) -> list[StoredRecord]:
         """The newest reading of each (sensor, channel)."""
         return self.where(

@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +59,7 @@ from agent.warnings import (
 from drivers.bus import BusScheduler, DeviceConfig, open_buses
 from drivers.profile import load_profile
 from roadside.clock import Clock
-from roadside.records import Reading
+from roadside.records import DriverStatus, Reading
 
 if TYPE_CHECKING:
     from agent.uplink import Uplink
@@ -71,6 +71,15 @@ MAX_DRAIN = 256  # poll batches written in one transaction at most
 LINGER_S = 0.2  # real seconds to gather more batches into one transaction (group commit)
 COUNTERS_KEY = "counters"
 WARNINGS_KEY = "warnings"
+# Readings replayed into the derived windows at start, by channel (seconds back).
+REPLAY_S = {
+    "rain_total": 24 * 3600.0,
+    "wind_speed": 900.0,
+    "wind_dir": 900.0,
+    "wind_gust": 900.0,
+    "water_depth": 900.0,
+}
+REPLAY_CHUNK = 2000
 MAX_UNWRITTEN = 100_000  # records held in memory while the buffer refuses writes
 
 
@@ -191,6 +200,7 @@ class Agent:
             clock=self.clock,
             sink=self._sink,
         )
+        self._replay()
         saved_warnings = self.buffer.get_state(WARNINGS_KEY)
         if saved_warnings:
             self.warning_state = warning_state_from_json(saved_warnings)
@@ -221,6 +231,30 @@ class Agent:
                 "CONFIG_HASH": self.config.content_hash,
             },
         )
+
+    def _replay(self) -> None:
+        """Refill the derived products' windows from the buffer after a restart, so a restart in
+        a storm neither empties the rain accumulations nor lowers a warning."""
+        assert self.buffer is not None
+        now = self.clock.now()
+        since = {ch: now - timedelta(seconds=s) for ch, s in REPLAY_S.items()}
+        seq = self.buffer.seq_since(min(since.values()))
+        channels = ",".join(f"'{c}'" for c in REPLAY_S)
+        replayed = 0
+        while True:
+            rows = self.buffer.where(
+                f"seq >= ? AND kind = 'reading' AND channel IN ({channels})", [seq], REPLAY_CHUNK
+            )
+            if not rows:
+                break
+            seq = rows[-1].seq + 1
+            flagged = [_flagged(r) for r in rows if r.time >= since[r.channel or ""]]
+            if flagged:
+                replayed += len(flagged)
+                for dv in self.derived.update(flagged, flagged[-1].reading.time):
+                    self._latest[dv.name] = dv
+        if replayed:
+            log.info("derived windows refilled from %d buffered readings", replayed)
 
     def stop(self) -> None:
         """Stop polling, write everything queued, close the buffer (SIGTERM path)."""
@@ -616,6 +650,16 @@ def _reading_record(f: FlaggedReading, mark: dict[str, Any] | None) -> BufferRec
         reason=f.reason,
         payload={**(mark or {}), **({"detail": r.detail} if r.detail else {})} or None,
     )
+
+
+def _flagged(r: StoredRecord) -> FlaggedReading:
+    """A stored reading back as the flagged reading it was."""
+    status = DriverStatus(r.status) if r.status else DriverStatus.OK
+    reading = Reading(
+        "", r.sensor or "", r.channel or "", r.time, r.value, r.unit or "", r.raw, status
+    )
+    flag = Flag(r.flag) if r.flag is not None else Flag.NOT_CHECKED
+    return FlaggedReading(reading, flag, r.reason or "")
 
 
 def _event_record(e: WarningEvent) -> BufferRecord:

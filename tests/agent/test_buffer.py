@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,11 @@ def test_wal_mode_and_synchronous(buffer: Buffer) -> None:
     other = sqlite3.connect(buffer.path)  # another reader sees committed rows at once
     assert other.execute("SELECT count(*) FROM records").fetchone()[0] == 0
     other.close()
+
+
+def test_seq_since_finds_the_first_record_at_a_time(buffer: Buffer, clock: ManualClock) -> None:
+    start = clock.now()
+    buffer.append(readings(clock, 100))  # one per second from start + 1 s
+    assert buffer.seq_since(start) == 1
+    assert buffer.seq_since(start + timedelta(seconds=50)) == 50
+    assert buffer.seq_since(start + timedelta(seconds=500)) == 101  # nothing that late

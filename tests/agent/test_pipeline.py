@@ -89,3 +89,26 @@ def test_all_derived_times_follow_the_clock(
     times = {r.time for r in agent.buffer.where("kind = 'derived'")}
     assert max(times) == datetime(2026, 7, 21, 12, tzinfo=UTC) + timedelta(seconds=120)
     agent.buffer.close()
+
+
+def test_a_restart_refills_the_rain_windows_from_the_buffer(
+    tmp_path: Path, station_toml: Callable[..., str]
+) -> None:
+    clock = ManualClock(datetime(2026, 7, 21, 12, tzinfo=UTC))
+    first = agent_on(tmp_path, clock, station_toml)
+    for i in range(90):  # 30 min of a steady 12 mm/h
+        clock.advance(20)
+        first.process([rain(clock, round(0.0667 * i, 4))])
+    before = first._latest["rain_1h"].value
+    assert first.buffer is not None
+    first.buffer.close()
+    assert before is not None and before > 5
+    again = agent_on(tmp_path, clock, station_toml)
+    assert "rain_1h" not in again._latest
+    again._replay()
+    assert again._latest["rain_1h"].value == before
+    clock.advance(20)
+    again.process([rain(clock, round(0.0667 * 90, 4))])
+    assert again._latest["rain_1h"].value > before  # the window goes on, not from zero
+    assert again.buffer is not None
+    again.buffer.close()
