@@ -40,6 +40,7 @@ import click
 import paho.mqtt.client as mqtt
 
 from agent.buffer import Buffer, StoredRecord
+from agent.errors import BufferStoreError
 from roadside import wire
 from roadside.clock import Clock, SystemClock
 
@@ -54,6 +55,8 @@ ConfigFn = Callable[[str, wire.Payload], None]
 class UplinkSettings:
     """Tuning of the uplink (defaults suit a cellular station)."""
 
+    # Times are in the station clock's seconds (scaled in accelerated runs); the CONNACK wait is
+    # the only real-time one.
     batch_size: int = 500
     window: int = 8
     ack_timeout_s: float = 30.0
@@ -264,7 +267,12 @@ class Uplink:
                     continue
                 if not self._connected:
                     continue  # waiting for CONNACK
-                self._turn()
+                try:
+                    self._turn()
+                except BufferStoreError as exc:  # the buffer is unwell: keep the link, retry
+                    self._last_error = f"buffer: {exc}"
+                    log.error("uplink %s: %s", self.station, self._last_error)
+                    self._sleep_backoff()
         finally:
             self._shutdown()
 

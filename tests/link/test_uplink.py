@@ -6,16 +6,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from link_helpers import T0, event, new_buffer, readings
 
+from agent.buffer import BufferRecord
 from agent.uplink import Backoff, Uplink, UplinkSettings, drain
 from roadside import wire
-from roadside.clock import SystemClock
+from roadside.clock import ScaledClock, SystemClock
 from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.testing.sink import CommittingSink
@@ -237,3 +240,64 @@ def test_controller_refusal_keeps_rows_and_names_the_reason(
     assert acks and "2.0 refused: this side speaks 1.0" in acks[0].error
     assert sink.count(ST) == 0
     assert mqtt.MQTTv5 == c.protocol
+
+
+@pytest.mark.slow
+def test_station_offline_for_a_simulated_day_drains_in_order_without_gaps(
+    tmp_path: Path, pki: TestPKI
+) -> None:
+    """10 channels every simulated minute for a day with the broker down, then it comes back."""
+    speed = 14_400.0  # a day in six real seconds
+    clock = ScaledClock(T0, speed=speed)
+    broker = MosquittoBroker(tmp_path / "broker", pki)
+    buf = new_buffer(tmp_path / "buf.db", clock)
+    settings = UplinkSettings(
+        backoff_initial_s=60.0,
+        backoff_max_s=1800.0,
+        idle_poll_s=120.0,
+        ack_timeout_s=2.0 * speed,
+        batch_size=500,
+    )
+    stop = threading.Event()
+
+    def produce() -> None:  # one poll cycle a simulated minute, ten channels each
+        minute = 0
+        while not stop.is_set():
+            now = clock.now()
+            while T0 + timedelta(minutes=minute) <= now:
+                t = T0 + timedelta(minutes=minute)
+                buf.append(
+                    [
+                        BufferRecord("reading", t, "st", f"ch{c}", float(minute), "mm")
+                        for c in range(10)
+                    ]
+                )
+                minute += 1
+            up.notify()
+            clock.sleep(60)
+
+    up = Uplink(ST, buf, broker.settings(ST), clock, settings=settings)
+    producer = threading.Thread(target=produce)
+    up.start()
+    producer.start()
+    try:
+        while clock.now() < T0 + timedelta(days=1):
+            time.sleep(0.05)
+        assert not up.status().connected and buf.stats().unsynced >= 14_000
+        broker.start()
+        with CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "s.db") as sink:
+            time.sleep(1.0)  # the station keeps measuring while it catches up
+            stop.set()
+            producer.join()
+            assert drain(buf, 30)
+            total = buf.stats().last_seq
+            assert total >= 14_400
+            assert sink.seqs(ST) == list(range(1, total + 1))  # no gaps, each once
+            deliveries = sink.deliveries(ST)
+            backlog = [d for d in deliveries if d[0] == "backlog"]
+            assert [d[1] for d in backlog] == sorted(d[1] for d in backlog)
+            assert any(d[0] == "live" for d in deliveries)
+    finally:
+        stop.set()
+        up.stop()
+        broker.stop()
