@@ -46,7 +46,7 @@ from agent.errors import BufferStoreError, ConfigError
 from agent.flags import Flag, FlaggedReading
 from agent.metrics import AgentMetrics
 from agent.qc import QCEngine, QCParams
-from agent.service import Notifier
+from agent.service import Notifier, watchdog_interval_s
 from agent.timekeeping import Timekeeper, TimeState
 from agent.warnings import (
     LEVELS,
@@ -162,6 +162,8 @@ class Agent:
         self._devices: dict[str, dict[str, Any]] = {}  # likewise
         self._latest: dict[str, DerivedValue] = {}
         self._last_housekeeping = time.monotonic()
+        # ping the watchdog at least as often as systemd asks (half of WatchdogSec)
+        self._housekeeping_s = min(HOUSEKEEPING_S, watchdog_interval_s() or HOUSEKEEPING_S)
         self._time_state: TimeState | None = None
         self._started_at: datetime | None = None
         self._running = False
@@ -295,7 +297,7 @@ class Agent:
         then do housekeeping when due. Returns how many records were committed."""
         written = self._drain(block_s=timeout_s, limit=MAX_DRAIN)
         now = time.monotonic()
-        due = self._last_housekeeping + HOUSEKEEPING_S
+        due = self._last_housekeeping + self._housekeeping_s
         if now >= due:
             self.health.lag_s = now - due
             self._last_housekeeping = now

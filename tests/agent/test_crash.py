@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -174,3 +175,42 @@ def test_kill_minus_nine_loses_nothing_committed(
 def test_kill_minus_nine_soak(storm: tuple[Path, Path, Path], tmp_path: Path) -> None:
     config, state, db = storm
     crash_cycles(config, state, db, tmp_path, kills=200)
+
+
+def test_the_service_process_speaks_sd_notify(
+    storm: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """The real `roadside-agent run` under a NOTIFY_SOCKET: READY, WATCHDOG, STOPPING, exit 0."""
+    config, state, db = storm
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}
+        env.pop("WATCHDOG_PID", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "--config", str(config), "--clock-state",
+             str(state), "--no-metrics"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            seen: list[dict[str, str]] = []
+
+            def until(key: str) -> dict[str, str]:
+                while True:
+                    msg = dict(line.split("=", 1) for line in sock.recv(4096).decode().splitlines())
+                    seen.append(msg)
+                    if key in msg:
+                        return msg
+
+            ready = until("READY")
+            assert "devices ok" in ready["STATUS"]
+            until("WATCHDOG")
+            proc.send_signal(signal.SIGTERM)
+            until("STOPPING")
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    assert last_seq(db) > 0
