@@ -145,14 +145,14 @@ class IngestWorker:
         clock: Clock,
         transport: Transport,
         *,
-        on_config_ack: Callable[[wire.ConfigAck], object] | None = None,
+        on_config_acks: Callable[[list[wire.ConfigAck]], object] | None = None,
         on_status: Callable[[wire.Status], object] | None = None,
         max_group: int = MAX_GROUP,
     ) -> None:
         self.store = store
         self.clock = clock
         self.transport = transport
-        self.on_config_ack = on_config_ack
+        self.on_config_acks = on_config_acks
         self.on_status = on_status
         self.max_group = max_group
         self.stats = IngestStats()
@@ -239,8 +239,9 @@ class IngestWorker:
                 self.store.update_station(status_to_update(obj, received))
                 if self.on_status is not None:
                     self.on_status(obj)
-            elif isinstance(obj, wire.ConfigAck) and self.on_config_ack is not None:
-                self.on_config_ack(obj)
+        cfg_acks = [o for _, o in others if isinstance(o, wire.ConfigAck)]
+        if cfg_acks and self.on_config_acks is not None:
+            self.on_config_acks(cfg_acks)
         # committed: now acknowledge
         for msg, done in batches:
             seqs = [r.seq for r in done.records]

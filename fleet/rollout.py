@@ -128,6 +128,7 @@ class ConfigManager:
         self.policy = policy
         self._lock = threading.Lock()
         self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
+        self._by_hash: dict[str, Document] = {}
 
     # -- documents -------------------------------------------------------------------------------
     def _new_document(self, scope: Scope, body: dict[str, Any]) -> Document:
@@ -193,13 +194,24 @@ class ConfigManager:
         return rollout
 
     # -- reports ---------------------------------------------------------------------------------
+    def _document(self, digest: str) -> Document | None:
+        """The document with this hash (documents never change, so found ones are cached)."""
+        doc = self._by_hash.get(digest)
+        if doc is None and digest:
+            doc = self.store.document_by_hash(digest)
+            if doc is not None:
+                if len(self._by_hash) > 10_000:
+                    self._by_hash.clear()
+                self._by_hash[digest] = doc
+        return doc
+
     def report_from_ack(self, ack: wire.ConfigAck, received: datetime) -> tuple[ConfigReport, bool]:
         """The report an ack makes, and whether it answers a document this controller issued.
 
         The document is found by the hash the station computed, so a refusal that arrived on
         another scope's topic is still charged to the document refused.
         """
-        doc = self.store.document_by_hash(ack.hash) if ack.hash else None
+        doc = self._document(ack.hash)
         scope, version = (doc.scope, doc.version) if doc else (ack.scope, ack.version or 0)
         report = ConfigReport(
             station=ack.station,
@@ -212,15 +224,20 @@ class ConfigManager:
         )
         return report, doc is not None
 
-    def on_ack(self, ack: wire.ConfigAck) -> ConfigReport:
-        """Record a station's ack or nack and move any rollout it concerns."""
-        report, known = self.report_from_ack(ack, self.clock.now())
-        # An answer about a document we never issued (forged, garbled) goes to the log only, so it
-        # cannot mask the station's answer to the real desired version.
-        self.store.add_report(report, latest=known)
-        if known:
-            self.advance_rollouts(report.scope)
-        return report
+    def on_acks(self, acks: Sequence[wire.ConfigAck]) -> list[ConfigReport]:
+        """Record stations' acks and nacks (one transaction) and move the rollouts they concern.
+
+        An answer about a document this controller never issued (forged, garbled) goes to the
+        log only, so it cannot mask the station's answer to the real desired version.
+        """
+        now = self.clock.now()
+        made = [self.report_from_ack(a, now) for a in acks]
+        known = [r for r, ok in made if ok]
+        self.store.add_reports(known)
+        self.store.add_reports([r for r, ok in made if not ok], latest=False)
+        for scope in sorted({r.scope for r in known}):
+            self.advance_rollouts(scope)
+        return [r for r, _ in made]
 
     def on_status(self, station: str, running: Mapping[str, Mapping[str, Any]]) -> int:
         """Count what a status says a station runs as acks (an ack lost on the way is no gap).
@@ -231,7 +248,7 @@ class ConfigManager:
         added = 0
         for scope, state in running.items():
             digest = str(state.get("hash", ""))
-            doc = self.store.document_by_hash(digest) if digest else None
+            doc = self._document(digest)
             if doc is None or doc.scope != scope:
                 continue
             have = latest.get(scope)

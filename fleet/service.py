@@ -71,7 +71,7 @@ class FleetService:
             store,
             clock,
             self,
-            on_config_ack=self.config.on_ack if self.config else None,
+            on_config_acks=self.config.on_acks if self.config else None,
             on_status=self._on_status if self.config else None,
             max_group=max_group,
         )

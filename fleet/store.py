@@ -260,6 +260,10 @@ class Store(Protocol):
         """Record an ack or nack in the history and, when ``latest``, as the newest answer."""
         ...
 
+    def add_reports(self, reports: Sequence[ConfigReport], *, latest: bool = True) -> None:
+        """:meth:`add_report` for many, in one transaction."""
+        ...
+
     def reports(self, station: str | None = None) -> list[ConfigReport]:
         """The newest report per (station, scope)."""
         ...

@@ -476,33 +476,33 @@ class SqlStore:
         return Document(r[0], int(r[1]), r[2], float(r[3]), json.loads(r[4]))
 
     def add_report(self, report: ConfigReport, *, latest: bool = True) -> None:
-        row = (
-            report.station,
-            report.scope,
-            report.version,
-            report.hash,
-            report.result,
-            report.reason,
-            report.time,
-        )
+        self.add_reports([report], latest=latest)
+
+    def add_reports(self, reports: Sequence[ConfigReport], *, latest: bool = True) -> None:
+        rows = [
+            (r.station, r.scope, r.version, r.hash, r.result, r.reason, r.time) for r in reports
+        ]
+        if not rows:
+            return
         with self._tx() as cur:
-            cur.execute(
+            cur.executemany(
                 self._sql(
                     f"INSERT INTO report_log ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 ),
-                row,
+                rows,
             )
             if not latest:
                 return
-            cur.execute(
-                self._sql(
-                    f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (station, scope) DO UPDATE SET version = excluded.version, "
-                    "hash = excluded.hash, result = excluded.result, reason = excluded.reason, "
-                    "t = excluded.t WHERE excluded.version >= reports.version"
-                ),
-                row,
-            )
+            for row in rows:  # one by one: a later row may supersede an earlier one
+                cur.execute(
+                    self._sql(
+                        f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (station, scope) DO UPDATE SET version = excluded.version, "
+                        "hash = excluded.hash, result = excluded.result, reason = excluded.reason, "
+                        "t = excluded.t WHERE excluded.version >= reports.version"
+                    ),
+                    row,
+                )
 
     @staticmethod
     def _reports(rows: list[tuple[Any, ...]]) -> list[ConfigReport]:
