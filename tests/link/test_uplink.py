@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from link_helpers import T0, event, new_buffer, readings
 
 from agent.buffer import BufferRecord
