@@ -105,7 +105,6 @@ class BusScheduler:
         self.station = station
         self.clock = clock
         self.sink = sink
-        self.settings = settings or _agreed_settings(port, devices)
         timeout = timeout_s or max(d.profile.serial.timeout_s for d in devices)
         self._devices: dict[str, _Device] = {}
         self._lock = threading.RLock()  # the bus: one transaction at a time
@@ -113,6 +112,7 @@ class BusScheduler:
         self._stopping = False
         self._thread: threading.Thread | None = None
         protocol = _check_devices(port, devices)
+        self.settings = settings or _agreed_settings(port, devices)
         self._link: ModbusLink | SerialLine
         if protocol == "modbus":
             self._link = ModbusLink(port, self.settings, timeout)

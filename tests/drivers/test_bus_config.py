@@ -1,0 +1,73 @@
+"""Configurations a bus refuses before touching the port, each with one clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.bus import BusScheduler, DeviceConfig, open_buses
+from drivers.errors import PortError, ProfileError
+from drivers.profile import load_profile
+from roadside.clock import ManualClock
+
+P = "/dev/ttyNOPE"
+
+
+def dev(name: str, profile: str, port: str = P, slave: int | None = None, **kw) -> DeviceConfig:
+    return DeviceConfig(name, load_profile(profile), port, slave, **kw)
+
+
+def bus(*devices: DeviceConfig) -> BusScheduler:
+    return BusScheduler(P, devices, station="st", clock=ManualClock(), sink=lambda b: None)
+
+
+@pytest.mark.parametrize(
+    ("devices", "message"),
+    [
+        ((dev("a", "hlk-ld8001h"), dev("a", "generic-rain-gauge", slave=4)), "names repeated"),
+        ((dev("a", "hlk-ld8001h"), dev("b", "generic-rain-gauge")), "share an address"),
+        ((dev("a", "hlk-ld8001h"), dev("w", "gill-windsonic")), "cannot mix protocols"),
+        ((dev("w", "gill-windsonic"), dev("v", "gill-windsonic")), "needs its own port"),
+        ((dev("a", "hlk-ld8001h"), dev("x", "vaisala-wxt530", slave=3)), "mix protocols"),
+        ((dev("a", "hlk-ld8001h"), dev("b", "generic-rain-gauge", "/dev/other", 4)), "another"),
+        ((), "no devices"),
+    ],
+)
+def test_refused_bus_layouts(devices, message):
+    with pytest.raises(PortError, match=message) as err:
+        bus(*devices)
+    assert err.value.reason == "config"
+
+
+def test_one_bus_one_baud_rate():
+    hlk = load_profile("hlk-ld8001h")
+    fast = hlk.model_copy(update={"serial": hlk.serial.model_copy(update={"baudrate": 19200})})
+    with pytest.raises(PortError, match="a and b disagree on serial settings"):
+        bus(dev("a", "generic-rain-gauge"), DeviceConfig("b", fast, P, 3))
+
+
+def test_unknown_channel_names_the_profile():
+    with pytest.raises(ProfileError, match=r"hlk-ld8001h.toml: device 'a': no channel \['flow'\]"):
+        bus(dev("a", "hlk-ld8001h", channels=("water_depth", "flow")))
+
+
+def test_open_buses_groups_by_port_in_order():
+    devices = [
+        dev("a", "hlk-ld8001h", "/dev/ttyA"),
+        dev("w", "gill-windsonic", "/dev/ttyB"),
+        dev("b", "generic-rain-gauge", "/dev/ttyA", 4),
+        dev("t", "generic-rain-gauge", "tcp://127.0.0.1:1502"),
+    ]
+    buses = open_buses(devices, station="st", clock=ManualClock(), sink=lambda b: None)
+    assert [(b.port, b.devices) for b in buses] == [
+        ("/dev/ttyA", ["a", "b"]),
+        ("/dev/ttyB", ["w"]),
+        ("tcp://127.0.0.1:1502", ["t"]),
+    ]
+
+
+def test_a_poll_on_a_missing_port_is_a_reading_not_an_exception():
+    b = bus(dev("a", "hlk-ld8001h"))
+    readings = b.poll_once("a")
+    assert {r.status.value for r in readings} == {"port_unavailable"}
+    assert all("does not exist" in r.detail for r in readings)
+    assert b.health()["a"].state == "failed"
