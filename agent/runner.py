@@ -62,6 +62,7 @@ from roadside.clock import Clock
 from roadside.records import DriverStatus, Reading
 
 if TYPE_CHECKING:
+    from agent.remote_config import RemoteConfig
     from agent.uplink import Uplink
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,8 @@ class Agent:
         self.buffer: Buffer | None = None
         self.buses: list[BusScheduler] = []
         self.uplink: Uplink | None = None
+        self.remote: RemoteConfig | None = None
+        self._pipeline = threading.RLock()  # one batch or one configuration change at a time
         self.health = LoopHealth()
         self.on_commit: Callable[[list[int]], None] | None = None  # called with committed seqs
         self._queue: queue.Queue[_Batch] = queue.Queue()
@@ -327,6 +330,10 @@ class Agent:
 
     def process(self, batches: Sequence[_Batch]) -> int:
         """QC, derive, evaluate and store ``batches`` in one transaction."""
+        with self._pipeline:
+            return self._process(batches)
+
+    def _process(self, batches: Sequence[_Batch]) -> int:
         assert self.buffer is not None, "start() first"
         self._time_state = tstate = self.timekeeper.check()
         mark = tstate.mark()
@@ -451,7 +458,7 @@ class Agent:
         )
         known = {f.name for f in fields(UplinkSettings)} - {"codec"}
         tuning = {k: v for k, v in up.items() if k in known}
-        return Uplink(
+        uplink = Uplink(
             self.config.station_id,
             self.buffer,
             broker,
@@ -459,11 +466,67 @@ class Agent:
             settings=UplinkSettings(**tuning),
             grid_cell=self.config.station.grid_cell,
             status_fn=self._fleet_status,
+            on_config=self._on_config,
+        )
+        if up.get("fleet_key") and Path(self.config.source).is_file():
+            self.remote = self._make_remote(path("fleet_key"), uplink)
+        return uplink
+
+    def _make_remote(self, key_path: Path, uplink: Uplink) -> RemoteConfig:
+        """Signed configuration from the fleet; persisted documents apply at once."""
+        import tomllib
+
+        from agent.remote_config import RemoteConfig
+        from roadside.signing import load_public_key
+
+        source = Path(self.config.source)
+        remote = RemoteConfig(
+            self.config.station_id,
+            tomllib.loads(source.read_text(encoding="utf-8")),
+            load_public_key(key_path),
+            self.buffer_path.with_name("remote-config.json"),
+            self.clock,
+            grid_cell=self.config.station.grid_cell,
+            apply=self.apply_config,
+            publish_ack=uplink.publish_config_ack,
+            source=str(source),
+            base_dir=source.parent,
+        )
+        if remote.running:
+            self.apply_config(remote.config)
+        return remote
+
+    def _on_config(self, topic: str, payload: bytes | bytearray) -> None:
+        if self.remote is not None:
+            self.remote.handle(topic, payload)
+
+    def apply_config(self, config: StationConfig) -> None:
+        """Switch to a new configuration of the same station at run time (remote documents
+        change qc, derived, warnings and sampling); rebuilt parts restart from the buffer."""
+        with self._pipeline:
+            old = self.config
+            if config.qc != old.qc:
+                self.qc = QCEngine(QCParams.from_dict(config.qc))
+            self.rules = WarningRules.from_dict(config.warnings)
+            self.config = config
+            if config.derived != old.derived and self.buffer is not None:
+                self.derived = DerivedEngine(DerivedParams.from_dict(config.derived))
+                self._latest = {}
+                self._replay()
+            if config.sampling != old.sampling or config.sensors != old.sensors:
+                self._apply_intervals()
+        self.metrics.config.info({"version": config.version, "content_hash": config.content_hash})
+        log.info(
+            "configuration %s (%s) applied",
+            config.version,
+            config.content_hash[:12],
+            extra={"CONFIG_VERSION": config.version, "CONFIG_HASH": config.content_hash},
         )
 
     def _fleet_status(self) -> dict[str, Any]:
         """What the uplink's retained status message says about the station."""
         return {
+            **({"remote_config": self.remote.versions()} if self.remote else {}),
             "config_version": self.config.version,
             "config_hash": self.config.content_hash,
             "health": {

@@ -112,3 +112,27 @@ def test_a_restart_refills_the_rain_windows_from_the_buffer(
     assert again._latest["rain_1h"].value > before  # the window goes on, not from zero
     assert again.buffer is not None
     again.buffer.close()
+
+
+def test_apply_config_swaps_rules_at_run_time(
+    tmp_path: Path, station_toml: Callable[..., str]
+) -> None:
+    clock = ManualClock(datetime(2026, 7, 21, 12, tzinfo=UTC))
+    agent = agent_on(tmp_path, clock, station_toml)
+    for i in range(4):
+        clock.advance(60)
+        agent.process([rain(clock, 1.0 * i)])
+    assert agent.buffer is not None
+    assert agent.buffer.where("kind = 'event'") == []  # 1 mm/min is no storm by default
+    low = "[warnings.rainstorm]\nlevels = { blue = { rain_10min = 0.5 } }\n"
+    path = tmp_path / "new.toml"
+    endpoints = {"rain": Ep("rain", "dfrobot-sen0575", 192)}
+    path.write_text(station_toml(endpoints, tmp_path / "b.db", extra=low).replace("test-1", "2"))
+    new = load_config(path)
+    agent.apply_config(new)
+    assert agent.config.version == "2"
+    clock.advance(60)
+    agent.process([rain(clock, 4.0)])
+    (event,) = agent.buffer.where("kind = 'event'")
+    assert event.payload["signal"] == "rainstorm" and event.payload["level"] == "blue"
+    agent.buffer.close()
