@@ -163,6 +163,8 @@ class _Series:
     def forget(self, now: float) -> None:
         """Drop rows older than the horizon (keeping one before it as a baseline)."""
         t = self.ring.col("t")
+        if t.size < 2 or t[1] > now - self.horizon_s:
+            return
         keep_from = int(np.searchsorted(t, now - self.horizon_s, side="right")) - 1
         if keep_from > 0:
             self.ring.drop_before(float(t[keep_from]))
