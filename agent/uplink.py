@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 CONNACK_TIMEOUT_S = 10.0
 StatusFn = Callable[[], dict[str, Any]]
-ConfigFn = Callable[[str, wire.Payload], None]
+ConfigFn = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -361,7 +361,7 @@ class Uplink:
             return
         if msg.topic.endswith("/down/config") and self.on_config is not None:
             try:
-                self.on_config(msg.topic, msg.payload)
+                self.on_config(msg.topic, bytes(msg.payload))
             except Exception:
                 log.exception("uplink %s: configuration handler failed", self.station)
 
