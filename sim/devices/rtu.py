@@ -5,11 +5,14 @@ character time, a frame ends after 3.5 characters of silence, the addressed slav
 its turnaround and its answer leaves at the character rate. A request that starts less than 3.5
 characters after the previous frame, or two requests written back to back, merge into one frame
 whose CRC fails, and nobody answers: as on a real bus. With pacing off, requests are cut by their
-function code's length and answered at once.
+function code's length and answered at once. A slow slave (``slow_answer``) sends its late answer
+when due while the bus goes on serving the others, so the late frame can land in another
+transaction, as it would on a real line.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import time
@@ -44,16 +47,19 @@ class RtuBus(SerialLine):
         self._last_frame_end = -math.inf  # end of the last frame on the line (ours included)
         self._after_silence = True
         self._last_rx = 0.0
+        self._late: list[tuple[float, bytes]] = []  # slow answers not yet sent: (due, frame)
 
     def on_reopen(self) -> None:
         self._buf.clear()
+        self._late.clear()
 
     def next_deadline(self) -> float:
+        late = self._late[0][0] if self._late else math.inf
         if not self._buf:
-            return super().next_deadline()
+            return min(super().next_deadline(), late)
         if self.pacing:
-            return self._wire_end + self.silence_s
-        return self._last_rx + UNPACED_GAP_S
+            return min(self._wire_end + self.silence_s, late)
+        return min(self._last_rx + UNPACED_GAP_S, late)
 
     def on_bytes(self, data: bytes, now: float) -> None:
         self._last_rx = now
@@ -67,6 +73,9 @@ class RtuBus(SerialLine):
         self._buf += data
 
     def on_idle(self, now: float) -> None:
+        while self._late and self._late[0][0] <= now:
+            when, reply = heapq.heappop(self._late)
+            self._transmit(reply, when)
         if not self._buf:
             return
         if self.pacing:
@@ -118,7 +127,14 @@ class RtuBus(SerialLine):
             reply = reply[:-2] + bytes([reply[-2] ^ 0xA5, reply[-1] ^ 0x5A])
         reply = mangle(reply, faults, dev.rng)
         turnaround = self.turnaround_s if self.pacing else 0.0
-        end = self.send(reply, detected + turnaround + reply_delay_s(faults))
+        delay = reply_delay_s(faults)
+        if delay > 0:  # a slow slave answers later; the bus keeps serving the others meanwhile
+            heapq.heappush(self._late, (detected + turnaround + delay, reply))
+            return
+        self._transmit(reply, detected + turnaround)
+
+    def _transmit(self, reply: bytes, when: float) -> None:
+        end = self.send(reply, when)
         self.counts["answered"] += 1
         self._last_frame_end = end if self.pacing else time.monotonic()
         self._collect_during(end)

@@ -197,3 +197,15 @@ def test_scheduled_port_vanish_and_counter_reset(make_station, make_scenario, ra
     clock.advance(60)
     time.sleep(0.2)
     assert os.path.lexists(link)
+
+
+def test_slow_slave_does_not_hold_up_the_bus(station, bus):
+    station.inject("rain", "slow_answer", delay_s=0.4)
+    bus.ser.write(READ_TIPS)  # the master gives up on the rain gauge at once...
+    time.sleep(0.03)
+    t0 = time.monotonic()
+    other = bus.transact(READ_RADAR, wait_s=0.3)  # ...and the radar answers in its turn
+    assert crc_ok(other) and other[0] == 1
+    assert time.monotonic() - t0 < 0.3
+    late = bus.read(0.6)  # then the rain gauge's late answer arrives on the line
+    assert crc_ok(late) and late[0] == 192
