@@ -426,9 +426,9 @@ class Buffer:
         return dropped
 
     def _rows_to_free(self, target: int) -> int:
-        rows = self._conn.execute("SELECT count(*) FROM records").fetchone()[0] or 1
-        per_row = self.bytes_used() / rows
-        return max(16, int((self.bytes_used() - target) / max(per_row, 1.0) * 1.2))
+        used = self.bytes_used()
+        per_row = used / max(self._counted()[0], 1)
+        return max(16, int((used - target) / max(per_row, 1.0) * 1.2))
 
     def _drop_synced(self, n: int) -> int:
         with self._tx():
