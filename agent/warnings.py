@@ -5,10 +5,11 @@ are data: each signal has ascending levels (blue, yellow, orange, red), each lev
 thresholds on derived products, any one of which reaching its threshold meets the level.
 
 Hysteresis: a level is raised or upgraded at once; it is kept while the inputs stay above
-``release_fraction`` of its thresholds, and downgraded or cancelled only after they stayed below for
-``hold_s``. Inputs flagged wrong or missing (or without a value) never raise anything, and missing
-data never cancels a warning. Waterlogging also takes the nowcast: a forecast depth or tier
-probability crossing a tier raises the signal marked as forecast (certainty Likely).
+``release_fraction`` of its thresholds, and downgraded or cancelled only after they stayed below
+for ``hold_s``. Inputs flagged wrong or missing, without a value or older than ``stale_s`` never
+raise anything, and missing data never cancels a warning. Waterlogging also takes the nowcast: a
+forecast depth or tier probability crossing a tier raises the signal marked as forecast
+(certainty Likely).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class WarningRules:
     forecast_probability: float = 0.5  # tier probability that raises a forecast warning
     forecast_horizons: tuple[str, ...] = ("depth_15_mm", "depth_30_mm")
     min_completeness: float = 0.5  # wind means from emptier windows do not raise
+    stale_s: float = 900.0  # a derived value older than this counts as missing
 
     def signal(self, name: str) -> SignalRule:
         """The rule of signal ``name``."""
@@ -127,10 +129,17 @@ class WarningRules:
 
         ``rainstorm = {preset = "national"}`` picks a preset; ``levels = {blue = {rain_1h = 35}}``
         in any signal's table replaces its levels. Scalars: hold_s, release_fraction,
-        forecast_probability, min_completeness; forecast_horizons is a list of nowcast fields.
+        forecast_probability, min_completeness, stale_s; forecast_horizons is a list of nowcast
+        fields.
         """
         kwargs: dict[str, Any] = {}
-        scalars = {"hold_s", "release_fraction", "forecast_probability", "min_completeness"}
+        scalars = {
+            "hold_s",
+            "release_fraction",
+            "forecast_probability",
+            "min_completeness",
+            "stale_s",
+        }
         for key, value in d.items():
             if key in SIGNALS:
                 kwargs[key] = _signal_from_dict(key, value, f"{where}.{key}")
@@ -257,7 +266,8 @@ def evaluate(
     events: list[WarningEvent] = []
     for name in SIGNALS:
         rule = rules.signal(name)
-        assessment = _assess(rule, derived, forecast if name == "waterlogging" else None, rules)
+        nowcast = forecast if name == "waterlogging" else None
+        assessment = _assess(rule, derived, nowcast, rules, now)
         signals[name], event = _step(
             signals.get(name, SignalState()), assessment, rule, rules.hold_s, now
         )
@@ -271,8 +281,9 @@ def _assess(
     derived: Mapping[str, DerivedValue],
     forecast: Forecast | None,
     rules: WarningRules,
+    now: datetime,
 ) -> _Assessment:
-    inputs = {name: _usable(derived.get(name), rules) for name in _products(rule)}
+    inputs = {name: _usable(derived.get(name), rules, now) for name in _products(rule)}
     known = any(v is not None for v in inputs.values())
     met = _highest(rule, inputs, 1.0)
     kept = _highest(rule, inputs, rules.release_fraction)
@@ -297,9 +308,11 @@ def _products(rule: SignalRule) -> list[str]:
     return sorted({p for thresholds in rule.levels.values() for p in thresholds})
 
 
-def _usable(value: DerivedValue | None, rules: WarningRules) -> float | None:
-    """The value if it may trigger a warning: present, flagged correct or suspect."""
+def _usable(value: DerivedValue | None, rules: WarningRules, now: datetime) -> float | None:
+    """The value if it may trigger a warning: present, recent, flagged correct or suspect."""
     if value is None or value.value is None or value.flag not in (Flag.CORRECT, Flag.SUSPECT):
+        return None
+    if (now - value.time).total_seconds() > rules.stale_s:
         return None
     is_mean = value.name.startswith(("wind_speed_", "wind_dir_"))
     if is_mean and value.completeness < rules.min_completeness:

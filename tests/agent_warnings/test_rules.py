@@ -205,3 +205,16 @@ def test_no_downgrade_within_hold_of_last_change(values: list[float], step_s: fl
             else:
                 assert v >= RULES.rainstorm.levels[e.level]["rain_1h"]
             last_change = now
+
+
+def test_stale_inputs_neither_raise_nor_cancel() -> None:
+    old = dv("rain_1h", 90.0, at=T0 - timedelta(hours=1))
+    _, events = evaluate(WarningState(), {"rain_1h": old}, None, T0, RULES)
+    assert events == []
+    state, _ = run([60.0], "rain_1h")
+    last = dv("rain_1h", 0.0, at=T0)  # the gauge's last word, then silence
+    for minutes in range(20, 200, 10):
+        now = T0 + timedelta(minutes=minutes)
+        state, events = evaluate(state, {"rain_1h": last}, None, now, RULES)
+        assert events == []
+    assert state.level("rainstorm") == "yellow"
