@@ -16,6 +16,7 @@ import pytest
 
 from fleet.loadgen import StationClient, readings
 from fleet.store import Store
+from roadside import signing
 from roadside.testing.broker import MosquittoBroker, free_port
 from roadside.testing.pki import CONTROLLER_IDENTITY
 
@@ -25,10 +26,12 @@ Spawn = Callable[[str], tuple[subprocess.Popen[bytes], str]]
 
 
 @pytest.fixture
-def spawn(broker: MosquittoBroker, store_url: str, tmp_path: Path) -> Iterator[Spawn]:
+def spawn(broker: MosquittoBroker, store_url: str, tmp_path: Path, fleet_key) -> Iterator[Spawn]:
     """Start `python -m fleet run` with a client id; returns the process and its API base URL."""
     procs: list[subprocess.Popen[bytes]] = []
     files = broker.pki.client(CONTROLLER_IDENTITY)
+    key_file = tmp_path / "fleet-signing.key"
+    signing.save_private_key(fleet_key, key_file)
 
     def start(client_id: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
@@ -39,7 +42,7 @@ def spawn(broker: MosquittoBroker, store_url: str, tmp_path: Path) -> Iterator[S
                 "--db", store_url,
                 "--broker", f"127.0.0.1:{broker.port}",
                 "--ca", str(files.ca), "--cert", str(files.cert), "--key", str(files.key),
-                "--client-id", client_id,
+                "--client-id", client_id, "--signing-key", str(key_file), "--tick-s", "0.2",
                 "--http", f"127.0.0.1:{port}",
             ],
             stdout=log,
@@ -69,20 +72,39 @@ def spawn(broker: MosquittoBroker, store_url: str, tmp_path: Path) -> Iterator[S
                 p.wait()
 
 
-def _stations(broker: MosquittoBroker, n: int) -> list[StationClient]:
-    return [StationClient(broker.settings(f"st-{i:03d}"), f"st-{i:03d}").start() for i in range(n)]
+def _stations(broker: MosquittoBroker, n: int, key=None) -> list[StationClient]:
+    return [
+        StationClient(
+            broker.settings(f"st-{i:03d}"),
+            f"st-{i:03d}",
+            ack_timeout_s=1.0,
+            public_key=key.public_key() if key else None,
+        ).start()
+        for i in range(n)
+    ]
 
 
 def test_two_controllers_share_the_subscription_and_together_get_everything(
-    spawn: Spawn, broker: MosquittoBroker, store: Store
+    spawn: Spawn, broker: MosquittoBroker, store: Store, fleet_key, wait_for
 ) -> None:
     (_, api1), (_, api2) = spawn("ctl-1"), spawn("ctl-2")
-    stations = _stations(broker, 4)
+    stations = _stations(broker, 4, fleet_key)
     try:
         for i in range(25):
             for st in stations:
                 st.send(readings(1 + 20 * i, 20, T0))
         assert all(st.drain(30) for st in stations)
+        # a threshold change pushed through one process's API; its acks land in either
+        # process, and the other process's API shows every station in sync
+        body = {"scope": "fleet", "body": {"warnings": {"rainstorm": {"blue_1h_mm": 25}}}}
+        pushed = httpx.post(f"{api1}/config/documents", json=body)
+        assert pushed.status_code == 201, pushed.text
+        wait_for(
+            lambda: all(s["in_sync"] for s in httpx.get(f"{api2}/config/status").json()),
+            what="every station in sync",
+        )
+        scopes = httpx.get(f"{api2}/stations/st-002/config").json()["scopes"]
+        assert scopes[0]["desired_version"] == scopes[0]["reported_version"] == 1
     finally:
         for st in stations:
             st.stop()

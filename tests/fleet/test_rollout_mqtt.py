@@ -157,3 +157,37 @@ def test_rollout_needs_canaries_in_scope(controller: FleetService, store: Store)
     assert "no known station" in resp.json()["detail"]
     resp = api.post("/config/documents", json={"scope": "fleet", "body": {"uplink": {}}})
     assert resp.status_code == 400 and "cannot be set remotely" in resp.json()["detail"]
+
+
+class DeafOnce(StationClient):
+    """A station that loses the first document it is sent (a message lost on the way)."""
+
+    deaf = True
+
+    def _on_config(self, payload: bytes) -> None:
+        if self.deaf:
+            self.deaf = False
+            return
+        super()._on_config(payload)
+
+
+def test_an_unanswered_document_is_sent_again(
+    controller: FleetService, broker: MosquittoBroker, fleet_key, store: Store, wait_for
+) -> None:
+    assert controller.config is not None
+    station = DeafOnce(broker.settings("st-005"), "st-005", public_key=fleet_key.public_key())
+    station.start()
+    try:
+        wait_for(lambda: store.station("st-005") is not None, what="registered")
+        doc = controller.config.push("station:st-005", BODY)
+        wait_for(lambda: bool(station.answers), timeout=10, what="the retry")
+        assert station.answers[0].version == doc.version and station.answers[0].ok
+        wait_for(
+            lambda: (
+                controller.config is not None
+                and controller.config.status(store.station("st-005"))[0].state == "in_sync"
+            ),  # type: ignore[arg-type]
+            what="in sync",
+        )
+    finally:
+        station.stop()

@@ -1,0 +1,62 @@
+"""Pure conversions of the ingest: wire batch -> store batch, status -> registry update."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fleet.ingest import batch_to_ingest, status_to_update
+from roadside import wire
+
+T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
+
+
+def test_batch_to_ingest_keeps_every_field_and_the_sending_time() -> None:
+    rec = wire.WireRecord(
+        seq=7,
+        kind="reading",
+        time=T0,
+        sensor="rain",
+        channel="rain_total",
+        value=1.5,
+        unit="mm",
+        raw=15,
+        status="ok",
+        flag=3,
+        reason="corrected",
+    )
+    event = wire.WireRecord(seq=8, kind="event", time=T0, payload={"signal": "gale"})
+    batch = wire.decode_batch(
+        wire.encode_batch(wire.Batch("st-1", "live", (rec, event), sent=T0 + timedelta(seconds=2)))
+    )
+    got = batch_to_ingest(batch, T0 + timedelta(seconds=5))
+    assert (got.station, got.lane, got.first_seq, got.last_seq) == ("st-1", "live", 7, 8)
+    assert got.sent == T0.timestamp() + 2 and got.received == T0.timestamp() + 5
+    r = got.records[0]
+    assert (r.seq, r.channel, r.value, r.unit, r.raw, r.flag, r.reason) == (
+        7, "rain_total", 1.5, "mm", "15", 3, "corrected",
+    )  # fmt: skip
+    assert r.time == T0.timestamp() and r.lane == "live"
+    assert got.records[1].payload == {"signal": "gale"} and got.records[1].channel is None
+
+
+def test_status_to_update_reads_health_devices_backlog_and_clock_offset() -> None:
+    status = wire.Status(
+        station="st-1",
+        state="online",
+        time=T0 + timedelta(seconds=30),  # the station's clock runs 30 s ahead
+        software="agent 1.4",
+        config_version="7",
+        model_version="nowcast-3",
+        health={
+            "devices": {"rain": {"state": "failed", "last_error": "timeout"}},
+            "buffer": {"unsynced": 1234},
+            "grid_cell": "c7",
+        },
+    )
+    upd = status_to_update(status, T0)
+    assert upd.online is True and upd.software == "agent 1.4" and upd.config_version == "7"
+    assert upd.devices == {"rain": {"state": "failed", "last_error": "timeout"}}
+    assert upd.backlog == 1234 and upd.grid_cell == "c7"
+    assert upd.clock_offset_s == 30.0
+    offline = status_to_update(wire.Status("st-1", "offline", T0), T0)
+    assert offline.online is False and offline.backlog is None and offline.software is None
