@@ -137,21 +137,35 @@ def test_water_blip_flagged_rise_rate() -> None:
     assert verdicts(out)[21] == (0, "")
 
 
-def test_streaming_equals_batch() -> None:
-    rng = np.random.default_rng(7)
-    values = 8 + rng.normal(0, 2, 400)
-    values[rng.integers(0, 400, 8)] = 60.0
-    values[100:180] = 7.0  # long flat stretch
-    values[rng.integers(0, 400, 10)] = np.nan
-    times = np.arange(400) * 30.0
+def _faulty_series(channel: str, rng: np.random.Generator, n: int = 400) -> np.ndarray:
+    base = {"wind_speed": 8.0, "wind_gust": 12.0, "water_depth": 40.0, "water_distance": 2900.0}
+    if channel == "rain_total":
+        values = np.round(np.cumsum(rng.poisson(0.5, n) * 0.1), 4)
+        values[200:] -= values[199]  # a counter reset
+    else:
+        values = base[channel] + rng.normal(0, 2, n)
+    spikes = rng.integers(0, n, 12)
+    values[spikes] += {"rain_total": 60.0, "water_distance": -800.0}.get(channel, 45.0)
+    values[100:180] = values[99]  # a long flat stretch
+    values[rng.integers(0, n, 10)] = np.nan
+    return values
+
+
+@pytest.mark.parametrize(
+    "channel", ["wind_speed", "wind_gust", "rain_total", "water_depth", "water_distance"]
+)
+def test_streaming_equals_batch(channel: str) -> None:
+    """Reading by reading through the engine gives the flags of one pass over the series."""
+    values = _faulty_series(channel, np.random.default_rng(7))
+    times = np.arange(values.size) * 30.0
     readings = [
-        reading("wind_speed", t, None if np.isnan(v) else float(v))
+        reading(channel, t, None if np.isnan(v) else float(v))
         for t, v in zip(times, values, strict=True)
     ]
-    streamed = [int(f.flag) for f in run(QCEngine(), readings)]
-    batch = qc_series("wind_speed", times, values, QCParams())
-    assert streamed == list(batch.flags)
-    assert 1 in streamed  # the flat stretch and the spikes are caught
+    streamed = verdicts(run(QCEngine(), readings))
+    batch = qc_series(channel, times, values, QCParams())
+    assert streamed == list(zip(batch.flags.tolist(), batch.reasons.tolist(), strict=True))
+    assert any(flag in (1, 2) for flag, _ in streamed)  # the faults are caught
 
 
 def test_history_is_bounded() -> None:
