@@ -277,6 +277,10 @@ def test_station_offline_for_a_simulated_day_drains_in_order_without_gaps(
             up.notify()
             clock.sleep(60)
 
+    # The controller has a persistent session: messages for it queue while it reconnects.
+    broker.start()
+    CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "s.db").start().stop()
+    broker.stop()
     up = Uplink(ST, buf, broker.settings(ST), clock, settings=settings)
     producer = threading.Thread(target=produce)
     up.start()
