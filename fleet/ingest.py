@@ -199,12 +199,47 @@ class IngestWorker:
                 try:
                     self.process(group)
                     break
-                except Exception as exc:  # the database is down or refused: retry, ack nothing
+                except Exception as exc:  # the database is down, or a message it cannot take
                     with self.stats.lock:
                         self.stats.db_errors += 1
                         self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    if self._store_answers():
+                        self._isolate(group)  # the database works: find the bad message
+                        break
                     log.warning("ingest: %s; retrying %d messages", exc, len(group))
                     self._stop.wait(DB_RETRY_S)
+
+    def _store_answers(self) -> bool:
+        try:
+            self.store.count("")
+            return True
+        except Exception:
+            return False
+
+    def _isolate(self, group: list[Inbound]) -> None:
+        """Commit the group's messages one by one; refuse (with an error ack) those that fail
+        while the database works, so one bad message cannot stall a station or the controller."""
+        for msg in group:
+            try:
+                self.process([msg])
+            except Exception as exc:
+                if not self._store_answers():
+                    raise
+                error = f"cannot store: {type(exc).__name__}: {exc}"
+                self._reject(msg, _topic_station(msg.topic), error)
+                with self.stats.lock:
+                    self.stats.rejected += 1
+                    self.stats.messages += 1
+
+    def _reject(self, msg: Inbound, station: str, error: str) -> None:
+        """Tell the station its message was refused (error ack) and release it at the broker."""
+        log.warning("rejected %s: %s", msg.topic, error)
+        try:
+            ack = wire.Ack(wire.check_id(station), (), error=error)
+            self.transport.publish(wire.down_topic(station, "ack"), wire.encode_ack(ack), False)
+        except wire.WireError:
+            pass  # not even a station topic: nobody to tell
+        self.transport.mqtt_ack(msg.mid, msg.qos)
 
     def process(self, group: list[Inbound]) -> list[IngestResult]:
         """Decode, commit and acknowledge one group of messages (raises if the store fails)."""
@@ -231,8 +266,7 @@ class IngestWorker:
                     _check_station(cfg_ack.station, topic.target, "config ack")
                     others.append((msg, cfg_ack))
             except wire.WireError as exc:
-                target = msg.topic.split("/")[3] if msg.topic.count("/") >= 3 else ""
-                rejected.append((msg, target, str(exc)))
+                rejected.append((msg, _topic_station(msg.topic), str(exc)))
         results = self.store.ingest([b for _, b in batches])  # one transaction
         for _, obj in others:
             if isinstance(obj, wire.Status):
@@ -252,13 +286,7 @@ class IngestWorker:
         for msg, _ in others:
             self.transport.mqtt_ack(msg.mid, msg.qos)
         for msg, station, error in rejected:
-            log.warning("rejected %s: %s", msg.topic, error)
-            try:
-                ack = wire.Ack(wire.check_id(station), (), error=error)
-                self.transport.publish(wire.down_topic(station, "ack"), wire.encode_ack(ack), False)
-            except wire.WireError:
-                pass  # not even a station topic: nobody to tell
-            self.transport.mqtt_ack(msg.mid, msg.qos)
+            self._reject(msg, station, error)
         with self.stats.lock:
             s = self.stats
             s.messages += len(group)
@@ -270,6 +298,12 @@ class IngestWorker:
             s.config_acks += sum(1 for _, o in others if isinstance(o, wire.ConfigAck))
             s.commits += 1 if batches else 0
         return results
+
+
+def _topic_station(topic: str) -> str:
+    """The station level of an uplink topic ("" when there is none)."""
+    parts = topic.split("/")
+    return parts[3] if len(parts) > 3 else ""
 
 
 def _check_station(claimed: str, topic_station: str, what: str) -> None:

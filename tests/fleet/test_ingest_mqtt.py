@@ -106,3 +106,17 @@ def test_controller_restart_mid_stream_loses_nothing(
     finally:
         second.stop()
     assert store.seqs("st-001") == list(range(1, sent + 1))
+
+
+def test_a_batch_the_database_cannot_take_is_refused_and_does_not_stall_ingest(
+    controller: FleetService, station: StationClient, store: Store, wait_for
+) -> None:
+    # CBOR carries byte strings, which the store's JSON payload column cannot hold
+    poison = wire.WireRecord(seq=1, kind="event", time=T0, payload={"blob": b"\x00\x01"})
+    bad = wire.encode_batch(wire.Batch("st-001", "event", (poison,)), "cbor")
+    station.client.publish(wire.up_topic("st-001", "events"), bad, qos=1)
+    station.send(readings(2, 5, T0))
+    assert station.drain(15)
+    wait_for(lambda: any("cannot store" in e for e in station.errors), what="error ack")
+    assert store.seqs("st-001") == [2, 3, 4, 5, 6]
+    assert controller.worker.stats.snapshot()["rejected"] == 1
