@@ -1,9 +1,10 @@
 """The streaming QC engine: flags each batch of readings using the recent history of its channel.
 
-Per (sensor, channel) it keeps a bounded :class:`~agent.qc.ring.Ring` of (time, value) and reruns
-the channel's causal pipeline (:func:`agent.qc.series.qc_series`) over it, keeping the newest flags,
-so a stream gives the same flags as the pure functions over the whole series. Station-wide it
-remembers when rain last fell, for the "water rising with no rain" check.
+Per (sensor, channel) it keeps a bounded :class:`~agent.qc.ring.Ring` of (time, value) and the
+state of the scanning checks, and judges each batch's new samples with the channel's pipeline
+(:func:`agent.qc.series.qc_series`) against that history, so a stream gets the same flags as one
+pass of the pure functions over the whole series. Station-wide it remembers when rain last fell,
+for the "water rising with no rain" check.
 """
 
 from __future__ import annotations
@@ -148,16 +149,18 @@ class QCEngine:
         depth computed from a flagged distance inherits the distance's flag."""
         at: dict[tuple[str, float, str], int] = {}
         for i, r in enumerate(readings):
-            v = verdicts[i]
-            if v is not None and is_usable(v[0]) and r.value is not None:
+            if verdicts[i] is not None and r.value is not None:
                 at[(r.sensor, r.time.timestamp(), r.channel)] = i
         p = self.params
         for (sensor, t, channel), i in at.items():
+            mine = verdicts[i]
+            if mine is None or not is_usable(mine[0]):
+                continue
             d = at.get((sensor, t, q.WATER_DISTANCE))
             if channel == q.WATER_DEPTH and d is not None:
-                verdicts[i] = _worse(verdicts[i], verdicts[d] or (Flag.CORRECT, ""))
+                verdicts[i] = _worse(mine, verdicts[d] or (Flag.CORRECT, ""))
             s = at.get((sensor, t, q.WIND_SPEED))
-            if s is None or channel not in (q.WIND_GUST, q.WIND_DIR):
+            if s is None or not is_usable((verdicts[s] or (Flag.MISSING, ""))[0]):
                 continue
             speed = np.array([float(readings[s].value or 0.0)])
             other = np.array([float(readings[i].value or 0.0)])
@@ -165,10 +168,12 @@ class QCEngine:
                 flag = c.check_gust(
                     other, speed, tolerance=p.gust_tolerance_ms, max_excess=p.gust_max_excess_ms
                 )
-            else:
+            elif channel == q.WIND_DIR:
                 flag = c.check_calm_direction(
                     speed, other, zero_speed=p.zero_speed_ms, calm=p.calm_ms
                 )
+            else:
+                continue
             verdicts[i] = _worse(verdicts[i], (Flag(int(flag[0])), Reason.CONSISTENCY))
 
 

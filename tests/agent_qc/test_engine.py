@@ -108,6 +108,13 @@ def test_inconsistent_gust_and_calm_direction() -> None:
     assert verdicts(calm)[1] == (1, "consistency")
 
 
+def test_depth_inherits_the_flag_of_its_distance() -> None:
+    out = QCEngine().process(
+        [reading("water_distance", 0, 100.0), reading("water_depth", 0, 2900.0)]
+    )
+    assert verdicts(out) == [(2, "range"), (2, "range")]
+
+
 def _rain_and_depth(engine: QCEngine, depth_of, rain_of, minutes: int) -> list:
     out = []
     for m in range(minutes):
