@@ -74,18 +74,22 @@ class DerivedParams:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "derived") -> DerivedParams:
         """Build from a configuration table; unknown keys and bad values raise ConfigError."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key not in fields:
                 expected = ", ".join(sorted(fields))
                 raise ConfigError(f"{where}.{key}: unknown key (expected one of: {expected})")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{where}.{key}: expected a positive number, got {value!r}")
-            kwargs[key] = (
-                int(value) if key.startswith("max_") and "samples" in key else float(value)
-            )
+            integer = key in _INTEGER_FIELDS
+            kind = int if integer else int | float
+            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+                what = "a positive integer" if integer else "a positive number"
+                raise ConfigError(f"{where}.{key}: expected {what}, got {value!r}")
+            kwargs[key] = value if integer else float(value)
         return cls(**kwargs)
+
+
+_INTEGER_FIELDS = {"max_samples", "max_fast_samples"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,8 @@ class _Series:
         self.last_seen: float | None = None
 
     def add(self, t: float, value: float | None, flag: Flag, usable: bool) -> None:
+        if self.last_seen is not None and t <= self.last_seen:
+            return  # QC flags readings out of time order; they cover nothing
         credit = 0.0 if self.last_seen is None else min(t - self.last_seen, self.max_credit_s)
         self.last_seen = t
         if not usable or value is None:

@@ -147,3 +147,5 @@ def test_params_from_dict_errors() -> None:
         DerivedParams.from_dict({"gust_windw_s": 300})
     with pytest.raises(ConfigError, match=r"derived\.gust_window_s: expected a positive"):
         DerivedParams.from_dict({"gust_window_s": -1})
+    with pytest.raises(ConfigError, match=r"derived\.max_samples: expected a positive integer"):
+        DerivedParams.from_dict({"max_samples": 1.5})
