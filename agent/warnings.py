@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,7 +68,9 @@ RAINSTORM_PRESETS: Mapping[str, Mapping[str, Thresholds]] = {
 }
 
 
-def gale_levels(mean_forces: Mapping[str, int], gust_forces: Mapping[str, int]) -> dict:
+def gale_levels(
+    mean_forces: Mapping[str, int], gust_forces: Mapping[str, int]
+) -> dict[str, dict[str, float]]:
     """Gale levels from Beaufort forces of the 10-min mean and of the 3-s gust."""
     return {
         level: {
@@ -246,7 +249,7 @@ class WarningEvent:
 
 @dataclass(frozen=True)
 class _Assessment:
-    met: int  # highest level whose thresholds are reached (0 = none, None-free)
+    met: int  # highest level whose thresholds are reached (0 = none)
     kept: int  # highest level whose release thresholds are still reached
     known: bool  # at least one usable input
     certainty: str
@@ -333,7 +336,7 @@ def _highest(rule: SignalRule, inputs: Mapping[str, float | None], fraction: flo
 
 def _forecast_level(rule: SignalRule, forecast: Forecast, rules: WarningRules) -> int:
     """Highest waterlogging tier the forecast reaches by depth or by tier probability."""
-    depth = max(float(getattr(forecast, h)) for h in rules.forecast_horizons)
+    depth = max((float(getattr(forecast, h)) for h in rules.forecast_horizons), default=-math.inf)
     probability = {150.0: forecast.p_15cm, 300.0: forecast.p_30cm}
     best = 0
     for level, thresholds in rule.levels.items():
@@ -459,6 +462,10 @@ def check_thresholds_safe(rules: WarningRules) -> list[str]:
         problems.append(f"hold_s {rules.hold_s} outside 0..86400: warnings would never lapse")
     if not 0 < rules.forecast_probability <= 1:
         problems.append(f"forecast_probability {rules.forecast_probability} outside (0, 1]")
+    if not 0 <= rules.min_completeness <= 1:
+        problems.append(f"min_completeness {rules.min_completeness} outside [0, 1]: no wind mean")
+    if rules.stale_s < 60:
+        problems.append(f"stale_s {rules.stale_s} under 60 s: every input would count as missing")
     return problems
 
 

@@ -118,6 +118,9 @@ def test_forecast_tier_raises_before_observed() -> None:
 def test_tier_probability_raises() -> None:
     _, events = evaluate(WarningState(), {}, FakeForecast(p_30cm=0.7), T0, RULES)
     assert [(e.signal, e.level) for e in events] == [("waterlogging", "yellow")]
+    probability_only = WarningRules.from_dict({"forecast_horizons": []})
+    _, events = evaluate(WarningState(), {}, FakeForecast(p_15cm=0.6), T0, probability_only)
+    assert [(e.signal, e.level) for e in events] == [("waterlogging", "blue")]
 
 
 def test_event_carries_evidence() -> None:
@@ -149,6 +152,9 @@ def test_default_thresholds_are_safe() -> None:
             "below blue",
         ),
         ({"hold_s": 10 * 86400}, "never lapse"),
+        ({"stale_s": 0}, "count as missing"),
+        ({"min_completeness": 2}, "no wind mean"),
+        ({"release_fraction": 0}, "release_fraction"),
     ],
 )
 def test_unsafe_thresholds_are_reported(table: dict, fragment: str) -> None:
