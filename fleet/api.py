@@ -4,6 +4,7 @@
     GET  /stations                       the registry
     GET  /stations/{station}             one station
     GET  /stations/{station}/config      desired vs reported configuration, per scope
+    GET  /stations/{station}/config/log  every ack and nack the station sent
     GET  /readings?station&channel&start&end&kind&limit
     GET  /events?station&start&end&limit
     GET  /config/status                  desired vs reported for every station
@@ -31,7 +32,7 @@ from pydantic import BaseModel, Field
 from fleet.documents import ScopeStatus, config_status
 from fleet.errors import BrokerError, FleetError, StoreError
 from fleet.rollout import ConfigManager
-from fleet.store import Document, Rollout, StationInfo, Store, StoredRecord
+from fleet.store import ConfigReport, Document, Rollout, StationInfo, Store, StoredRecord
 
 RecordKind = Literal["reading", "derived", "forecast", "gap"]
 Limit = Annotated[int, Query(ge=1, le=100_000)]
@@ -142,6 +143,30 @@ class ScopeStatusOut(BaseModel):
     @classmethod
     def of(cls, s: ScopeStatus) -> ScopeStatusOut:
         return cls.model_validate(s, from_attributes=True)
+
+
+class ReportOut(BaseModel):
+    """One ack or nack from a station."""
+
+    station: str
+    scope: str
+    version: int
+    hash: str
+    result: Literal["ack", "nack"]
+    reason: str
+    time: datetime
+
+    @classmethod
+    def of(cls, r: ConfigReport) -> ReportOut:
+        return cls(
+            station=r.station,
+            scope=r.scope,
+            version=r.version,
+            hash=r.hash,
+            result=r.result,  # type: ignore[arg-type]
+            reason=r.reason,
+            time=_iso(r.time),  # type: ignore[arg-type]
+        )
 
 
 class StationConfigOut(BaseModel):
@@ -286,6 +311,12 @@ def create_app(
     def get_station_config(station: str) -> StationConfigOut:
         """Desired vs reported configuration of one station."""
         return station_config(station_or_404(station))
+
+    @app.get("/stations/{station}/config/log")
+    def get_station_config_log(station: str, limit: Limit = 1000) -> list[ReportOut]:
+        """Every ack and nack the station sent, oldest first."""
+        station_or_404(station)
+        return [ReportOut.of(r) for r in store.report_log(station, limit)]
 
     @app.get("/readings")
     def get_readings(

@@ -73,7 +73,7 @@ def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
     grid = doc(Scope("grid", "c1"), {"warnings": {"b": 1}})
     doc(Scope("grid", "c2"), {"warnings": {"b": 2}})  # another cell: not this station's
     store.add_report(ConfigReport("st-001", "fleet", 1, fleet1.hash, "ack", "", T0))
-    store.add_report(ConfigReport("st-001", "grid:c1", 1, grid.hash, "nack", "unsafe: x", T0))
+    store.add_report(ConfigReport("st-001", "grid:c1", 1, grid.hash, "nack", "unsafe: x", T0 + 0.5))
     api = TestClient(create_app(store))
     cfg = api.get("/stations/st-001/config").json()
     assert cfg["in_sync"] is False
@@ -84,8 +84,12 @@ def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
     assert by_scope["fleet"]["desired_hash"] == fleet2.hash
     assert by_scope["grid:c1"]["state"] == "nacked"
     assert by_scope["grid:c1"]["reason"] == "unsafe: x"
-    store.add_report(ConfigReport("st-001", "fleet", 2, fleet2.hash, "ack", "", T0))
+    store.add_report(ConfigReport("st-001", "fleet", 2, fleet2.hash, "ack", "", T0 + 1))
     assert api.get("/config/status").json()[0]["scopes"][0]["state"] == "in_sync"
+    log = api.get("/stations/st-001/config/log").json()
+    assert [(r["scope"], r["version"], r["result"]) for r in log] == [
+        ("fleet", 1, "ack"), ("grid:c1", 1, "nack"), ("fleet", 2, "ack"),
+    ]  # fmt: skip
     versions = api.get("/config/documents", params={"scope": "fleet"}).json()
     assert [d["version"] for d in versions] == [2, 1]
     signed = versions[0]["signed"]
