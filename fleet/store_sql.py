@@ -522,7 +522,8 @@ class SqlStore:
         params: list[Any] = [] if station is None else [station]
         return self._reports(
             self._query(
-                f"SELECT {REPORT_COLUMNS} FROM report_log {clause} ORDER BY t, station, scope, version LIMIT ?",
+                f"SELECT {REPORT_COLUMNS} FROM report_log {clause} "
+                "ORDER BY t, station, scope, version LIMIT ?",
                 [*params, int(limit)],
             )
         )
