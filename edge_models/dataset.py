@@ -19,7 +19,7 @@ a storm is the same whatever the dataset size. A storm is:
 
 Samples are issued every ``issue_every_min`` minutes from 30 min before the rain to 60 min before
 the end; targets are the *true* depths at +15/+30/+60 min and whether the true depth passes each
-tier within 60 min. Splits are by storm (``storm_id`` mod a seeded permutation), never by row.
+tier within 30 min. Splits are by storm (``storm_id`` mod a seeded permutation), never by row.
 The baselines (persistence, physics with the current intensity held) are computed here too, from
 the same observed inputs the model gets.
 """
@@ -85,11 +85,11 @@ class Samples:
 
     x: np.ndarray  # (N, F) float32 features
     depth: np.ndarray  # (N, 3) true depth (mm) at +15/+30/+60
-    tier: np.ndarray  # (N, 2) true depth passes 150/300 mm within 60 min
+    tier: np.ndarray  # (N, 2) true depth passes 150/300 mm within 30 min
     storm: np.ndarray  # (N,) storm id
     persistence: np.ndarray  # (N, 3) observed current depth (mm) held
     physics: np.ndarray  # (N, 3) ponding with the current intensity held (mm)
-    physics_tier: np.ndarray  # (N, 2) physics run passes the tier within 60 min
+    physics_tier: np.ndarray  # (N, 2) physics run passes the tier within 30 min
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -218,12 +218,16 @@ def storm_history(storm: Storm, issue_min: np.ndarray) -> FeatureInput:
 def physics_forecast(
     depth_now_mm: np.ndarray, intensity_mmh: np.ndarray, site: SiteSpec
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Baseline: ponding run forward 60 min with the intensity held; (depth at horizons, max)."""
+    """Baseline: ponding run forward with the intensity held.
+
+    Returns the depth at each horizon and the highest depth within the tier horizon.
+    """
     h = np.asarray(depth_now_mm, dtype=float)
     out, peak = {}, np.zeros_like(h)
-    for minute in range(1, TIER_HORIZON_MIN + 1):
+    for minute in range(1, max(HORIZONS_MIN) + 1):
         h = ponding_step(h, intensity_mmh, 60.0, site)
-        peak = np.maximum(peak, h)
+        if minute <= TIER_HORIZON_MIN:
+            peak = np.maximum(peak, h)
         if minute in HORIZONS_MIN:
             out[minute] = h
     return np.stack([out[m] for m in HORIZONS_MIN], axis=-1), peak

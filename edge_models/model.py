@@ -13,7 +13,9 @@ first layer and the skip). Outputs, as in the exported ``.tflite`` graph:
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +25,7 @@ HORIZONS_MIN = (15, 30, 60)
 TIERS_MM = (150.0, 300.0)
 """Ponding tiers whose exceedance probability the model gives (15 cm ordinary, 30 cm light)."""
 
-TIER_HORIZON_MIN = 60
+TIER_HORIZON_MIN = 30
 """Tier probabilities are for passing the tier at any time within this many minutes."""
 
 Layer = tuple[np.ndarray, np.ndarray]  # (W (in, out), b (out,)), float32
@@ -52,6 +54,38 @@ class Net:
         logits = h @ self.prob[0] + self.prob[1]
         prob = np.float32(1.0) / (np.float32(1.0) + np.exp(-logits))
         return depth.astype(np.float32), prob.astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready weights (little-endian float32, base64), for hosts without the schema."""
+
+        def enc(a: np.ndarray) -> dict[str, Any]:
+            raw = np.ascontiguousarray(a, "<f4").tobytes()
+            return {"shape": list(a.shape), "f32le": base64.b64encode(raw).decode()}
+
+        return {
+            "hidden": [[enc(w), enc(b)] for w, b in self.hidden],
+            "depth": [enc(self.depth[0]), enc(self.depth[1])],
+            "skip": enc(self.skip),
+            "prob": [enc(self.prob[0]), enc(self.prob[1])],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Net:
+        """Inverse of :meth:`to_dict`."""
+
+        def dec(e: dict[str, Any]) -> np.ndarray:
+            raw = base64.b64decode(e["f32le"])
+            return np.frombuffer(raw, "<f4").reshape(e["shape"]).astype(np.float32)
+
+        def layer(pair: list[dict[str, Any]]) -> Layer:
+            return dec(pair[0]), dec(pair[1])
+
+        return cls(
+            hidden=tuple(layer(p) for p in d["hidden"]),
+            depth=layer(d["depth"]),
+            skip=dec(d["skip"]),
+            prob=layer(d["prob"]),
+        )
 
     def n_params(self) -> int:
         arrays = [a for layer in (*self.hidden, self.depth, self.prob) for a in layer]

@@ -2,11 +2,15 @@
 
 ``Nowcaster()`` loads ``edge_models/nowcast.tflite``. The backend is the first that loads:
 ``ai_edge_litert.interpreter`` ('litert'), ``tflite_runtime.interpreter`` ('tflite-runtime'),
-else a numpy forward pass of the weights read from the same file ('numpy').
+else a numpy forward pass ('numpy'). The numpy pass runs the weights parsed from the same file
+(with the TFLite schema from ai-edge-litert); on a host without that schema it reads them from
+the ``.json`` beside the model, which must carry the model file's SHA-256.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +21,6 @@ import numpy as np
 from edge_models.errors import FeatureMismatchError, ModelFileError
 from edge_models.features import FEATURES, FeatureInput, SiteLike, features_from_history
 from edge_models.model import Net
-from edge_models.tflite_export import read_tflite
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "nowcast.tflite"
 Backend = Literal["litert", "tflite-runtime", "numpy"]
@@ -26,7 +29,7 @@ BACKENDS: tuple[Backend, ...] = ("litert", "tflite-runtime", "numpy")
 
 @dataclass(frozen=True)
 class Forecast:
-    """Depth forecasts (mm) at +15/+30/+60 min and P(depth passes 15/30 cm within 60 min)."""
+    """Depth forecasts (mm) at +15/+30/+60 min and P(depth passes 15/30 cm within 30 min)."""
 
     depth_15_mm: float
     depth_30_mm: float
@@ -49,6 +52,31 @@ def _interpreter(backend: Backend, content: bytes) -> Any:
     return interp
 
 
+def weights_from_json(json_path: Path, content: bytes) -> tuple[Net, dict[str, Any]]:
+    """Weights and metadata from the model's JSON, checked against the model file's digest."""
+    try:
+        doc = json.loads(json_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{json_path}: cannot read model weights ({exc})") from exc
+    if doc.get("sha256") != hashlib.sha256(content).hexdigest():
+        raise ModelFileError(f"{json_path}: weights do not belong to this model file (sha256)")
+    try:
+        return Net.from_dict(doc["weights"]), doc
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{json_path}: malformed weights ({exc!r})") from exc
+
+
+def _load(path: Path, content: bytes) -> tuple[Net, dict[str, Any]]:
+    try:
+        from edge_models.tflite_export import read_tflite
+    except ImportError:  # no TFLite schema on this host (ai-edge-litert not installable)
+        return weights_from_json(path.with_suffix(".json"), content)
+    try:
+        return read_tflite(content)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
+
+
 class Nowcaster:
     """The nowcast model, loaded once; ``predict_features`` takes about ten microseconds."""
 
@@ -58,11 +86,7 @@ class Nowcaster:
             content = path.read_bytes()
         except OSError as exc:
             raise ModelFileError(f"{path}: cannot read nowcast model ({exc.strerror})") from exc
-        try:
-            self._net: Net = read_tflite(content)[0]
-            meta = read_tflite(content)[1]
-        except ModelFileError as exc:
-            raise ModelFileError(f"{path}: {exc}") from exc
+        self._net, meta = _load(path, content)
         if tuple(meta.get("features", ())) != FEATURES:
             raise FeatureMismatchError(
                 f"{path}: model was trained on other features than edge_models.features.FEATURES"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
-from edge_models.model import HORIZONS_MIN
+from edge_models.dataset import Samples
+from edge_models.model import HORIZONS_MIN, TIER_HORIZON_MIN, TIERS_MM
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Skill:
 
 @dataclass(frozen=True)
 class TierSkill:
-    """Contingency scores of 'passes the tier within the hour' forecasts."""
+    """Contingency scores of 'passes the tier within TIER_HORIZON_MIN' forecasts."""
 
     forecaster: str
     tier_cm: int
@@ -78,3 +80,46 @@ def tier_skill(name: str, tier_cm: int, forecast: np.ndarray, observed: np.ndarr
         events,
         int(observed.size),
     )
+
+
+def compare(
+    model_depth_mm: np.ndarray, model_tier: np.ndarray, test: Samples
+) -> dict[str, list[dict[str, Any]]]:
+    """Skill tables of the model's forecasts and of both baselines on the same samples.
+
+    ``model_depth_mm`` ``(N, 3)``; ``model_tier`` ``(N, 2)`` booleans (tier forecast within the
+    hour). Persistence forecasts a tier when the observed depth is already past it.
+    """
+    depth = {"model": model_depth_mm, "persistence": test.persistence, "physics": test.physics}
+    persistence_tier = np.stack([test.persistence[:, 0] > t for t in TIERS_MM], axis=-1)
+    tiers = {"model": model_tier, "persistence": persistence_tier, "physics": test.physics_tier}
+    return {
+        "depth": [s.as_dict() for k, f in depth.items() for s in depth_skill(k, f, test.depth)],
+        "tier": [
+            tier_skill(k, int(t / 10), f[:, j], test.tier[:, j]).as_dict()
+            for k, f in tiers.items()
+            for j, t in enumerate(TIERS_MM)
+        ],
+    }
+
+
+def markdown(skill: dict[str, list[dict[str, Any]]]) -> str:
+    """The skill tables of :func:`compare` as Markdown."""
+    lines = ["| forecaster | lead | RMSE (cm) | MAE (cm) | NSE |", "|---|---|---|---|---|"]
+    for s in skill["depth"]:
+        lines.append(
+            f"| {s['forecaster']} | +{s['horizon_min']} min | {s['rmse_cm']:.2f} "
+            f"| {s['mae_cm']:.2f} | {s['nse']:.3f} |"
+        )
+    lines += [
+        "",
+        f"| forecaster | tier passed within {TIER_HORIZON_MIN} min | hit rate "
+        "| false-alarm ratio | events / samples |",
+        "|---|---|---|---|---|",
+    ]
+    for t in skill["tier"]:
+        lines.append(
+            f"| {t['forecaster']} | {t['tier_cm']} cm | {t['hit_rate']:.3f} "
+            f"| {t['false_alarm_ratio']:.3f} | {t['events']} / {t['n']} |"
+        )
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -13,7 +14,7 @@ from edge_models.dataset import Samples
 from edge_models.errors import FeatureMismatchError, ModelFileError, NowcastError
 from edge_models.features import FEATURES
 from edge_models.model import Net
-from edge_models.runtime import DEFAULT_MODEL, Forecast, Nowcaster
+from edge_models.runtime import DEFAULT_MODEL, Forecast, Nowcaster, weights_from_json
 from edge_models.tflite_export import build_tflite
 
 
@@ -73,3 +74,50 @@ def test_model_for_other_features_is_refused(tmp_path: Path, random_net: Net) ->
 def test_backend_not_installed_is_refused() -> None:
     with pytest.raises(ModelFileError, match="not installed"):
         Nowcaster(backend="tflite-runtime")
+
+
+def test_json_weights_are_the_tflite_weights(tmp_path: Path, random_net: Net) -> None:
+    blob = build_tflite(random_net, {"version": "j-1", "features": list(FEATURES)})
+    doc = {
+        "version": "j-1",
+        "features": list(FEATURES),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "weights": random_net.to_dict(),
+    }
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    net, meta = weights_from_json(path, blob)
+    assert meta["version"] == "j-1"
+    x = np.random.default_rng(4).normal(size=(50, len(FEATURES)))
+    np.testing.assert_array_equal(net.forward(x)[0], random_net.forward(x)[0])
+    with pytest.raises(ModelFileError, match="do not belong"):
+        weights_from_json(path, blob + b"\0")
+
+
+def test_shipped_json_matches_shipped_model() -> None:
+    content = DEFAULT_MODEL.read_bytes()
+    net, _ = weights_from_json(DEFAULT_MODEL.with_suffix(".json"), content)
+    x = np.random.default_rng(6).normal(size=(100, len(FEATURES))).astype(np.float32)
+    np.testing.assert_array_equal(net.forward(x)[1], Nowcaster(backend="numpy")._net.forward(x)[1])
+
+
+def test_numpy_fallback_without_the_tflite_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host where neither ai-edge-litert nor tflite-runtime imports still forecasts."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tflite(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith(("ai_edge_litert", "tflite_runtime", "edge_models.tflite_export")):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_tflite)
+    nc = Nowcaster()
+    assert nc.backend == "numpy" and nc.version.startswith("roadside-nowcast-")
+    x = np.zeros(len(FEATURES))
+    monkeypatch.undo()
+    ref = Nowcaster()
+    assert nc.predict_features(x).depth_30_mm == pytest.approx(
+        ref.predict_features(x).depth_30_mm, abs=1e-2
+    )

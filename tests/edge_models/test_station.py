@@ -107,3 +107,25 @@ def test_storm_forecast_crosses_the_tier_before_the_water_does(nowcaster: Nowcas
     assert first_observed - first_forecast >= 15
     assert payload is not None and payload["model_version"] == nowcaster.version
     assert payload["issued"].startswith("2026-07-21T")
+
+
+def test_runner_takes_the_agents_derived_values(nowcaster: Nowcaster) -> None:
+    from agent.derived import DerivedValue
+    from agent.flags import Flag
+
+    def dv(name: str, minute: int, value: float | None, flag: Flag) -> DerivedValue:
+        unit = "mm"
+        return DerivedValue(name, T0 + timedelta(minutes=minute), value, unit, flag, 1.0, 60.0, "s")
+
+    runner = NowcastRunner(nowcaster, SiteParams())
+    for m in range(5):
+        runner.step(
+            [dv("rain_1min", m, 1.0, Flag.CORRECT), dv("water_depth", m, 20.0 + m, Flag.CORRECT)],
+            T0 + timedelta(minutes=m),
+        )
+    runner.history.update(
+        [dv("water_depth", 5, 900.0, Flag.WRONG), dv("rain_1min", 5, None, Flag.MISSING)]
+    )
+    w = runner.history.window(T0 + timedelta(minutes=5))
+    assert w.depth_flag[-1] == 2 and w.rain_flag[-1] == 8 and w.depth_mm[-2] == 24.0
+    assert runner.interval_s == STORM_INTERVAL_S

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from edge_models.dataset import Samples, make_storm, storm_samples
 from edge_models.train import (
     DEPTH_UNIT_MM,
+    MAX_FAR,
     TrainConfig,
     _fold,
     _init,
     _loss_and_grads,
+    _update_card,
+    choose_thresholds,
     evaluate,
     fit,
+    main,
 )
 
 
@@ -74,3 +81,31 @@ def test_training_is_deterministic_and_beats_persistence(small_data: dict[str, S
         for s in evaluate(net1, small_data["val"], [0.5, 0.5])["depth"]
     }
     assert skill[("model", 30)]["rmse_cm"] < skill[("persistence", 30)]["rmse_cm"]
+
+
+def test_thresholds_keep_the_false_alarm_ratio(small_data: dict[str, Samples]) -> None:
+    cfg = TrainConfig(hidden=(16, 16), epochs=3, batch=128)
+    net, _ = fit(small_data["train"], small_data["val"], cfg, log=lambda _: None)
+    val = small_data["val"]
+    thresholds = choose_thresholds(net, val)
+    _, prob = net.forward(val.x)
+    for j, theta in enumerate(thresholds):
+        assert 0.05 <= theta <= 0.95
+        forecast = prob[:, j] >= theta
+        hits = (forecast & val.tier[:, j]).sum()
+        if forecast.sum() and theta != 0.5:
+            assert 1 - hits / forecast.sum() <= MAX_FAR + 1e-9
+
+
+def test_model_card_skill_block_is_replaced(tmp_path: Path) -> None:
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("# card\n<!-- skill:begin -->\nold\n<!-- skill:end -->\n## Limits\n")
+    _update_card(card, "| new table |", "v-9")
+    text = card.read_text()
+    assert "old" not in text and "| new table |" in text and "`v-9`" in text
+    assert text.endswith("## Limits\n")
+
+
+def test_make_model_command_has_help() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "--storms" in result.output
