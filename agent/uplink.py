@@ -257,24 +257,34 @@ class Uplink:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                if not self._connected and not self._connect():
-                    self._sleep_backoff()
-                    continue
-                rc = self._client.loop(timeout=0.02) if self._client else mqtt.MQTT_ERR_NO_CONN
-                if rc != mqtt.MQTT_ERR_SUCCESS or self._lost:
-                    self._on_lost(f"connection lost ({mqtt.error_string(rc)})")
-                    self._sleep_backoff()
-                    continue
-                if not self._connected:
-                    continue  # waiting for CONNACK
                 try:
-                    self._turn()
-                except BufferStoreError as exc:  # the buffer is unwell: keep the link, retry
-                    self._last_error = f"buffer: {exc}"
-                    log.error("uplink %s: %s", self.station, self._last_error)
+                    self._step()
+                except Exception as exc:  # never a dead uplink: start over with a new client
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("uplink %s: unexpected error; reconnecting", self.station)
+                    self._on_lost(self._last_error)
                     self._sleep_backoff()
         finally:
             self._shutdown()
+
+    def _step(self) -> None:
+        """One pass of the worker: connect if needed, run the network loop, then one turn."""
+        if not self._connected and not self._connect():
+            self._sleep_backoff()
+            return
+        rc = self._client.loop(timeout=0.02) if self._client else mqtt.MQTT_ERR_NO_CONN
+        if rc != mqtt.MQTT_ERR_SUCCESS or self._lost:
+            self._on_lost(f"connection lost ({mqtt.error_string(rc)})")
+            self._sleep_backoff()
+            return
+        if not self._connected:
+            return  # waiting for CONNACK
+        try:
+            self._turn()
+        except BufferStoreError as exc:  # the buffer is unwell: keep the link, retry
+            self._last_error = f"buffer: {exc}"
+            log.error("uplink %s: %s", self.station, self._last_error)
+            self._sleep_backoff()
 
     def _connect(self) -> bool:
         """Open TCP+TLS and send CONNECT; then wait for the CONNACK in the loop."""
@@ -333,7 +343,11 @@ class Uplink:
         self._backoff.reset()
         self._inflight.clear()
         self._cursor = {"event": 0, "live": 0, "backlog": 0}
-        self._live_from = self.buffer.stats().last_seq
+        try:
+            self._live_from = self.buffer.stats().last_seq
+        except BufferStoreError as exc:  # then everything counts as live; nothing is lost
+            log.error("uplink %s: buffer stats: %s", self.station, exc)
+            self._live_from = 0
         rate = self.settings.backfill_bytes_per_s
         if rate:
             now = self.clock.monotonic()
