@@ -68,7 +68,7 @@ class DerivedParams:
     water_rise_window_s: float = 300.0  # rise rate = least-squares slope over this window
     water_noise_floor_mm: float = 10.0  # depth below this is a dry road (FloodNet)
     water_max_credit_s: float = 120.0
-    max_samples: int = 90_000  # rain samples kept per sensor: 24 h at 1 Hz
+    max_samples: int = 20_000  # rain samples kept per sensor: 24 h of polls every 4.3 s or slower
     max_fast_samples: int = 4096  # wind and water samples per channel: 10 min at ~6 Hz
 
     @classmethod
