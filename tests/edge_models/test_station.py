@@ -129,3 +129,34 @@ def test_runner_takes_the_agents_derived_values(nowcaster: Nowcaster) -> None:
     w = runner.history.window(T0 + timedelta(minutes=5))
     assert w.depth_flag[-1] == 2 and w.rain_flag[-1] == 8 and w.depth_mm[-2] == 24.0
     assert runner.interval_s == STORM_INTERVAL_S
+
+
+def _scenario_crossings(nowcaster: Nowcaster, name: str) -> tuple[int | None, int | None]:
+    """First minute the 15 cm tier is forecast, and first minute the true depth passes it."""
+    from sim.scenario import load_scenario
+
+    sc = load_scenario(name)
+    n = int(sc.duration_s // 60)
+    samples = [sc.truth.sample(60.0 * m) for m in range(n + 1)]
+    runner = NowcastRunner(nowcaster, sc.site)
+    forecast_at = observed_at = None
+    for m in range(1, n + 1):
+        now = sc.start + timedelta(minutes=m)
+        rain = samples[m].rain_total_mm - samples[m - 1].rain_total_mm
+        depth = samples[m].water_depth_mm
+        f = runner.step([Derived("rain_1min", now, rain), Derived("water_depth", now, depth)], now)
+        if f is not None and forecast_at is None and f.p_15cm >= nowcaster.tier_thresholds[0]:
+            forecast_at = m
+        if observed_at is None and depth >= 150.0:
+            observed_at = m
+    return forecast_at, observed_at
+
+
+def test_bundled_50_year_storm_is_seen_coming(nowcaster: Nowcaster) -> None:
+    forecast_at, observed_at = _scenario_crossings(nowcaster, "storm-50y-3h")
+    assert forecast_at is not None and observed_at is not None
+    assert observed_at - forecast_at >= 20
+
+
+def test_bundled_drizzle_raises_nothing(nowcaster: Nowcaster) -> None:
+    assert _scenario_crossings(nowcaster, "drizzle") == (None, None)
