@@ -63,7 +63,8 @@ def test_paced_transaction_takes_its_wire_time(paced, raw):
         times.append(_one_way(port, request, 7))
         time.sleep(0.01)  # leave the bus its silence
     assert min(times) >= floor - 0.0005
-    assert statistics.median(times) < floor + 0.006  # and not much more
+    assert min(times) < floor + 0.005  # and not much more (the median too, with room for load)
+    assert statistics.median(times) < floor + 0.015
     assert floor + silence_s(PACED) == pytest.approx(min_cycle_s(PACED, 8, 7))
 
 
