@@ -33,7 +33,9 @@ def controller(store: Store, broker: MosquittoBroker, fleet_key) -> Iterator[Fle
 
 @pytest.fixture
 def station(broker: MosquittoBroker) -> Iterator[StationClient]:
-    st = StationClient(broker.settings("st-001"), "st-001", grid_cell="cell-7").start()
+    st = StationClient(
+        broker.settings("st-001"), "st-001", grid_cell="cell-7", ack_timeout_s=1.0
+    ).start()
     try:
         yield st
     finally:
@@ -98,7 +100,7 @@ def test_controller_restart_mid_stream_loses_nothing(
         sent += 20
         if i == 8:
             first.stop()  # mid-stream: batches keep coming while no controller runs
-    time.sleep(0.5)
+    time.sleep(0.2)
     second = FleetService(store, SystemClock(), settings, fleet_key, client_id="ctl-a")
     second.start()
     try:
