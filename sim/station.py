@@ -21,7 +21,7 @@ from drivers.profile import load_profile
 from roadside.clock import Clock, ScaledClock
 from sim.devices.ascii import AsciiBus
 from sim.devices.device import SimDevice
-from sim.devices.errors import FaultRequestError, StationConfigError
+from sim.devices.errors import FaultRequestError, PortOpenError, StationConfigError
 from sim.devices.faults import FaultBoard, check_kind, check_params
 from sim.devices.rtu import RtuBus
 from sim.devices.tcp import TcpBus
@@ -124,8 +124,18 @@ class SimStation:
     def start(self) -> SimStation:
         """Open every port and start serving; fills :attr:`endpoints`."""
         self.link_dir.mkdir(parents=True, exist_ok=True)
-        for bus in self.buses.values():
-            bus.start()
+        started: list[Bus] = []
+        for name, bus in self.buses.items():
+            try:
+                bus.start()
+            except OSError as exc:
+                for other in started:
+                    other.stop()
+                where = getattr(bus, "path", name)
+                raise PortOpenError(
+                    f"bus {name!r}: cannot open {where}: {exc.strerror or exc}"
+                ) from None
+            started.append(bus)
         for dev in self.devices.values():
             bus = self.buses[dev.spec.bus]
             windsonic = dev.profile.device.protocol == "windsonic"

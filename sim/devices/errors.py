@@ -3,6 +3,7 @@
     SimError (sim.errors)
     └── SimDeviceError      anything the device simulator refuses or cannot do
         ├── StationConfigError  the scenario's buses and devices do not fit together (names device)
+        ├── PortOpenError       a bus's pty, link or TCP port cannot be opened (names bus and port)
         ├── FaultRequestError   inject/clear asked for an unknown device, kind or parameter
         └── ControlError        a running simulator's control socket is unreachable or refused
 
@@ -20,6 +21,10 @@ class SimDeviceError(SimError):
 
 class StationConfigError(SimDeviceError):
     """The scenario's buses and devices do not fit together."""
+
+
+class PortOpenError(SimDeviceError):
+    """A bus's pseudo-terminal, link or TCP port cannot be opened."""
 
 
 class FaultRequestError(SimDeviceError):

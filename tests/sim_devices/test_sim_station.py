@@ -234,3 +234,19 @@ def test_stop_removes_links_and_is_idempotent(make_scenario, clock, tmp_path):
     st.stop()
     st.stop()
     assert not any(os.path.lexists(p) for p in links)
+
+
+def test_a_port_in_use_is_one_clear_error(make_scenario, clock, tmp_path):
+    import socket
+
+    from sim.devices.errors import PortOpenError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bus = BusSpec("tcp-9", "tcp", port=port)
+        sc = make_scenario(buses=(bus,), devices=(DeviceSpec("g", "generic-rain-gauge", "tcp-9"),))
+        st = SimStation(sc, clock, tmp_path)
+        with pytest.raises(PortOpenError, match=f"bus 'tcp-9': cannot open tcp://127.0.0.1:{port}"):
+            st.start()
