@@ -223,9 +223,10 @@ class DerivedEngine:
 
     def _add(self, state: _SensorState, fr: FlaggedReading) -> bool:
         r = fr.reading
-        t, value, usable = r.time.timestamp(), r.value, fr.usable
+        usable = fr.usable
+        t, value = r.time.timestamp(), float(r.value) if usable and r.value is not None else None
         if r.channel == q.RAIN_TOTAL:
-            self._add_rain(state, t, None if value is None else float(value), fr.flag, usable)
+            self._add_rain(state, t, value, fr.flag, usable)
         elif r.channel in _WIND_SERIES:
             getattr(state, _WIND_SERIES[r.channel]).add(t, value, fr.flag, usable)
         elif r.channel == q.WATER_DEPTH:
