@@ -314,11 +314,14 @@ class Uplink:
             return False
         # Network timeouts are real seconds whatever the station clock's speed.
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        where = f"connect to {self.broker.host}:{self.broker.port}"
         while not self._connected and not self._lost and not self._stop.is_set():
-            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+            rc = client.loop(timeout=0.05)
+            if rc != mqtt.MQTT_ERR_SUCCESS:  # e.g. the broker refused our certificate
+                self._last_error = f"{where}: closed before CONNACK ({mqtt.error_string(rc)})"
                 break
             if time.monotonic() > deadline:
-                self._last_error = f"no CONNACK within {CONNACK_TIMEOUT_S:.0f} s"
+                self._last_error = f"{where}: no CONNACK within {CONNACK_TIMEOUT_S:.0f} s"
                 break
         if not self._connected:
             self._drop_client()
@@ -335,7 +338,9 @@ class Uplink:
         self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            self._last_error = f"broker refused connection: {reason}"
+            self._last_error = (
+                f"connect to {self.broker.host}:{self.broker.port}: broker refused: {reason}"
+            )
             log.warning("uplink %s: %s", self.station, self._last_error)
             self._lost = True
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,8 +194,6 @@ class CommittingSink:
 
     def wait_for(self, predicate: Any, timeout: float) -> bool:
         """Wait (real seconds) until ``predicate()`` is true; re-checked on every message."""
-        import time
-
         deadline = time.monotonic() + timeout
         with self.changed:
             while not predicate():

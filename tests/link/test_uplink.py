@@ -120,6 +120,23 @@ def test_broker_down_at_start_then_up(tmp_path: Path, pki: TestPKI) -> None:
         broker.stop()
 
 
+def test_broker_refusing_the_certificate_is_retried_and_reported(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    foreign = broker.pki.foreign_client(ST)
+    settings = wire.BrokerSettings(
+        "127.0.0.1", broker.port, broker.pki.ca, foreign.cert, foreign.key
+    )
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(10))
+    with Uplink(ST, buf, settings, SystemClock(), settings=FAST) as up:
+        time.sleep(0.8)
+        status = up.status()
+    assert not status.connected and status.batches_sent == 0
+    assert "connect to 127.0.0.1" in status.last_error
+    assert buf.stats().unsynced == 10
+
+
 def test_broker_restart_mid_stream_loses_nothing(
     tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
 ) -> None:
