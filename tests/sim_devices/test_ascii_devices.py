@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -149,3 +150,30 @@ def test_wxt_frame_faults(station, wxt):
     station.inject("wxt", "truncated")
     cut = wxt.transact(b"0R1\r\n")
     assert cut and not cut.endswith(b"\r\n")
+
+
+def test_windsonic_sends_one_frame_per_scenario_second(sonic, raw):
+    port = raw(sonic.endpoints["wind"].port)
+    port.read(0.1)
+    t0 = sonic.scenario_time()
+    data = port.read(1.0, quiet_s=1.0)
+    seconds = sonic.scenario_time() - t0  # about 20 at x20
+    assert abs(data.count(b"\x02") - seconds) <= 3
+
+
+def test_wxt_paced_answer_takes_its_wire_time(make_station, make_scenario, raw):
+    bus = BusSpec("rs485-2", "ascii", 19200, link="ttyRS485-2", pacing=True, turnaround_ms=5.0)
+    st = make_station(
+        make_scenario(buses=(bus,), devices=(DeviceSpec("wxt", "vaisala-wxt530", "rs485-2"),))
+    )
+    port = raw(st.endpoints["wxt"].port, 19200)
+    port.ser.timeout = 1.0
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        port.ser.write(b"0R5\r\n")
+        answer = port.ser.readline()
+        times.append(time.monotonic() - t0)
+    floor = (5 + len(answer)) * 10 / 19200 + 0.005
+    assert answer.startswith(b"0R5,")
+    assert floor - 0.0005 <= min(times) < floor + 0.01
