@@ -209,3 +209,26 @@ def test_slow_slave_does_not_hold_up_the_bus(station, bus):
     assert time.monotonic() - t0 < 0.3
     late = bus.read(0.6)  # then the rain gauge's late answer arrives on the line
     assert crc_ok(late) and late[0] == 192
+
+
+def test_bundled_faults_all_scenario_schedules(make_station, raw):
+    from roadside.clock import ScaledClock
+    from sim.scenario import load_scenario
+
+    sc = load_scenario("faults-all")  # rain: no_answer from minute 10 for 5 minutes
+    clock = ScaledClock(sc.start, speed=1.0, anchor=time.time() - 12 * 60)
+    st = make_station(sc, clock, pacing=False)
+    port = raw(st.endpoints["rain"].port)
+    assert port.transact(READ_TIPS) == b""
+    assert crc_ok(port.transact(READ_RADAR))
+
+
+def test_ascii_port_vanishes_and_returns(station, clock):
+    link = station.endpoints["wind"].port
+    station.inject("wind", "port_vanish", duration_s=5)
+    assert not os.path.lexists(link)
+    clock.advance(6)
+    deadline = time.monotonic() + 2
+    while not os.path.lexists(link) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.readlink(link).startswith("/dev/pts/")
