@@ -168,7 +168,7 @@ def _signal_from_dict(name: str, d: Any, where: str) -> SignalRule:
     preset = d.get("preset", default.preset)
     levels: Mapping[str, Thresholds] = default.levels
     if "preset" in d:
-        if name != "rainstorm" or preset not in RAINSTORM_PRESETS:
+        if name != "rainstorm" or not isinstance(preset, str) or preset not in RAINSTORM_PRESETS:
             choices = ", ".join(RAINSTORM_PRESETS) if name == "rainstorm" else "none"
             raise ConfigError(f"{where}.preset: unknown preset {preset!r} (expected: {choices})")
         levels = RAINSTORM_PRESETS[preset]
@@ -201,7 +201,7 @@ def _levels_from_dict(d: Any, where: str) -> dict[str, dict[str, float]]:
 
 def _horizons(value: Any, where: str) -> tuple[str, ...]:
     fields = {"depth_15_mm", "depth_30_mm", "depth_60_mm"}
-    if not isinstance(value, list) or not all(v in fields for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in fields for v in value):
         raise ConfigError(f"{where}: expected a list of {', '.join(sorted(fields))}")
     return tuple(value)
 

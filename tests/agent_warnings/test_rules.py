@@ -224,3 +224,31 @@ def test_stale_inputs_neither_raise_nor_cancel() -> None:
         state, events = evaluate(state, {"rain_1h": last}, None, now, RULES)
         assert events == []
     assert state.level("rainstorm") == "yellow"
+
+
+CONFIG_KEYS = ["rainstorm", "gale", "preset", "levels", "blue", "red", "rain_1h", "hold_s",
+               "forecast_horizons", "water_depth", "x"]  # fmt: skip
+TOP_KEYS = ["rainstorm", "gale", "waterlogging", "hold_s", "forecast_horizons", "bogus"]
+scalars = st.one_of(
+    st.none(), st.booleans(), st.floats(allow_nan=False), st.integers(), st.text(max_size=8)
+)
+config_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(CONFIG_KEYS), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(TOP_KEYS), config_values))
+def test_any_table_loads_or_names_the_problem(table: dict) -> None:
+    try:
+        rules = WarningRules.from_dict(table)
+    except ConfigError as exc:
+        assert str(exc).startswith("warnings")
+    else:
+        check_thresholds_safe(rules)
+        evaluate(WarningState(), {}, FakeForecast(), T0, rules)
