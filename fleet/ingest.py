@@ -69,7 +69,8 @@ def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
     """A status message as a registry update; clock offset = station time - receive time.
 
     The health summary may carry ``devices`` (per-device health), ``backlog`` (unsynced rows)
-    and ``grid_cell``; the rest is kept as the station's health.
+    and ``grid_cell`` (else the cell of a running grid document is used); the rest is kept as
+    the station's health.
     """
     health = dict(status.health)
     devices = health.get("devices")
@@ -77,6 +78,9 @@ def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
     if backlog is None and isinstance(health.get("buffer"), dict):
         backlog = _int_or_none(health["buffer"].get("unsynced"))
     cell = health.get("grid_cell")
+    if not cell:  # a station that runs a grid document says its cell in the scope key
+        cells = [k.partition(":")[2] for k in status.remote_config if k.startswith("grid:")]
+        cell = cells[0] if cells else None
     return StationUpdate(
         station=status.station,
         seen=received.timestamp(),

@@ -60,3 +60,10 @@ def test_status_to_update_reads_health_devices_backlog_and_clock_offset() -> Non
     assert upd.clock_offset_s == 30.0
     offline = status_to_update(wire.Status("st-1", "offline", T0), T0)
     assert offline.online is False and offline.backlog is None and offline.software is None
+
+
+def test_the_grid_cell_can_come_from_the_running_grid_document() -> None:
+    status = wire.Status(
+        "st-1", "online", T0, remote_config={"grid:c9": {"version": 2, "hash": "h"}}
+    )
+    assert status_to_update(status, T0).grid_cell == "c9"
