@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from qc_readings import reading, series
 
+from agent.derived import DerivedParams
 from agent.errors import ConfigError
 from agent.flags import Flag
 from agent.qc import QCEngine, QCParams, qc_series
@@ -204,3 +207,31 @@ def test_params_from_dict() -> None:
 def test_params_errors_name_the_key(table: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         QCParams.from_dict(table)
+
+
+qc_leaves = st.one_of(
+    st.none(), st.booleans(), st.floats(allow_nan=False), st.integers(), st.text(max_size=5)
+)
+qc_tables = st.recursive(
+    qc_leaves,
+    lambda inner: st.dictionaries(
+        st.sampled_from(["channels", "wind_speed", "high", "low", "max_gap_s", "max_history", "x"]),
+        inner,
+        max_size=4,
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["channels", "max_gap_s", "max_history", "calm_ms", "y"]), qc_tables
+    )
+)
+def test_any_qc_table_loads_or_names_the_problem(table: dict) -> None:
+    for load, prefix in ((QCParams.from_dict, "qc"), (DerivedParams.from_dict, "derived")):
+        try:
+            load(table)
+        except ConfigError as exc:
+            assert str(exc).startswith(prefix)
