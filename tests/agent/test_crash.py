@@ -163,6 +163,7 @@ def crash_cycles(config: Path, state: Path, db: Path, tmp_path: Path, kills: int
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # ~40 s on an idle 2-core machine; process start-up dominates
 def test_kill_minus_nine_loses_nothing_committed(
     storm: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -172,6 +173,7 @@ def test_kill_minus_nine_loses_nothing_committed(
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_kill_minus_nine_soak(storm: tuple[Path, Path, Path], tmp_path: Path) -> None:
     config, state, db = storm
     crash_cycles(config, state, db, tmp_path, kills=200)
