@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import tomllib
@@ -106,7 +107,19 @@ def test_offline_station_gets_newest_retained_document_and_acks(
         assert sink.wait_for(lambda: len(sink.config_acks) >= 4, 10)
         nack = sink.config_acks[-1]
         assert not nack.ok and nack.reason.startswith("older: ") and nack.running_version == 5
+        unsigned = json.dumps({"doc": _doc(7, {"sampling": {"hold_s": 60}})}).encode()
+        _publish(broker, wire.down_topic(ST, "config"), unsigned)
+        assert sink.wait_for(lambda: len(sink.config_acks) >= 5, 10)
+        assert sink.config_acks[-1].reason.startswith("unsigned: ")
+        unreachable = {"rainstorm": {"levels": {"blue": {"rain_1h": 5000}}}}
+        unsafe = signing.sign(_doc(3, {"warnings": unreachable}, "fleet", ""), key)
+        _publish(broker, wire.FLEET_CONFIG_TOPIC, signing.encode_envelope(unsafe))
+        assert sink.wait_for(lambda: len(sink.config_acks) >= 6, 10)
+        nack = sink.config_acks[-1]
+        assert nack.scope == "fleet" and nack.reason.startswith("unsafe: ")
+        assert "can never be reached" in nack.reason and nack.running_version == 2
         assert rc.config.sampling.hold_s == 300
+        assert rc.config.warnings["rainstorm"] == {"preset": "national"}
         time.sleep(0.1)
     # the retained status carried the versions the station runs
     assert sink.wait_for(lambda: ST in sink.statuses, 5)
