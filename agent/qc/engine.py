@@ -54,10 +54,11 @@ class QCEngine:
             if key[1] in (q.RAIN_TOTAL, q.RAIN_INTENSITY):
                 self._note_rain(readings, appended[key], verdicts)
         self._judge_consistency(readings, verdicts)
-        return [
-            FlaggedReading(r, *(v or (Flag.NOT_CHECKED, "")))
-            for r, v in zip(readings, verdicts, strict=True)
-        ]
+        out = []
+        for reading, verdict in zip(readings, verdicts, strict=True):
+            flag, reason = verdict or (Flag.NOT_CHECKED, "")
+            out.append(FlaggedReading(reading, flag, str(reason)))  # plain str, not the enum
+        return out
 
     # -- admission: statuses, format, time order --------------------------------------------------
 

@@ -67,6 +67,7 @@ def test_driver_status_becomes_missing_with_status_reason() -> None:
         ]
     )
     assert verdicts(out) == [(8, "timeout"), (8, "checksum_error"), (8, "missing")]
+    assert all(type(f.reason) is str for f in out)
 
 
 def test_unknown_channel_not_checked_and_time_order() -> None:
