@@ -21,6 +21,7 @@ import click
 
 from agent.config import StationConfig, load_config
 from agent.errors import AgentError, ConfigError
+from drivers.errors import DriverError
 from roadside.clock import Clock, ScaledClock, SystemClock
 
 STALE_S = 30.0  # a status file not rewritten for this long (real seconds) means the agent is gone
@@ -130,7 +131,9 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
     try:
         agent.run(stop)
-    except (AgentError, OSError) as exc:
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+    except (AgentError, DriverError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

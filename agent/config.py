@@ -182,6 +182,7 @@ def config_from_dict(
         raise ConfigError(f"{source}: key {_where(err['loc'])}: {_expected(err)}") from None
     _check_sensors(cfg, source)
     _check_sections(cfg, source)
+    _check_uplink(cfg, source)
     return cfg
 
 
@@ -256,6 +257,21 @@ def _check_sections(cfg: StationConfig, source: str) -> None:
         WarningRules.from_dict(cfg.warnings, "warnings")
     except ConfigError as exc:  # their messages start with the key (qc.step_max...)
         raise ConfigError(f"{source}: key {exc}") from None
+
+
+def _check_uplink(cfg: StationConfig, source: str) -> None:
+    """With a host, the uplink needs its TLS files (the link reads the rest of the table)."""
+    up = cfg.uplink
+    if not up.get("host"):
+        return
+    if not isinstance(up["host"], str):
+        raise ConfigError(f"{source}: key uplink.host: expected a host name")
+    port = up.get("port", 8883)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{source}: key uplink.port: expected a port 1-65535 (got {port!r})")
+    for key in ("ca", "cert", "key"):
+        if not isinstance(up.get(key), str) or not up[key]:
+            raise ConfigError(f"{source}: key uplink.{key}: missing (expected a file path)")
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -170,6 +170,7 @@ class Agent:
         self._time_state: TimeState | None = None
         self._started_at: datetime | None = None
         self._running = False
+        self._stopped = False
         self.qc = QCEngine(QCParams.from_dict(config.qc))
         self.derived = DerivedEngine(DerivedParams.from_dict(config.derived))
         self.rules = WarningRules.from_dict(config.warnings)
@@ -262,9 +263,11 @@ class Agent:
             log.info("derived windows refilled from %d buffered readings", replayed)
 
     def stop(self) -> None:
-        """Stop polling, write everything queued, close the buffer (SIGTERM path)."""
-        if not self._running:
+        """Stop polling, write everything queued, close the buffer (SIGTERM path). Also undoes
+        a start that failed half-way."""
+        if self.buffer is None or self._stopped:
             return
+        self._stopped = True
         self._running = False
         for bus in self.buses:
             bus.stop()
@@ -273,15 +276,14 @@ class Agent:
             self.uplink.stop()
         self._refresh()
         self._write_status()
-        if self.buffer is not None:
-            self.buffer.close()
+        self.buffer.close()
         self.metrics.close()
         log.info("agent stopped; buffer flushed")
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set (then stop cleanly)."""
-        self.start()
         try:
+            self.start()
             while not stop.is_set():
                 self.step(timeout_s=0.2)
         finally:

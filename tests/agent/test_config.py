@@ -170,3 +170,17 @@ def test_qc_derived_and_warning_tables_are_validated_at_load(
 ) -> None:
     message = error_of(tmp_path, GOOD.replace("[buffer]", section + "\n[buffer]"))
     assert expected in message, message
+
+
+def test_uplink_with_a_host_needs_its_tls_files(tmp_path: Path) -> None:
+    text = GOOD + '[uplink]\nhost = "fleet.example.net"\nca = "ca.crt"\ncert = "st.crt"\n'
+    assert "key uplink.key: missing" in error_of(tmp_path, text)
+    text = GOOD + '[uplink]\nhost = "h"\nport = 0\nca = "a"\ncert = "b"\nkey = "c"\n'
+    assert "key uplink.port" in error_of(tmp_path, text)
+
+
+def test_run_refuses_a_bad_configuration_with_exit_2(tmp_path: Path) -> None:
+    bad = write(tmp_path, GOOD.replace("interval_s = 30", "interval_s = 0"))
+    result = CliRunner().invoke(main, ["run", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "key sensors[0].interval_s" in result.output and "Traceback" not in result.output
