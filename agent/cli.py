@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from datetime import datetime
@@ -171,7 +172,7 @@ def status(config_path: str, as_json: bool) -> None:
     config = _load(config_path)
     try:
         report = read_status(config)
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         raise click.ClickException(f"{config.buffer.path}: {exc}") from None
     code, verdict = _verdict(report.get("agent"))
     report["verdict"] = verdict

@@ -220,3 +220,16 @@ def test_warning_events_are_buffered_and_state_survives_a_restart(
             assert kinds.count("raise") == 1, kinds
         finally:
             again.stop()
+
+
+def test_status_of_an_unreadable_buffer_is_one_line(
+    tmp_path: Path, station_toml: Callable[..., str]
+) -> None:
+    endpoints = {"rain": Endpoint("rain", "dfrobot-sen0575", "/dev/null-port", 192)}
+    config_path = tmp_path / "station.toml"
+    config_path.write_text(station_toml(endpoints, tmp_path / "buffer.db"))
+    (tmp_path / "buffer.db").write_bytes(b"not a database" * 500)
+    out = CliRunner().invoke(main, ["status", "--config", str(config_path)])
+    assert out.exit_code == 1
+    assert out.output.startswith(f"Error: {tmp_path / 'buffer.db'}: ")
+    assert "Traceback" not in out.output
