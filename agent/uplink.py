@@ -47,6 +47,7 @@ from roadside.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 CONNACK_TIMEOUT_S = 10.0
+MAX_BATCH_BYTES = 256 * 1024  # well under the broker's max_packet_size (1 MiB)
 StatusFn = Callable[[], dict[str, Any]]
 ConfigFn = Callable[[str, bytes], None]
 
@@ -114,7 +115,6 @@ class TokenBucket:
 class _InFlight:
     topic: str
     payload: bytes
-    lane: str
     seqs: frozenset[int]
     sent_at: float
 
@@ -476,19 +476,17 @@ class Uplink:
             rows = [r for r in rows if r.seq <= self._live_from]
         if not rows:
             return False
-        batch = wire.Batch(
-            self.station,
-            stream,  # type: ignore[arg-type]
-            tuple(to_wire(r) for r in rows),
-            sent=self.clock.now(),
-        )
-        payload = wire.encode_batch(batch, self.settings.codec)
+        records = tuple(to_wire(r) for r in rows)
+        while True:
+            batch = wire.Batch(self.station, stream, records, sent=self.clock.now())  # type: ignore[arg-type]
+            payload = wire.encode_batch(batch, self.settings.codec)
+            if len(payload) <= MAX_BATCH_BYTES or len(records) == 1:
+                break
+            records = records[: len(records) // 2]  # large event payloads: send fewer at once
         topic = wire.up_topic(self.station, "events" if stream == "event" else "data")
         assert self._client is not None
         self._client.publish(topic, payload, qos=1)
-        self._inflight[batch.first_seq] = _InFlight(
-            topic, payload, stream, frozenset(batch.seqs), now
-        )
+        self._inflight[batch.first_seq] = _InFlight(topic, payload, frozenset(batch.seqs), now)
         self._cursor[stream] = batch.last_seq
         self._counts["sent"] += 1
         self._counts["bytes"] += len(payload)

@@ -323,3 +323,20 @@ def test_station_offline_for_a_simulated_day_drains_in_order_without_gaps(
         stop.set()
         up.stop()
         broker.stop()
+
+
+def test_large_event_payloads_are_split_under_the_packet_limit(
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
+) -> None:
+    import os as _os
+
+    from agent.uplink import MAX_BATCH_BYTES
+
+    buf = new_buffer(tmp_path / "buf.db")
+    noise = [_os.urandom(60_000).hex() for _ in range(5)]  # 120 kB each, about half that after zstd
+    buf.append([BufferRecord("event", T0, payload={"evidence": n}) for n in noise])
+    with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=FAST):
+        assert drain(buf, 15)
+    assert sink.seqs(ST) == [1, 2, 3, 4, 5]
+    sizes = [d[5] for d in sink.deliveries(ST)]
+    assert sum(sizes) > MAX_BATCH_BYTES >= max(sizes)  # one batch would have been too big
