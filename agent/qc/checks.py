@@ -235,12 +235,13 @@ def check_stuck(
     *,
     active: np.ndarray | None = None,
     circular: bool = False,
-    min_samples: int = 3,
+    min_samples: int = 10,
     first: int = 0,
 ) -> FlagArray:
     """SUSPECT where the valid values of the last ``window_s`` vary less than ``min_range``.
 
-    Judged only once the history spans the whole window with at least ``min_samples`` samples, and
+    Judged only once the history spans the whole window with at least ``min_samples`` samples (a
+    few slow polls can agree by chance), and
     only where ``active`` (one entry per judged sample) is true, e.g. not calm. ``circular``
     measures angles across north.
     """

@@ -61,6 +61,7 @@ class QCParams:
 
     channels: Mapping[str, ChannelLimits] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     max_gap_s: float = 900.0  # a sample after a longer silence is flagged "gap"
+    stuck_min_samples: int = 10  # fewer samples in a persistence window are not judged
     calm_ms: float = 0.5  # below this mean speed the wind is calm (no stuck test, no direction)
     zero_speed_ms: float = 0.05  # WindSonic reports no direction below 0.05 m/s
     gust_tolerance_ms: float = 0.5  # gust may sit this far below the mean before it is suspect
@@ -96,7 +97,8 @@ class QCParams:
             if key == "channels":
                 kwargs["channels"] = _channels_from_dict(value, f"{where}.channels")
             elif key in scalars:
-                kwargs[key] = _number(value, f"{where}.{key}", integer=key == "max_history")
+                integer = key in ("max_history", "stuck_min_samples")
+                kwargs[key] = _number(value, f"{where}.{key}", integer=integer)
             else:
                 raise ConfigError(
                     f"{where}.{key}: unknown key (expected one of: {_names(scalars)})"
@@ -111,7 +113,8 @@ class QCParams:
             raise ConfigError(f"{where}.rain_wrong_mm_min: must exceed rain_suspect_mm_min")
         if self.rain_recent_s < self.water_dry_window_s:
             raise ConfigError(f"{where}.rain_recent_s: must be at least water_dry_window_s")
-        for name in ("max_gap_s", "water_max_rise_mm_min", "water_dry_window_s", "max_history"):
+        positive = ("max_gap_s", "water_max_rise_mm_min", "water_dry_window_s", "max_history")
+        for name in (*positive, "stuck_min_samples"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{where}.{name}: must be positive")
         for channel, lim in self.channels.items():

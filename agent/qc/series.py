@@ -154,7 +154,15 @@ def _stuck(
         active = values[first:] >= params.water_noise_floor_mm
     circular = channel == q.WIND_DIR
     return c.check_stuck(
-        times, values, valid, window, min_range, active=active, circular=circular, first=first
+        times,
+        values,
+        valid,
+        window,
+        min_range,
+        active=active,
+        circular=circular,
+        min_samples=params.stuck_min_samples,
+        first=first,
     )
 
 

@@ -72,26 +72,34 @@ def test_step_state_carries_between_calls() -> None:
 def test_stuck_needs_full_window_then_flags() -> None:
     t = secs(8, 600.0)  # every 10 min, window 60 min
     v = np.full(8, 7.3)
-    flags = c.check_stuck(t, v, np.isfinite(v), 3600.0, 0.5)
+    flags = c.check_stuck(t, v, np.isfinite(v), 3600.0, 0.5, min_samples=3)
     assert list(flags) == [0, 0, 0, 0, 0, 0, S, S]
 
 
 def test_stuck_passes_varying_and_inactive_samples() -> None:
     t = secs(8, 600.0)
     v = arr(7, 7, 7, 7, 7, 7, 7.6, 7)
-    assert not c.check_stuck(t, v, np.isfinite(v), 3600.0, 0.5).any()
+    assert not c.check_stuck(t, v, np.isfinite(v), 3600.0, 0.5, min_samples=3).any()
     calm = np.zeros(8, dtype=bool)
     flat = np.full(8, 0.2)
-    assert not c.check_stuck(t, flat, np.isfinite(flat), 3600.0, 0.5, active=calm).any()
+    assert not c.check_stuck(
+        t, flat, np.isfinite(flat), 3600.0, 0.5, active=calm, min_samples=3
+    ).any()
 
 
 def test_stuck_direction_across_north_is_circular() -> None:
     t = secs(8, 600.0)
     v = arr(358, 2, 359, 1, 358, 2, 359, 1)  # 4 degrees of spread across north
-    plain = c.check_stuck(t, v, np.isfinite(v), 3600.0, 10.0)
-    circular = c.check_stuck(t, v, np.isfinite(v), 3600.0, 10.0, circular=True)
+    plain = c.check_stuck(t, v, np.isfinite(v), 3600.0, 10.0, min_samples=3)
+    circular = c.check_stuck(t, v, np.isfinite(v), 3600.0, 10.0, circular=True, min_samples=3)
     assert not plain.any()
     assert list(circular[-2:]) == [S, S]
+
+
+def test_stuck_needs_enough_samples() -> None:
+    t = secs(8, 600.0)  # 7 slow polls in the window can agree by chance: not judged
+    v = np.full(8, 7.3)
+    assert not c.check_stuck(t, v, np.isfinite(v), 3600.0, 0.5).any()
 
 
 def test_gap_flags_first_sample_after_silence() -> None:
