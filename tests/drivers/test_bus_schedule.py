@@ -59,7 +59,7 @@ def test_polls_keep_their_interval_on_clock_boundaries(live):
         assert statuses(batches[name]) == {"ok"}
         for b in batches[name]:
             frac = b[0].time.timestamp() % INTERVAL
-            assert frac < 0.2 * INTERVAL, b[0].time  # polled just after the boundary
+            assert frac < 0.5 * INTERVAL, b[0].time  # polled after the boundary, in turn
         times = [b[0].time.timestamp() for b in batches[name]]
         assert all(round(t2 - t1) >= 1 for t1, t2 in itertools.pairwise(times))
 

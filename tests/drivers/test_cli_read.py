@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -137,16 +137,17 @@ def test_subprocess_reads_and_fails_cleanly(station, tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to drop")
-def test_port_without_permission(station, tmp_path):
+def test_port_without_permission(station):
     """The pty is root's (mode 620): an ordinary user may not open it."""
-    ep = station.endpoints["rain"]
-    for d in (tmp_path, *tmp_path.parents):
-        if d == Path("/"):
-            break
-        d.chmod(d.stat().st_mode | stat.S_IXOTH)  # let the user reach the link
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    result = run_cli("--port", ep.port, "--profile", "dfrobot-sen0575", user=nobody)
+    pty = os.path.realpath(station.endpoints["rain"].port)
+    where = Path(tempfile.mkdtemp())  # a directory the user can reach, holding a link to it
+    try:
+        where.chmod(0o755)
+        link = where / "ttyUSB0"
+        link.symlink_to(pty)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        result = run_cli("--port", str(link), "--profile", "dfrobot-sen0575", user=nobody)
+    finally:
+        shutil.rmtree(where)
     assert result.returncode == EXIT_PORT_PERMISSION, result.stderr
-    assert (
-        result.stderr.strip() == f"Error: {ep.port}: permission denied (need read and write access)"
-    )
+    assert result.stderr.strip() == f"Error: {link}: permission denied (need read and write access)"
