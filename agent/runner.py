@@ -33,7 +33,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -94,8 +94,6 @@ class _Batch:
 class LoopHealth:
     """What the main loop knows about itself."""
 
-    started_mono: float = field(default_factory=time.monotonic)
-    last_step: float = field(default_factory=time.monotonic)
     lag_s: float = 0.0
     write_error: str = ""
     batches: int = 0
@@ -217,6 +215,7 @@ class Agent:
                 self._bus_of[name] = bus
             if saved:
                 bus.restore_counters(saved)
+        self._adapt([], list(self._latest.values()))  # raining before the restart: still wet
         self._running = True
         release_startup_memory()
         for bus in self.buses:
@@ -307,7 +306,6 @@ class Agent:
             self.health.lag_s = now - due
             self._last_housekeeping = now
             self._housekeeping()
-        self.health.last_step = now
         return written
 
     def _drain(self, block_s: float, limit: int | None) -> int:
