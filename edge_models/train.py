@@ -32,14 +32,14 @@ import numpy as np
 from edge_models.dataset import DatasetConfig, Samples, build
 from edge_models.features import FEATURES
 from edge_models.model import HORIZONS_MIN, TIER_HORIZON_MIN, TIERS_MM, Net
-from edge_models.skill import compare, markdown, tier_skill
+from edge_models.skill import compare, markdown
 from edge_models.tflite_export import build_tflite
 
 MODEL_FAMILY = "roadside-nowcast"
 MODEL_MAJOR = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEPTH_UNIT_MM = 100.0  # training target unit (10 cm)
-MAX_FAR = 0.15  # tier thresholds: best hit rate on validation storms with at most this FAR
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)  # candidate tier thresholds
 
 
 @dataclass(frozen=True)
@@ -180,16 +180,20 @@ def fit(
 
 
 def choose_thresholds(net: Net, val: Samples) -> list[float]:
-    """Per tier, the probability threshold with the best validation hit rate at FAR <= MAX_FAR."""
+    """Per tier, the probability threshold with the best critical success index on validation.
+
+    CSI = hits / (hits + misses + false alarms): it weighs misses and false alarms alike and
+    ignores the many easy dry forecasts.
+    """
     _, prob = net.forward(val.x)
     out = []
     for j in range(len(TIERS_MM)):
-        best = (-1.0, 0.5)
-        for theta in np.round(np.arange(0.05, 0.96, 0.01), 2):
-            s = tier_skill("model", 0, prob[:, j] >= theta, val.tier[:, j])
-            if s.false_alarm_ratio <= MAX_FAR and s.hit_rate > best[0]:
-                best = (s.hit_rate, float(theta))
-        out.append(best[1])
+        observed = val.tier[:, j]
+        csi = [
+            np.sum((prob[:, j] >= t) & observed) / max(np.sum((prob[:, j] >= t) | observed), 1)
+            for t in THRESHOLD_GRID
+        ]
+        out.append(float(THRESHOLD_GRID[int(np.argmax(csi))]))
     return out
 
 

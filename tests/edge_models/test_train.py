@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from edge_models.dataset import Samples, make_storm, storm_samples
 from edge_models.train import (
     DEPTH_UNIT_MM,
-    MAX_FAR,
+    THRESHOLD_GRID,
     TrainConfig,
     _fold,
     _init,
@@ -83,18 +83,22 @@ def test_training_is_deterministic_and_beats_persistence(small_data: dict[str, S
     assert skill[("model", 30)]["rmse_cm"] < skill[("persistence", 30)]["rmse_cm"]
 
 
-def test_thresholds_keep_the_false_alarm_ratio(small_data: dict[str, Samples]) -> None:
+def test_thresholds_maximise_the_critical_success_index(small_data: dict[str, Samples]) -> None:
     cfg = TrainConfig(hidden=(16, 16), epochs=3, batch=128)
     net, _ = fit(small_data["train"], small_data["val"], cfg, log=lambda _: None)
     val = small_data["val"]
     thresholds = choose_thresholds(net, val)
     _, prob = net.forward(val.x)
+
+    def csi(j: int, theta: float) -> float:
+        forecast, observed = prob[:, j] >= theta, val.tier[:, j]
+        return float((forecast & observed).sum() / max((forecast | observed).sum(), 1))
+
+    assert val.tier[:, 0].any()
     for j, theta in enumerate(thresholds):
-        assert 0.05 <= theta <= 0.95
-        forecast = prob[:, j] >= theta
-        hits = (forecast & val.tier[:, j]).sum()
-        if forecast.sum() and theta != 0.5:
-            assert 1 - hits / forecast.sum() <= MAX_FAR + 1e-9
+        assert theta in THRESHOLD_GRID
+        assert all(csi(j, theta) >= csi(j, t) for t in THRESHOLD_GRID)
+    assert csi(0, thresholds[0]) > 0.0
 
 
 def test_model_card_skill_block_is_replaced(tmp_path: Path) -> None:
