@@ -131,14 +131,19 @@ class ConfigManager:
         self._by_hash: dict[str, Document] = {}
 
     # -- documents -------------------------------------------------------------------------------
-    def _new_document(self, scope: Scope, body: dict[str, Any]) -> Document:
+    def _new_document(
+        self,
+        scope: Scope,
+        body: dict[str, Any],
+        staged: Callable[[Document], Rollout] | None = None,
+    ) -> Document:
         check_body(body)
         issued = self.clock.now()
 
         def make(version: int) -> tuple[dict[str, Any], str]:
             return build_document(scope, version, body, issued, self.key)
 
-        return self.store.add_document(scope.key, make, issued.timestamp())
+        return self.store.add_document(scope.key, make, issued.timestamp(), staged=staged)
 
     def push(self, scope_text: str, body: dict[str, Any]) -> Document:
         """Store the next version for a scope and publish it retained to everyone in it."""
@@ -166,21 +171,28 @@ class ConfigManager:
         canaries = tuple(sorted(members & set(self.targets(scope))))
         if not canaries:
             raise RolloutError(f"group {group!r} has no known station in scope {scope.key}")
-        doc = self._new_document(scope, body)
         now = self.clock.now().timestamp()
-        rollout = Rollout(
-            id=uuid.uuid4().hex[:12],
-            scope=doc.scope,
-            version=doc.version,
-            canary_group=group,
-            canaries=canaries,
-            state="canary",
-            reason="",
-            created=now,
-            updated=now,
-            extra={"hash": doc.hash},
-        )
-        self.store.save_rollout(rollout)
+        made: list[Rollout] = []
+
+        def staged(doc: Document) -> Rollout:
+            made[:] = [
+                Rollout(
+                    id=uuid.uuid4().hex[:12],
+                    scope=doc.scope,
+                    version=doc.version,
+                    canary_group=group,
+                    canaries=canaries,
+                    state="canary",
+                    reason="",
+                    created=now,
+                    updated=now,
+                    extra={"hash": doc.hash},
+                )
+            ]
+            return made[0]
+
+        doc = self._new_document(scope, body, staged)
+        rollout = made[0]
         payload = signing.encode_envelope(doc.signed)
         for station in canaries:
             self.publish(wire.down_topic(station, "config"), payload, False)

@@ -17,7 +17,7 @@ Times are UTC epoch seconds (floats) inside the store; the API turns them into I
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -240,8 +240,19 @@ class Store(Protocol):
         ...
 
     # configuration documents
-    def add_document(self, scope: str, make: DocumentMaker, created: float) -> Document:
-        """Store the next version of a scope's document; ``make(version)`` builds and signs it."""
+    def add_document(
+        self,
+        scope: str,
+        make: DocumentMaker,
+        created: float,
+        *,
+        staged: Callable[[Document], Rollout] | None = None,
+    ) -> Document:
+        """Store the next version of a scope's document; ``make(version)`` builds and signs it.
+
+        ``staged(doc)`` gives the rollout that holds the new version back; it is stored in the
+        same transaction, so the version is never seen as released to everyone.
+        """
         ...
 
     def documents(self, scope: str | None = None) -> list[Document]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -412,7 +412,14 @@ class SqlStore:
         return out
 
     # -- documents -------------------------------------------------------------------------------
-    def add_document(self, scope: str, make: DocumentMaker, created: float) -> Document:
+    def add_document(
+        self,
+        scope: str,
+        make: DocumentMaker,
+        created: float,
+        *,
+        staged: Callable[[Document], Rollout] | None = None,
+    ) -> Document:
         errors = self._integrity_errors()
         for _ in range(20):  # another controller may take the same version; try the next one
             try:
@@ -432,7 +439,10 @@ class SqlStore:
                         ),
                         (scope, version, digest, created, _dump(signed)),
                     )
-                return Document(scope, version, digest, created, signed)
+                    doc = Document(scope, version, digest, created, signed)
+                    if staged is not None:  # same transaction: never visible as released
+                        self._save_rollout(cur, staged(doc))
+                return doc
             except errors:
                 continue
         raise RuntimeError(f"could not allocate a version for {scope} after 20 attempts")
@@ -530,6 +540,10 @@ class SqlStore:
 
     # -- rollouts --------------------------------------------------------------------------------
     def save_rollout(self, rollout: Rollout) -> None:
+        with self._tx() as cur:
+            self._save_rollout(cur, rollout)
+
+    def _save_rollout(self, cur: Any, rollout: Rollout) -> None:
         row = (
             rollout.id,
             rollout.scope,
@@ -542,16 +556,15 @@ class SqlStore:
             rollout.updated,
             _dump(rollout.extra),
         )
-        with self._tx() as cur:
-            cur.execute(
-                self._sql(
-                    f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
-                    "reason = excluded.reason, updated = excluded.updated, extra = excluded.extra"
-                ),
-                row,
-            )
+        cur.execute(
+            self._sql(
+                f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+                "reason = excluded.reason, updated = excluded.updated, extra = excluded.extra"
+            ),
+            row,
+        )
 
     def _rollouts(self, clause: str, params: list[Any]) -> list[Rollout]:
         rows = self._query(

@@ -188,3 +188,21 @@ def test_bad_urls_are_one_line_errors(tmp_path) -> None:
         open_store(f"sqlite:///{tmp_path}/no/such/dir/f.db")
     with pytest.raises(StoreError, match="cannot connect"):
         open_store("postgresql://postgres@127.0.0.1:1/test")
+
+
+def test_a_staged_document_and_its_rollout_are_stored_together(store: Store) -> None:
+    def make(v: int):
+        return {"doc": {"version": v}, "sig": "s"}, f"h{v}"
+
+    def rollout(doc):
+        return Rollout("r1", doc.scope, doc.version, "canary", ("st-a",), "canary", "", T0, T0)
+
+    doc = store.add_document("fleet", make, T0, staged=rollout)
+    assert store.rollout("r1").version == doc.version == 1  # type: ignore[union-attr]
+
+    def broken(doc):
+        raise RuntimeError("no rollout")
+
+    with pytest.raises(RuntimeError):
+        store.add_document("fleet", make, T0, staged=broken)
+    assert [d.version for d in store.documents("fleet")] == [1]  # nothing half-done
