@@ -173,6 +173,7 @@ class Agent:
         self.derived = DerivedEngine(DerivedParams.from_dict(config.derived))
         self.rules = WarningRules.from_dict(config.warnings)
         self.warning_state = WarningState()
+        self._warnings_dirty = False  # state changed but not yet written
         self.timekeeper = Timekeeper(
             clock,
             floor=config.time.floor,
@@ -355,10 +356,11 @@ class Agent:
         records += [_derived_record(d, mark) for d in derived]
         events, warnings_changed = self._warn(derived, now)
         records += [_event_record(e) for e in events]
+        self._warnings_dirty |= warnings_changed
         state: dict[str, Any] = {}
         if any(b.counters for b in batches):
             state[COUNTERS_KEY] = self._merged_counters(batches)
-        if warnings_changed:
+        if self._warnings_dirty:
             state[WARNINGS_KEY] = warning_state_to_json(self.warning_state)
         try:
             seqs = self.buffer.append(records, state=state or None)
@@ -369,6 +371,7 @@ class Agent:
             log.error("buffer write failed (%d records held): %s", len(self._unwritten), exc)
             return 0
         self._unwritten = []
+        self._warnings_dirty = False
         self.health.write_error = ""
         self.health.batches += len(batches)
         self.health.records += len(seqs)
