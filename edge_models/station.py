@@ -4,7 +4,15 @@ The agent hands every batch of derived values to :meth:`NowcastRunner.step` (or 
 history from buffer rows after a restart with :meth:`MinuteHistory.from_rows`); ``step`` returns a
 :class:`~edge_models.runtime.Forecast` when one is due: every :data:`CALM_INTERVAL_S` seconds,
 every :data:`STORM_INTERVAL_S` while it rains, water stands or a tier looks likely.
-:func:`forecast_payload` is what goes into the buffer (kind ``forecast``) and the uplink.
+:func:`forecast_record` gives the fields of the buffer record (kind ``forecast``, synced like
+readings); ``Nowcaster.version`` belongs in the station's reported state.
+
+Wiring in ``agent.runner`` (sketch): build ``NowcastRunner(Nowcaster(), SiteParams.from_dict(
+config.site))`` at start; feed the replayed derived values to ``runner.history.update`` after a
+restart; in each processing step ``f = runner.step(derived, now)``, append
+``BufferRecord(**forecast_record(f, now))`` when ``f`` is not None, and pass ``runner.last`` to
+``agent.warnings.evaluate`` as the forecast. Catch ``edge_models.errors.NowcastError`` at start
+(no model: run without a forecast).
 
 History minutes: a value with time ``t`` belongs to the minute ending at or after ``t`` (``t``
 rounded up to the minute); the last value of a minute wins. A minute without a value is missing
@@ -34,6 +42,7 @@ DEPTH_NAME = "water_depth"
 CALM_INTERVAL_S = 60.0
 STORM_INTERVAL_S = 20.0
 MISSING = 8
+FORECAST_CHANNEL = "water_depth_30min"
 _RAIN_10 = FEATURES.index("rain_10min_mm")
 _DEPTH = FEATURES.index("depth_mm")
 
@@ -140,3 +149,18 @@ class NowcastRunner:
 def forecast_payload(forecast: Forecast, issued: datetime) -> dict[str, Any]:
     """The forecast as a buffer/uplink payload (JSON-ready)."""
     return {"issued": issued.isoformat(), **forecast.as_dict()}
+
+
+def forecast_record(forecast: Forecast, issued: datetime) -> dict[str, Any]:
+    """Fields of the buffer record for a forecast: ``agent.buffer.BufferRecord(**fields)``.
+
+    The value is the +30 min depth (channel ``water_depth_30min``); the payload holds the rest.
+    """
+    return {
+        "kind": "forecast",
+        "time": issued,
+        "channel": FORECAST_CHANNEL,
+        "value": forecast.depth_30_mm,
+        "unit": "mm",
+        "payload": forecast_payload(forecast, issued),
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from edge_models.station import (
     MinuteHistory,
     NowcastRunner,
     forecast_payload,
+    forecast_record,
 )
 from sim.spec import SiteSpec
 from sim.weather.ponding import simulate_ponding
@@ -160,3 +162,25 @@ def test_bundled_50_year_storm_is_seen_coming(nowcaster: Nowcaster) -> None:
 
 def test_bundled_drizzle_raises_nothing(nowcaster: Nowcaster) -> None:
     assert _scenario_crossings(nowcaster, "drizzle") == (None, None)
+
+
+def test_forecast_record_is_stored_by_the_agents_buffer(
+    tmp_path: Path, nowcaster: Nowcaster
+) -> None:
+    from agent.buffer import Buffer, BufferRecord
+    from roadside.clock import ManualClock
+
+    runner = NowcastRunner(nowcaster, SiteParams())
+    f = runner.step([Derived("rain_1min", T0, 1.0), Derived("water_depth", T0, 80.0)], T0)
+    assert f is not None
+    buf = Buffer(tmp_path / "b.sqlite", max_bytes=10_000_000, clock=ManualClock(T0))
+    seqs = buf.append([BufferRecord(**forecast_record(f, T0))])
+    [stored] = buf.pending("live")
+    assert (
+        stored.seq == seqs[0]
+        and stored.kind == "forecast"
+        and stored.channel == "water_depth_30min"
+    )
+    assert stored.value == pytest.approx(f.depth_30_mm)
+    assert stored.payload["model_version"] == nowcaster.version
+    assert stored.payload["p_15cm"] == pytest.approx(f.p_15cm)
