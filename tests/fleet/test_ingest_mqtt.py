@@ -122,3 +122,20 @@ def test_a_batch_the_database_cannot_take_is_refused_and_does_not_stall_ingest(
     wait_for(lambda: any("cannot store" in e for e in station.errors), what="error ack")
     assert store.seqs("st-001") == [2, 3, 4, 5, 6]
     assert controller.worker.stats.snapshot()["rejected"] == 1
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    controller: FleetService,
+    station: StationClient,
+    store: Store,
+    broker: MosquittoBroker,
+    wait_for,
+) -> None:
+    for i in range(10):
+        station.send(readings(1 + 10 * i, 10, T0))
+    broker.restart()
+    for i in range(10, 20):
+        station.send(readings(1 + 10 * i, 10, T0))
+    wait_for(lambda: controller.connected, what="controller reconnected")
+    assert station.drain(30), f"{station.unacked()} batches never acked"
+    assert store.seqs("st-001") == list(range(1, 201))
