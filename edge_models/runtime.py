@@ -106,6 +106,8 @@ class Nowcaster:
                 self._interp = _interpreter(candidate, content)
             except ImportError:
                 continue
+            except (RuntimeError, ValueError) as exc:
+                raise ModelFileError(f"{path}: {candidate} refused the model ({exc})") from exc
             self.backend = candidate
             break
         else:

@@ -121,3 +121,21 @@ def test_numpy_fallback_without_the_tflite_schema(monkeypatch: pytest.MonkeyPatc
     assert nc.predict_features(x).depth_30_mm == pytest.approx(
         ref.predict_features(x).depth_30_mm, abs=1e-2
     )
+
+
+def test_model_the_interpreter_refuses_is_a_model_file_error(tmp_path: Path) -> None:
+    f = len(FEATURES)
+    z = np.zeros
+    broken = Net(  # second layer: 8 outputs but 5 biases; parses, cannot run
+        hidden=(
+            (z((f, 32), np.float32), z(32, np.float32)),
+            (z((32, 8), np.float32), z(5, np.float32)),
+        ),
+        depth=(z((8, 3), np.float32), z(3, np.float32)),
+        skip=z((f, 3), np.float32),
+        prob=(z((8, 2), np.float32), z(2, np.float32)),
+    )
+    path = tmp_path / "broken.tflite"
+    path.write_bytes(build_tflite(broken, {"version": "b", "features": list(FEATURES)}))
+    with pytest.raises(ModelFileError, match="litert refused"):
+        Nowcaster(path)
