@@ -19,6 +19,7 @@ START = datetime(2026, 7, 21, 12, tzinfo=UTC)
 SPEED = 5.0  # scenario seconds per real second
 INTERVAL = 1.0  # scenario seconds: a poll every 200 ms real
 TIMEOUT_S = 0.05  # real seconds: a silent device costs a quarter of an interval
+RUN_S = 1.4  # real seconds a scheduler runs: 7 intervals
 
 
 @pytest.fixture
@@ -53,9 +54,9 @@ def statuses(batches) -> set[str]:
 
 def test_polls_keep_their_interval_on_clock_boundaries(live):
     _, bus, batches, _ = live
-    run(bus, 2.0)  # 10 intervals
+    run(bus, RUN_S)
     for name in ("rain", "level", "anemo"):
-        assert 8 <= len(batches[name]) <= 11, (name, len(batches[name]))
+        assert 5 <= len(batches[name]) <= 8, (name, len(batches[name]))
         assert statuses(batches[name]) == {"ok"}
         for b in batches[name]:
             frac = b[0].time.timestamp() % INTERVAL
@@ -78,13 +79,13 @@ def test_polls_keep_their_interval_on_clock_boundaries(live):
 def test_a_failing_device_does_not_stall_the_others(live, kind, params, shows):
     station, bus, batches, _ = live
     station.inject("level", kind, **params)
-    run(bus, 2.0)
+    run(bus, RUN_S)
     # The simulated bus answers one request at a time and sleeps through a slow slave's delay,
     # so under slow_answer the slave polled right after it (anemo) misses its answer too; on a
     # real bus it would answer in its turn. The rain gauge, polled before, is untouched.
     innocent = ("rain",) if kind == "slow_answer" else ("rain", "anemo")
     for good in ("rain", "anemo"):
-        assert len(batches[good]) >= 8, (good, len(batches[good]))
+        assert len(batches[good]) >= 5, (good, len(batches[good]))
         allowed = {"ok"} if good in innocent else {"ok", "timeout", "breaker_open"}
         assert statuses(batches[good]) <= allowed, [
             (r.time, r.status, r.detail) for b in batches[good] for r in b if not r.ok
@@ -101,7 +102,7 @@ def test_a_failing_device_does_not_stall_the_others(live, kind, params, shows):
 def test_backing_off_device_comes_back_when_it_answers_again(live):
     station, bus, batches, _clock = live
     station.inject("level", "no_answer", duration_s=3.0)  # scenario seconds
-    run(bus, 3.0)
+    run(bus, 1.8)  # fails 3 times, backs off 2 s, tries again at 5 s and gets an answer
     last = batches["level"][-1]
     assert statuses([last]) == {"ok"}, last
     assert bus.health()["level"].state == "ok"
@@ -137,10 +138,10 @@ def test_adaptive_interval_and_a_failing_sink(live):
     bus.sink = flaky
     bus.start()
     bus.set_interval("rain", 0.5)
-    time.sleep(2.0)
+    time.sleep(RUN_S)
     bus.stop()
     assert bus.interval("rain") == 0.5
-    assert calls["n"] >= 30  # rain twice as often as the others, all still polled
+    assert calls["n"] >= 20  # rain twice as often as the others, all still polled
     assert len(batches["rain"]) > len(batches["level"])
 
 

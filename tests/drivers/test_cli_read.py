@@ -132,8 +132,6 @@ def test_subprocess_reads_and_fails_cleanly(station, tmp_path):
     missing = run_cli("--port", str(tmp_path / "nope"), "--profile", "generic-rs485-anemometer")
     assert missing.returncode == EXIT_PORT_MISSING
     assert missing.stderr.strip().count("\n") == 0 and "Traceback" not in missing.stderr
-    unknown = run_cli("--port", ep.port, "--profile", "no-such-sensor")
-    assert unknown.returncode == EXIT_UNKNOWN_PROFILE and "no-such-sensor" in unknown.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to drop")
