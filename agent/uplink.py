@@ -544,10 +544,12 @@ def drain(buffer: Buffer, timeout_s: float, poll_s: float = 0.05) -> bool:
 
 @click.command("uplink")
 @click.option("--station", required=True, help="Station id (the CN of its certificate).")
-@click.option("--buffer", "buffer_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--buffer", "buffer_path", required=True, type=click.Path(path_type=Path), help="Buffer file."
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, required=True)
-@click.option("--ca", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--port", type=int, required=True, help="Broker TLS port.")
+@click.option("--ca", type=click.Path(exists=True, path_type=Path), required=True, help="CA PEM.")
 @click.option("--cert", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--key", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--batch-size", type=int, default=500, show_default=True)
@@ -576,7 +578,14 @@ def main(
     settings = replace(
         UplinkSettings(), batch_size=batch_size, window=window, backfill_bytes_per_s=backfill_bps
     )
-    buffer = Buffer(buffer_path, max_bytes=1 << 34, clock=clock)
+    try:
+        wire.check_id(station)
+        wire.new_client(broker, station)  # loads the TLS files: fail here, in one line
+        buffer = Buffer(buffer_path, max_bytes=1 << 34, clock=clock)
+    except (wire.WireError, BufferStoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise click.ClickException(f"TLS files --ca/--cert/--key: {exc}") from None
     uplink = Uplink(station, buffer, broker, clock, settings=settings)
     uplink.start()
     try:
