@@ -340,3 +340,19 @@ def test_large_event_payloads_are_split_under_the_packet_limit(
     assert sink.seqs(ST) == [1, 2, 3, 4, 5]
     sizes = [d[5] for d in sink.deliveries(ST)]
     assert sum(sizes) > MAX_BATCH_BYTES >= max(sizes)  # one batch would have been too big
+
+
+def test_uplink_command_reports_bad_input_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agent.uplink import main
+
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    common = ["--buffer", str(tmp_path / "b.db"), "--port", "1"]
+    tls = ["--ca", str(junk), "--cert", str(junk), "--key", str(junk)]
+    bad_id = CliRunner().invoke(main, ["--station", "a/b", *common, *tls])
+    assert bad_id.exit_code == 1 and "station id 'a/b'" in bad_id.output
+    bad_tls = CliRunner().invoke(main, ["--station", "st-1", *common, *tls])
+    assert bad_tls.exit_code == 1 and bad_tls.output.startswith("Error: TLS files")
+    assert "Traceback" not in bad_id.output + bad_tls.output
