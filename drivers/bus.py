@@ -220,11 +220,15 @@ class BusScheduler:
                     if dev is not None and ch in dev.counters:
                         dev.counters[ch].restore(saved)
 
-    def write_register(self, device: str, setting: str, value: float) -> None:
-        """Write a profile setting or coil of ``device``; raises DriverError subclasses."""
+    def write_register(self, device: str, setting_name: str, value: float) -> None:
+        """Write a profile setting (holding register or coil) of ``device``, in engineering units.
+
+        Raises :class:`ProfileError` for a setting the profile does not make writable and
+        :class:`DeviceError` (with its status) when the device does not take the write.
+        """
         dev = self._devices[device]
         with self._lock:
-            dev.driver.write(setting, value)
+            dev.driver.write(setting_name, value)
 
     # -- polling ------------------------------------------------------------------------------
 
