@@ -526,12 +526,6 @@ class Buffer:
                     lo = row["seq"] + 1
             return lo
 
-    def latest_readings(self) -> list[StoredRecord]:
-        """The newest reading of each (sensor, channel)."""
-        return self.where(
-            "seq IN (SELECT max(seq) FROM records WHERE kind = 'reading' GROUP BY sensor, channel)"
-        )
-
     def get_state(self, key: str) -> Any:
         """A value stored with :meth:`append`'s ``state``, or None."""
         with self._lock:

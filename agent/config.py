@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from drivers.errors import ProfileError
-from drivers.profile import Profile, load_profile
+from drivers.profile import load_profile
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -143,10 +143,6 @@ class StationConfig(_Section):
         if self.buffer.status_path:
             return Path(self.buffer.status_path)
         return Path(self.buffer.path + ".status.json")
-
-    def profile(self, sensor: SensorConfig) -> Profile:
-        """The device profile of ``sensor`` (already checked at load)."""
-        return load_profile(sensor.profile)
 
 
 def content_hash(doc: dict[str, Any]) -> str:
