@@ -171,5 +171,48 @@ def stations(db: str, as_json: bool) -> None:
         )
 
 
+@main.command()
+@click.argument("scope")
+@click.argument("body", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--api", default="http://127.0.0.1:8080", show_default=True, help="controller API")
+@click.option("--stage", "group", default=None, help="staged rollout: this group goes first")
+@click.option("--json", "as_json", is_flag=True, help="print the API's answer as JSON")
+def push(scope: str, body: Path, api: str, group: str | None, as_json: bool) -> None:
+    """Push BODY (a JSON file of qc/derived/warnings/sampling sections) to SCOPE.
+
+    SCOPE is fleet, grid:<cell> or station:<id>. With --stage the document goes to the group's
+    stations in scope first and to everyone else once they have all acked.
+    """
+    import httpx
+
+    try:
+        content = json.loads(body.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"{body}: not a JSON document: {exc}") from None
+    request: dict[str, Any] = {"scope": scope, "body": content}
+    path = "/config/documents" if group is None else "/rollouts"
+    if group is not None:
+        request["group"] = group
+    try:
+        resp = httpx.post(api.rstrip("/") + path, json=request, timeout=30)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"--api {api}: {exc}") from None
+    answer = (
+        resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+    )
+    if resp.status_code >= 400:
+        detail = answer.get("detail", resp.text) if isinstance(answer, dict) else resp.text
+        raise click.ClickException(f"{scope}: {detail}")
+    if as_json:
+        click.echo(json.dumps(answer))
+    elif group is None:
+        click.echo(f"{answer['scope']} version {answer['version']} pushed ({answer['hash'][:12]})")
+    else:
+        click.echo(
+            f"rollout {answer['id']}: {answer['scope']} version {answer['version']} "
+            f"to canaries {', '.join(answer['canaries'])}"
+        )
+
+
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

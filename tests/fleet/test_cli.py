@@ -58,3 +58,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
          "c", "--signing-key", str(missing)],
     )  # fmt: skip
     assert key.exit_code == 1 and str(missing) in key.output and "Traceback" not in key.output
+
+
+def test_push_without_a_controller_or_with_a_bad_file_is_one_line(tmp_path: Path) -> None:
+    from roadside.testing.broker import free_port
+
+    body = tmp_path / "b.json"
+    body.write_text('{"warnings": {}}')
+    down = CliRunner().invoke(
+        main, ["push", "fleet", str(body), "--api", f"http://127.0.0.1:{free_port()}"]
+    )
+    assert down.exit_code == 1 and down.output.startswith("Error: --api http://127.0.0.1:")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    broken = CliRunner().invoke(main, ["push", "fleet", str(bad)])
+    assert broken.exit_code == 1 and "not a JSON document" in broken.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from fleet.cli import main
 from fleet.loadgen import StationClient, readings
 from fleet.store import Store
 from roadside import signing
@@ -85,7 +88,7 @@ def _stations(broker: MosquittoBroker, n: int, key=None) -> list[StationClient]:
 
 
 def test_two_controllers_share_the_subscription_and_together_get_everything(
-    spawn: Spawn, broker: MosquittoBroker, store: Store, fleet_key, wait_for
+    spawn: Spawn, broker: MosquittoBroker, store: Store, fleet_key, wait_for, tmp_path: Path
 ) -> None:
     (_, api1), (_, api2) = spawn("ctl-1"), spawn("ctl-2")
     stations = _stations(broker, 4, fleet_key)
@@ -96,9 +99,13 @@ def test_two_controllers_share_the_subscription_and_together_get_everything(
         assert all(st.drain(30) for st in stations)
         # a threshold change pushed through one process's API; its acks land in either
         # process, and the other process's API shows every station in sync
-        body = {"scope": "fleet", "body": {"warnings": {"rainstorm": {"blue_1h_mm": 25}}}}
-        pushed = httpx.post(f"{api1}/config/documents", json=body)
-        assert pushed.status_code == 201, pushed.text
+        body = tmp_path / "thresholds.json"
+        body.write_text(json.dumps({"warnings": {"rainstorm": {"blue_1h_mm": 25}}}))
+        pushed = CliRunner().invoke(main, ["push", "fleet", str(body), "--api", api1])
+        assert pushed.exit_code == 0, pushed.output
+        assert pushed.output.startswith("fleet version 1 pushed")
+        refused = CliRunner().invoke(main, ["push", "region:x", str(body), "--api", api1])
+        assert refused.exit_code == 1 and "expected fleet, grid:<cell>" in refused.output
         wait_for(
             lambda: all(s["in_sync"] for s in httpx.get(f"{api2}/config/status").json()),
             what="every station in sync",
