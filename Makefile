@@ -35,7 +35,7 @@ $(STAMP): setup.cfg pyproject.toml | sysdeps
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/roadside-sim demo
+	$(BIN)/roadside-sim demo --speed 90
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -140,5 +140,5 @@ class ManualClock:
 
 
 def align_up(t: float, interval: float) -> float:
-    """The next multiple of ``interval`` strictly after ``t`` (polls aligned to clock boundaries)."""
+    """The next multiple of ``interval`` strictly after ``t`` (polls align to clock boundaries)."""
     return (int(t // interval) + 1) * interval

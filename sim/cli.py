@@ -206,3 +206,21 @@ def list_cmd(as_json: bool) -> None:
     click.echo("profiles:")
     for name, info in profiles.items():
         click.echo(f"  {name:<26} {info['protocol']:<10} {', '.join(info['channels'])}")
+
+
+@main.command("demo")
+@click.option("--scenario", default="storm-50y-3h", show_default=True, help="Bundled name or file.")
+@click.option("--speed", type=float, default=60.0, show_default=True, help="Scenario s per real s.")
+@click.option(
+    "--push-at-min", type=float, default=20.0, show_default=True,
+    help="Scenario minute at which the fleet pushes a threshold change.",
+)  # fmt: skip
+@click.option(
+    "--workdir", type=click.Path(path_type=Path), default=None,
+    help="Keep logs and databases here (default: a temporary directory, removed on success).",
+)  # fmt: skip
+def demo_cmd(scenario: str, speed: float, push_at_min: float, workdir: Path | None) -> None:
+    """Run a simulated station, its agent, a broker and the fleet through a storm, live."""
+    from sim.demo import run_demo
+
+    raise SystemExit(run_demo(scenario, speed, push_at_min, workdir))

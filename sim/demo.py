@@ -1,0 +1,440 @@
+"""`make demo`: one simulated station through a storm, end to end, on embedded defaults.
+
+Starts, each as the real program it is: a Mosquitto broker with the project's TLS/ACL
+configuration and a throw-away CA (:mod:`roadside.testing.broker`), the fleet controller
+(``roadside-fleet run``), the simulator (``roadside-sim run``: devices on pseudo-terminals, the
+storm's truth on an accelerated clock) and the station agent (``roadside-agent run``) sharing the
+simulator's clock. It then shows, live, the storm's truth beside what the station measured and
+derived, the nowcast, the warnings, the station's backlog and what reached the fleet; part way
+through it pushes a signed threshold change from the fleet and shows the station acknowledge it.
+
+It ends with a summary and exit status 0 only when readings reached the fleet, the threshold change
+was acknowledged by the station and the warnings the storm calls for were raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from roadside.clock import ScaledClock
+from roadside.testing.broker import MosquittoBroker, free_port
+from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.scenario import load_scenario
+from sim.spec import Scenario
+
+STATION = "bs-demo-01"
+GRID_CELL = "310113-G042"
+FLAG_STYLE = {0: "green", 1: "yellow", 2: "red", 8: "dim", 9: "dim"}
+# What the fleet pushes part way through: the national rainstorm criteria instead of Shanghai's.
+THRESHOLD_CHANGE: dict[str, Any] = {"warnings": {"rainstorm": {"preset": "national"}}}
+
+STATION_TOML = """\
+# Written by the demo (sim/demo.py) for the simulated station.
+version = "demo-1"
+
+[station]
+id = "{station}"
+name = "Baoshan demo: Hutai Rd underpass"
+lat = 31.3960
+lon = 121.4380
+grid_cell = "{cell}"
+
+[[sensors]]
+name = "rain"
+profile = "dfrobot-sen0575"
+port = "{links}/ttyRS485-1"
+slave = 192
+channels = ["rain_total", "tip_count"]
+interval_s = 60
+wet_interval_s = 10
+
+[[sensors]]
+name = "level"
+profile = "hlk-ld8001h"
+port = "{links}/ttyRS485-1"
+slave = 1
+channels = ["water_distance", "water_depth"]
+interval_s = 60
+wet_interval_s = 10
+
+[[sensors]]
+name = "wind"
+profile = "gill-windsonic"
+port = "{links}/ttyRS232-1"
+interval_s = 1
+
+[warnings.rainstorm]
+preset = "shanghai"
+
+[uplink]
+host = "127.0.0.1"
+port = {broker_port}
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+fleet_key = "{fleet_key}"
+
+[buffer]
+path = "{work}/station/buffer.db"
+
+[metrics]
+port = 0
+
+[time]
+sync_check = "none"
+"""
+
+
+class DemoError(Exception):
+    """The demo could not start or one of its programs died."""
+
+
+@dataclass
+class Outcome:
+    """What the demo saw happen (the summary and the exit status come from it)."""
+
+    fleet_readings: int = 0
+    pushed_version: int | None = None
+    acked_at_min: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    first_forecast_tier_min: float | None = None
+    first_observed_tier_min: float | None = None
+
+    def problems(self, scenario: Scenario) -> list[str]:
+        """What did not happen that should have."""
+        out = []
+        if self.fleet_readings == 0:
+            out.append("no readings reached the fleet")
+        if self.pushed_version is not None and self.acked_at_min is None:
+            out.append("the threshold change was not acknowledged by the station")
+        if not self.warnings and scenario.name != "dry":
+            out.append("no warning was raised")
+        return out
+
+
+def _http_json(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+class Demo:
+    """The demo's programs and what it reads from them."""
+
+    def __init__(self, scenario: str, speed: float, workdir: Path) -> None:
+        self.scenario = load_scenario(scenario)
+        self.speed = speed
+        self.work = workdir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.broker: MosquittoBroker | None = None
+        self.clock: ScaledClock | None = None
+        self.http_port = free_port()
+        self.outcome = Outcome()
+        self.events_seen: set[int] = set()
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = (self.work / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def _check_alive(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                tail = (self.work / f"{name}.log").read_text(errors="replace")[-1500:]
+                raise DemoError(f"{name} exited with {p.returncode}; its log ends:\n{tail}")
+
+    def _wait(self, what: str, ready: Any, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            got = ready()
+            if got:
+                return got
+            time.sleep(0.1)
+        raise DemoError(f"timed out waiting for {what}")
+
+    def start(self) -> None:
+        """Broker, fleet controller, simulator, agent; in that order."""
+        w = self.work
+        pki = TestPKI(w / "pki")
+        self.broker = MosquittoBroker(w / "broker", pki)
+        self.broker.start()
+        (w / "keys").mkdir(exist_ok=True)
+        from fleet.keys import generate_keypair
+
+        keys = generate_keypair(w / "keys")
+        ctl = pki.client(CONTROLLER_IDENTITY)
+        self._spawn(
+            "fleet",
+            "fleet",
+            "run",
+            "--db",
+            f"sqlite:///{w}/fleet.db",
+            "--broker",
+            f"127.0.0.1:{self.broker.port}",
+            "--ca",
+            str(ctl.ca),
+            "--cert",
+            str(ctl.cert),
+            "--key",
+            str(ctl.key),
+            "--signing-key",
+            str(keys.private),
+            "--http",
+            f"127.0.0.1:{self.http_port}",
+            "--tick-s",
+            "1",
+            "--retry-s",
+            "5",
+        )
+        self._wait("the fleet API", lambda: self._get("/health") is not None)
+        links, state = w / "links", w / "sim-state.json"
+        self._spawn(
+            "sim",
+            "sim",
+            "run",
+            self.scenario.source or self.scenario.name,
+            "--speed",
+            str(self.speed),
+            "--link-dir",
+            str(links),
+            "--state-file",
+            str(state),
+        )
+        self._wait("the simulator", state.exists)
+        clock = json.loads(state.read_text())["clock"]
+        self.clock = ScaledClock(
+            datetime.fromisoformat(clock["start"]), float(clock["speed"]), float(clock["anchor"])
+        )
+        st = pki.client(STATION)
+        (w / "station").mkdir(exist_ok=True)
+        (w / "station.toml").write_text(
+            STATION_TOML.format(
+                station=STATION,
+                cell=GRID_CELL,
+                links=links,
+                broker_port=self.broker.port,
+                ca=st.ca,
+                cert=st.cert,
+                key=st.key,
+                fleet_key=keys.public,
+                work=w,
+            )
+        )
+        self._spawn(
+            "agent",
+            "agent",
+            "run",
+            "--config",
+            str(w / "station.toml"),
+            "--clock-state",
+            str(state),
+            "--no-metrics",
+            "--status-file",
+            str(self.status_path),
+        )
+
+    @property
+    def status_path(self) -> Path:
+        return self.work / "station" / "status.json"
+
+    def stop(self) -> None:
+        """SIGTERM every program (agent first, so it flushes), then the broker."""
+        for name in ("agent", "sim", "fleet"):
+            p = self.procs.get(name)
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        if self.broker is not None:
+            self.broker.stop()
+
+    # -- reading state ----------------------------------------------------------------------
+
+    def _get(self, path: str) -> Any:
+        try:
+            return _http_json(f"http://127.0.0.1:{self.http_port}{path}")
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def minute(self) -> float:
+        """Scenario minutes since the storm's start."""
+        assert self.clock is not None
+        return (self.clock.now() - self.scenario.start).total_seconds() / 60.0
+
+    def agent_status(self) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self.status_path.read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def push_thresholds(self) -> None:
+        """Push the threshold change to the whole fleet, signed by the controller."""
+        doc = _http_json(
+            f"http://127.0.0.1:{self.http_port}/config/documents",
+            {"scope": "fleet", "body": THRESHOLD_CHANGE},
+        )
+        self.outcome.pushed_version = int(doc["version"])
+
+    def poll(self) -> dict[str, Any]:
+        """One look at everything; updates the outcome."""
+        self._check_alive()
+        m = self.minute()
+        truth = self.scenario.truth.sample(m * 60.0)
+        status = self.agent_status() or {}
+        station = self._get(f"/stations/{STATION}") or {}
+        cfg = self._get(f"/stations/{STATION}/config") or {}
+        events = self._get(f"/events?station={STATION}") or []
+        self.outcome.fleet_readings = max(self.outcome.fleet_readings, station.get("records", 0))
+        pushed = self.outcome.pushed_version
+        if pushed is not None and self.outcome.acked_at_min is None:
+            for scope in cfg.get("scopes", []):
+                mine = scope.get("scope") == "fleet" and scope.get("reported_version") == pushed
+                if mine and scope.get("result") == "ack":
+                    self.outcome.acked_at_min = m
+        for e in events if isinstance(events, list) else []:
+            seq = e.get("seq")
+            if seq in self.events_seen:
+                continue
+            self.events_seen.add(seq)
+            p = e.get("payload") or {}
+            self.outcome.warnings.append(
+                f"{m:5.1f} min  {p.get('kind')} {p.get('signal')} {p.get('level')} "
+                f"({p.get('certainty')})"
+            )
+        return {"minute": m, "truth": truth, "status": status, "station": station, "cfg": cfg}
+
+
+def _flagged(value: Any, flag: int | None, fmt: str = "{:.1f}") -> Text:
+    if value is None:
+        return Text("—", style="dim")
+    return Text(fmt.format(value), style=FLAG_STYLE.get(flag if flag is not None else 9, ""))
+
+
+def render(demo: Demo, snap: dict[str, Any]) -> Group:
+    """The live screen: truth vs station, nowcast, warnings, backlog, fleet."""
+    t, st = snap["truth"], snap["status"]
+    derived = st.get("derived") or {}
+
+    def d(name: str, fmt: str = "{:.1f}", scale: float = 1.0) -> Text:
+        v = derived.get(name) or {}
+        value = v.get("value")
+        return _flagged(None if value is None else value * scale, v.get("flag"), fmt)
+
+    head = Text(
+        f"{demo.scenario.name}  minute {snap['minute']:6.1f} of "
+        f"{demo.scenario.duration_s / 60:.0f}  (x{demo.speed:g})  station {STATION}",
+        style="bold",
+    )
+    table = Table(title="truth (simulator) vs station (QC'd, derived; colour = flag)")
+    for col in ("quantity", "truth", "station"):
+        table.add_column(col)
+    table.add_row("rain intensity mm/h", f"{t.rain_intensity_mmh:.1f}", d("rain_intensity"))
+    table.add_row("rain last 1 h mm", "", d("rain_1h"))
+    table.add_row("wind 10-min mean m/s", f"{t.wind_speed_ms:.1f}", d("wind_speed_10min"))
+    table.add_row("wind 3-s gust m/s", f"{t.wind_gust_ms:.1f}", d("wind_gust_3s"))
+    table.add_row("wind direction deg", f"{t.wind_dir_deg:.0f}", d("wind_dir_10min", "{:.0f}"))
+    table.add_row("water depth cm", f"{t.water_depth_mm / 10:.1f}", d("water_depth", scale=0.1))
+    fc = st.get("forecast") or {}
+    forecast = Text(
+        "nowcast: "
+        + (
+            f"+15 {fc['depth_15_mm'] / 10:.1f} cm  +30 {fc['depth_30_mm'] / 10:.1f} cm  "
+            f"+60 {fc['depth_60_mm'] / 10:.1f} cm  P(>15 cm) {fc['p_15cm']:.2f}  "
+            f"P(>30 cm) {fc['p_30cm']:.2f}"
+            if fc
+            else "—"
+        )
+    )
+    buf = st.get("buffer") or {}
+    fleet = snap["station"]
+    link = Text(
+        f"station: {st.get('summary', 'starting…')}  |  buffer {buf.get('rows', 0)} rows, "
+        f"{buf.get('unsynced', 0)} unsynced  |  fleet has {demo.outcome.fleet_readings} records, "
+        f"last seen {fleet.get('last_seen', '—')}"
+    )
+    pushed = demo.outcome.pushed_version
+    cfg = Text(
+        "threshold change: "
+        + (
+            "not yet pushed"
+            if pushed is None
+            else f"fleet v{pushed} pushed; "
+            + (
+                f"station acked at minute {demo.outcome.acked_at_min:.1f}"
+                if demo.outcome.acked_at_min is not None
+                else "waiting for the station's ack"
+            )
+        )
+    )
+    warn = Text("\n".join(demo.outcome.warnings[-6:]) or "no warnings")
+    return Group(head, table, forecast, link, cfg, Text("warnings:", style="bold"), warn)
+
+
+def run_demo(
+    scenario: str = "storm-50y-3h",
+    speed: float = 60.0,
+    push_at_min: float = 20.0,
+    workdir: Path | None = None,
+    console: Console | None = None,
+) -> int:
+    """Run the demo; return the exit status (0 when everything expected happened)."""
+    console = console or Console()
+    own = workdir is None
+    work = Path(workdir or tempfile.mkdtemp(prefix="roadside-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    demo = Demo(scenario, speed, work)
+    end_min = demo.scenario.duration_s / 60.0
+    try:
+        console.print(f"starting broker, fleet controller, simulator and agent in {work}")
+        demo.start()
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while True:
+                snap = demo.poll()
+                if demo.outcome.pushed_version is None and snap["minute"] >= push_at_min:
+                    demo.push_thresholds()
+                live.update(render(demo, snap))
+                if snap["minute"] >= end_min - 1.0:  # the simulator ends its run at end_min
+                    break
+                time.sleep(0.5)
+    except DemoError as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted")
+    finally:
+        demo.stop()
+    problems = demo.outcome.problems(demo.scenario)
+    console.print(
+        f"\nfleet committed {demo.outcome.fleet_readings} records; "
+        f"{len(demo.outcome.warnings)} warning events; logs and databases in {work}"
+    )
+    for p in problems:
+        console.print(f"[red]not seen:[/red] {p}")
+    if own and not problems and os.environ.get("ROADSIDE_DEMO_KEEP") is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if problems else 0
