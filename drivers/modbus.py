@@ -95,9 +95,11 @@ class _RtuClient(ModbusSerialClient):
         return True
 
     def send(self, request: bytes, addr: tuple | None = None) -> int:
+        """Talk only after 3.5 quiet characters; a late reply still arriving is let finish."""
         wait = self._last_rx + self._silence - time.monotonic()
         if wait > 0:
             time.sleep(wait)
+        self._let_line_settle()
         self.rx.clear()
         self._base, self._extended = 0, False
         self._deadline = time.monotonic() + self.timeout_s
@@ -138,6 +140,18 @@ class _RtuClient(ModbusSerialClient):
             self._last_rx = time.monotonic()
             self._skip_late()
         return data
+
+    def _let_line_settle(self) -> None:
+        """Swallow bytes on the line (a slave answering late) until it is quiet for a silence."""
+        port = self.socket
+        guard = time.monotonic() + 256 * self._char  # at most one longest frame
+        try:
+            while port is not None and port.in_waiting and time.monotonic() < guard:
+                port.read(port.in_waiting)
+                time.sleep(self._silence)
+        except (OSError, termios.error):
+            self.close()
+            raise ConnectionException(f"{self.comm_params.host}: read failed") from None
 
     def _skip_late(self) -> None:
         """Set aside late replies from slaves that timed out; wait once more for our own."""

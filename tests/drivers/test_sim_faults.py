@@ -163,3 +163,34 @@ def test_a_wxt_marking_values_invalid(manual, station):
     got = manual["wxt"].poll_once("wxt")
     assert statuses(got) == {"device_fault"}
     assert all("invalid" in r.detail and r.raw.endswith("#") for r in got)
+
+
+def test_a_late_reply_is_not_blamed_on_the_next_slave(
+    make_station, make_scenario, make_configs, clock
+):
+    """On a paced bus with slow (80 ms) turnarounds, level answers after its 0.3 s timeout,
+    while the master is already busy with anemo: whether the late reply comes during anemo's
+    transaction (set aside) or just before the next request (let finish), anemo reads well."""
+    from sim.spec import BusSpec, DeviceSpec
+
+    rtu = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=True, turnaround_ms=80)
+    devices = (
+        DeviceSpec("level", "hlk-ld8001h", "rs485-1", 1),
+        DeviceSpec("anemo", "generic-rs485-anemometer", "rs485-1", 2),
+    )
+    station = make_station(make_scenario(buses=(rtu,), devices=devices), clock, pacing=True)
+    [bus] = open_buses(
+        make_configs(station, 1.0, "level", "anemo"),
+        station="st",
+        clock=clock,
+        sink=lambda b: None,
+        timeout_s=TIMEOUT_S,
+    )
+    try:
+        station.inject("level", "slow_answer", delay_s=0.24)  # answers at 0.33 s, after 0.3 s
+        assert statuses(bus.poll_once("level")) == {"timeout"}
+        for _ in range(2):
+            got = bus.poll_once("anemo")
+            assert statuses(got) == {"ok"}, [(r.channel, r.status, r.detail) for r in got]
+    finally:
+        bus.stop()
