@@ -240,10 +240,24 @@ class IngestWorker:
         log.warning("rejected %s: %s", msg.topic, error)
         try:
             ack = wire.Ack(wire.check_id(station), (), error=error)
-            self.transport.publish(wire.down_topic(station, "ack"), wire.encode_ack(ack), False)
+            self._send(wire.down_topic(station, "ack"), wire.encode_ack(ack))
         except wire.WireError:
             pass  # not even a station topic: nobody to tell
-        self.transport.mqtt_ack(msg.mid, msg.qos)
+        self._release(msg)
+
+    def _send(self, topic: str, payload: bytes) -> None:
+        """Publish an ack; a failure is logged, never raised (the station resends, harmlessly)."""
+        try:
+            self.transport.publish(topic, payload, False)
+        except Exception as exc:
+            log.warning("ack to %s not sent: %s", topic, exc)
+
+    def _release(self, msg: Inbound) -> None:
+        """MQTT-level ack; a failure is logged (the broker redelivers, harmlessly)."""
+        try:
+            self.transport.mqtt_ack(msg.mid, msg.qos)
+        except Exception as exc:
+            log.warning("PUBACK for %s not sent: %s", msg.topic, exc)
 
     def process(self, group: list[Inbound]) -> list[IngestResult]:
         """Decode, commit and acknowledge one group of messages (raises if the store fails)."""
@@ -285,10 +299,10 @@ class IngestWorker:
             seqs = [r.seq for r in done.records]
             ack = wire.Ack(done.station, wire.seq_ranges(seqs), lane=done.lane)
             ack_topic = wire.down_topic(done.station, "ack")
-            self.transport.publish(ack_topic, wire.encode_ack(ack), False)
-            self.transport.mqtt_ack(msg.mid, msg.qos)
+            self._send(ack_topic, wire.encode_ack(ack))
+            self._release(msg)
         for msg, _ in others:
-            self.transport.mqtt_ack(msg.mid, msg.qos)
+            self._release(msg)
         for msg, station, error in rejected:
             self._reject(msg, station, error)
         with self.stats.lock:

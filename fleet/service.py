@@ -37,6 +37,11 @@ SESSION_EXPIRY_S = 600
 TICK_S = 5.0
 
 
+def _settled(info: mqtt.MQTTMessageInfo) -> bool:
+    """Acknowledged by the broker, or queued while disconnected (nothing to wait for now)."""
+    return info.rc != mqtt.MQTT_ERR_SUCCESS or info.is_published()
+
+
 class FleetService:
     """Ingest, registry updates and configuration rollout over one broker connection."""
 
@@ -133,7 +138,7 @@ class FleetService:
         """QoS 1 publish (paho queues it while disconnected and sends it on reconnect)."""
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         with self._out_lock:
-            self._outgoing = [i for i in self._outgoing if not i.is_published()]
+            self._outgoing = [i for i in self._outgoing if not _settled(i)]
             self._outgoing.append(info)
 
     def _flush(self, timeout: float) -> None:

@@ -139,3 +139,15 @@ def test_broker_restart_mid_stream_loses_nothing(
     wait_for(lambda: controller.connected, what="controller reconnected")
     assert station.drain(30), f"{station.unacked()} batches never acked"
     assert store.seqs("st-001") == list(range(1, 201))
+
+
+def test_broker_acks_are_released_after_commit_so_ingest_never_stalls(
+    controller: FleetService, station: StationClient, store: Store
+) -> None:
+    # the broker sends at most 32 unacknowledged messages to a client (max_inflight_messages):
+    # a controller that forgot its PUBACKs would stall here and only resends would trickle in
+    station.ack_timeout_s = 30.0
+    for i in range(100):
+        station.send(readings(1 + 3 * i, 3, T0))
+    assert station.drain(20), f"{station.unacked()} batches never acked"
+    assert store.count("st-001") == 300
