@@ -133,22 +133,22 @@ class UplinkStatus:
     last_error: str
 
 
-def to_wire(rec: StoredRecord) -> wire.WireRecord:
-    """A buffered record as it travels."""
-    return wire.WireRecord(
-        seq=rec.seq,
-        kind=rec.kind,
-        time=rec.time,
-        sensor=rec.sensor or "",
-        channel=rec.channel or "",
-        value=rec.value,
-        unit=rec.unit or "",
-        raw=rec.raw,
-        status=rec.status or "",
-        flag=rec.flag,
-        reason=rec.reason or "",
-        payload=rec.payload or None,
-    )
+def wire_row(rec: StoredRecord) -> list[Any]:
+    """A buffered record as a row of the wire contract (:data:`roadside.wire.RECORD_FIELDS`)."""
+    return [
+        rec.seq,
+        rec.kind,
+        wire.to_ms(rec.time),
+        rec.sensor or "",
+        rec.channel or "",
+        rec.value,
+        rec.unit or "",
+        rec.raw,
+        rec.status or "",
+        rec.flag,
+        rec.reason or "",
+        rec.payload or None,
+    ]
 
 
 class Uplink:
@@ -476,18 +476,21 @@ class Uplink:
             rows = [r for r in rows if r.seq <= self._live_from]
         if not rows:
             return False
-        records = tuple(to_wire(r) for r in rows)
+        lane_out: wire.Lane = stream  # type: ignore[assignment]
+        records = [wire_row(r) for r in rows]
         while True:
-            batch = wire.Batch(self.station, stream, records, sent=self.clock.now())  # type: ignore[arg-type]
-            payload = wire.encode_batch(batch, self.settings.codec)
+            payload = wire.encode_rows(
+                self.station, lane_out, records, sent=self.clock.now(), codec=self.settings.codec
+            )
             if len(payload) <= MAX_BATCH_BYTES or len(records) == 1:
                 break
             records = records[: len(records) // 2]  # large event payloads: send fewer at once
         topic = wire.up_topic(self.station, "events" if stream == "event" else "data")
         assert self._client is not None
         self._client.publish(topic, payload, qos=1)
-        self._inflight[batch.first_seq] = _InFlight(topic, payload, frozenset(batch.seqs), now)
-        self._cursor[stream] = batch.last_seq
+        seqs = frozenset(r[0] for r in records)
+        self._inflight[records[0][0]] = _InFlight(topic, payload, seqs, now)
+        self._cursor[stream] = records[-1][0]
         self._counts["sent"] += 1
         self._counts["bytes"] += len(payload)
         if stream == "backlog" and self._bucket is not None:

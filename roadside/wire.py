@@ -51,7 +51,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import cbor2
 import paho.mqtt.client as mqtt
@@ -243,11 +243,12 @@ RECORD_FIELDS: tuple[str, ...] = (
 """Column order of a record row on the wire (``time`` as integer milliseconds)."""
 
 
-@dataclass(frozen=True, slots=True)
-class WireRecord:
+class WireRecord(NamedTuple):
     """One buffered record as it travels: a reading, derived value, event, gap or forecast.
 
     ``seq`` is the station buffer's sequence number: with ``station`` it is the idempotency key.
+    A named tuple rather than a frozen dataclass: as immutable, and four times cheaper to build,
+    which is most of the decoding cost of a batch.
     """
 
     seq: int
@@ -336,23 +337,42 @@ class Batch:
 
 def encode_batch(batch: Batch, codec: Codec = DEFAULT_CODEC) -> bytes:
     """Serialise a batch with ``codec`` (see module docstring for the measured choice)."""
-    check_id(batch.station)
-    if batch.lane not in LANES:
-        raise WireError(f"unknown lane {batch.lane!r} (one of {', '.join(LANES)})")
-    seqs = batch.seqs
-    if any(b <= a for a, b in itertools.pairwise(seqs)):
+    rows = [r.row() for r in batch.records]
+    return encode_rows(
+        batch.station, batch.lane, rows, sent=batch.sent, codec=codec, contract=batch.contract
+    )
+
+
+def encode_rows(
+    station: str,
+    lane: Lane,
+    rows: Sequence[Sequence[Any]],
+    *,
+    sent: datetime | None = None,
+    codec: Codec = DEFAULT_CODEC,
+    contract: str = CONTRACT_VERSION,
+) -> bytes:
+    """Serialise a batch given as rows in :data:`RECORD_FIELDS` order (time in milliseconds).
+
+    What :func:`encode_batch` does after turning records into rows; a sender holding rows
+    already (the station's buffer) skips building records it would only take apart again.
+    """
+    check_id(station)
+    if lane not in LANES:
+        raise WireError(f"unknown lane {lane!r} (one of {', '.join(LANES)})")
+    if any(b[0] <= a[0] for a, b in itertools.pairwise(rows)):
         raise WireError("batch records must be in strictly ascending seq order")
     doc: dict[str, Any] = {
-        "c": batch.contract,
-        "st": batch.station,
-        "lane": batch.lane,
-        "first": batch.first_seq,
-        "last": batch.last_seq,
+        "c": contract,
+        "st": station,
+        "lane": lane,
+        "first": rows[0][0] if rows else 0,
+        "last": rows[-1][0] if rows else 0,
         "fields": list(RECORD_FIELDS),
-        "rows": [r.row() for r in batch.records],
+        "rows": rows,
     }
-    if batch.sent is not None:
-        doc["sent"] = to_ms(batch.sent)
+    if sent is not None:
+        doc["sent"] = to_ms(sent)
     return _pack(doc, codec)
 
 
