@@ -5,8 +5,10 @@ status with an offline last will, numbered batches that it resends until the con
 covers them, and answers to signed configuration documents. It keeps the station's rules for
 documents in their simplest form (signature with the fleet's public key, addressed to it or its
 cell or the fleet, version not older than the one running, ``refuse`` for anything a test wants
-refused) and answers with a :class:`roadside.wire.ConfigAck`. It carries no sensors, QC or buffer:
-the real station is the agent; this is a load and protocol generator.
+refused) and answers with a :class:`roadside.wire.ConfigAck`. Unlike ``agent.remote_config`` today,
+it accepts a fleet or grid document arriving on its own topic (the canary and retry channel of
+:mod:`fleet.rollout`). It carries no sensors, QC or buffer: the real station is the agent; this
+is a load and protocol generator.
 """
 
 from __future__ import annotations
