@@ -80,19 +80,14 @@ def test_a_failing_device_does_not_stall_the_others(live, kind, params, shows):
     station, bus, batches, _ = live
     station.inject("level", kind, **params)
     run(bus, RUN_S)
-    # The simulated bus answers one request at a time and sleeps through a slow slave's delay,
-    # so under slow_answer the slave polled right after it (anemo) misses its answer too; on a
-    # real bus it would answer in its turn. The rain gauge, polled before, is untouched.
-    innocent = ("rain",) if kind == "slow_answer" else ("rain", "anemo")
-    for good in ("rain", "anemo"):
+    for good in ("rain", "anemo"):  # (a slow level's late answers included)
         assert len(batches[good]) >= 5, (good, len(batches[good]))
-        allowed = {"ok"} if good in innocent else {"ok", "timeout", "breaker_open"}
-        assert statuses(batches[good]) <= allowed, [
+        assert statuses(batches[good]) == {"ok"}, [
             (r.time, r.status, r.detail) for b in batches[good] for r in b if not r.ok
         ]
     assert statuses(batches["level"]) == shows
     health = bus.health()
-    assert all(health[good].state == "ok" for good in innocent)
+    assert health["rain"].state == "ok" and health["anemo"].state == "ok"
     h = health["level"]
     assert h.state == "failed" and h.breaker in ("open", "half_open")
     assert h.counts["skipped"] >= 2  # backing off: the bus was not spent on it
