@@ -50,6 +50,12 @@ class DeviceConfig:
     channels: tuple[str, ...] | None = None
     interval_s: float = 10.0
 
+    def __post_init__(self) -> None:
+        if not self.interval_s > 0:
+            raise ValueError(
+                f"device {self.name!r}: interval must be positive, got {self.interval_s}"
+            )
+
     @property
     def address(self) -> int:
         """The slave (Modbus) or device (WXT) address: explicit, else the profile's default."""
