@@ -71,7 +71,7 @@ class DeviceHealth:
     state: HealthState
     last_status: DriverStatus | None
     last_error: str
-    last_ok: datetime | None
+    last_ok: datetime | None  # last poll that gave a good value
     counts: dict[str, int]  # polls, answered, failed, skipped; readings by status value
     breaker: BreakerState
     consecutive_failures: int
@@ -94,7 +94,8 @@ class HealthTracker:
         self.counts["polls"] += 1
         for status, _ in statuses:
             self.counts[status.value] += 1
-        problems = [(s, d) for s, d in statuses if s is not DriverStatus.OK]
+        fine = (DriverStatus.OK, DriverStatus.COUNTER_RESET)  # a reset is news, not an error
+        problems = [(s, d) for s, d in statuses if s not in fine]
         answered = any(s in ANSWERED for s, _ in statuses)
         if problems:
             self.last_status, detail = problems[0]
@@ -105,9 +106,10 @@ class HealthTracker:
             self.last_status = DriverStatus.OK
         if answered:
             self.counts["answered"] += 1
-            self.last_ok = when
+            if any(s is DriverStatus.OK for s, _ in statuses):
+                self.last_ok = when
             self.breaker.success()
-            self.degraded = any(s is not DriverStatus.COUNTER_RESET for s, _ in problems)
+            self.degraded = bool(problems)
             return
         self.counts["failed"] += 1
         self.degraded = True

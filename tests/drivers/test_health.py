@@ -54,12 +54,15 @@ def test_a_device_reporting_its_own_fault_is_degraded_not_failed():
     h.record([(DriverStatus.DEVICE_FAULT, "status 01: axis 1 failed")], NOW, 0)
     snap = h.snapshot()
     assert snap.state is HealthState.DEGRADED and snap.breaker is BreakerState.CLOSED
+    assert snap.last_ok is None  # it answered, but gave no good value
 
 
 def test_counter_reset_alone_keeps_a_device_ok():
     h = HealthTracker(Breaker())
     h.record([(DriverStatus.COUNTER_RESET, "reset"), (DriverStatus.OK, "")], NOW, 0)
-    assert h.snapshot().state is HealthState.OK
+    snap = h.snapshot()
+    assert snap.state is HealthState.OK and snap.last_error == ""
+    assert snap.counts["counter_reset"] == 1
 
 
 def test_a_missing_port_fails_the_device_but_does_not_trip_its_breaker():
