@@ -3,7 +3,9 @@
 The file declares the station (id, name, coordinates, grid cell), its sensors (port or
 ``tcp://host:port``, profile, slave, channels, poll intervals) and the sections the other parts of
 the agent read: ``[qc]``, ``[derived]``, ``[warnings]``, ``[uplink]``, ``[buffer]``, ``[metrics]``,
-``[sampling]`` (adaptive polling) and ``[time]`` (when the wall clock counts as good).
+``[sampling]`` (adaptive polling), ``[time]`` (when the wall clock counts as good), ``[site]`` (the
+street point, for the nowcast), ``[nowcast]`` and ``[[actions]]`` (warning lights or signs on the
+bus switched by warning levels).
 
 Every configuration carries a ``version`` (written by whoever edits it) and a ``content_hash``
 (SHA-256 of its canonical JSON form, so comments and key order do not change it): the agent logs,
@@ -108,6 +110,38 @@ class TimeConfig(_Section):
     jump_tolerance_s: float = Field(default=2.0, gt=0)
 
 
+class SiteConfig(_Section):
+    """The street point the station watches, as the nowcast needs it
+    (:class:`edge_models.features.SiteParams`; defaults are the simulator's)."""
+
+    drain_capacity_mmh: float = Field(default=36.0, gt=0)  # rain over the catchment the drain takes
+    catchment_m2: float = Field(default=2000.0, gt=0)  # area draining to the low spot
+    pond_area_m2: float = Field(default=400.0, gt=0)  # area the water stands on
+    runoff_coeff: float = Field(default=0.9, gt=0, le=1)  # share of the rain that runs off
+
+
+class NowcastConfig(_Section):
+    """The waterlogging nowcast: model file, backend and cadence."""
+
+    enabled: bool = True
+    model: str | None = None  # .tflite file; default: the model shipped in edge_models
+    backend: Literal["auto", "litert", "tflite-runtime", "numpy"] = "auto"
+    interval_s: float = Field(default=60.0, ge=5, le=3600)  # between forecasts when calm
+    storm_interval_s: float = Field(default=20.0, ge=5, le=3600)  # while it rains or water stands
+
+
+class ActionConfig(_Section):
+    """A local action: while ``signal`` is at ``min_level`` or above, write ``on`` to the
+    writable ``setting`` (coil or holding register) of the bus device ``sensor``; else ``off``."""
+
+    signal: Literal["rainstorm", "gale", "waterlogging"]
+    min_level: Literal["blue", "yellow", "orange", "red"] = "blue"
+    sensor: str = Field(min_length=1)
+    setting: str = Field(min_length=1)
+    on: float = 1.0
+    off: float = 0.0
+
+
 class StationConfig(_Section):
     """A validated station configuration (see the module docstring for the file layout)."""
 
@@ -122,6 +156,9 @@ class StationConfig(_Section):
     buffer: BufferConfig = BufferConfig()
     metrics: MetricsConfig = MetricsConfig()
     time: TimeConfig = TimeConfig()
+    site: SiteConfig = SiteConfig()
+    nowcast: NowcastConfig = NowcastConfig()
+    actions: tuple[ActionConfig, ...] = ()
     content_hash: str = ""
     source: str = ""
 
@@ -178,12 +215,14 @@ def config_from_dict(
         raise ConfigError(f"{source}: key {_where(err['loc'])}: {_expected(err)}") from None
     _check_sensors(cfg, source)
     _check_sections(cfg, source)
+    _check_actions(cfg, source)
     _check_uplink(cfg, source)
     return cfg
 
 
 def _expand(doc: dict[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
-    """Expand ``${VAR}`` in sensor ports and buffer paths; anchor relative paths at ``base_dir``."""
+    """Expand ``${VAR}`` in sensor ports, buffer and model paths; anchor relative paths at
+    ``base_dir``."""
     out = dict(doc)
     sensors = doc.get("sensors")
     if isinstance(sensors, list):
@@ -200,6 +239,12 @@ def _expand(doc: dict[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
             if k in ("path", "status_path") and isinstance(v, str)
             else v
             for k, v in buffer.items()
+        }
+    nowcast = doc.get("nowcast")
+    if isinstance(nowcast, dict) and isinstance(nowcast.get("model"), str):
+        out["nowcast"] = {
+            **nowcast,
+            "model": _path(nowcast["model"], "nowcast.model", source, base_dir),
         }
     return out
 
@@ -253,6 +298,25 @@ def _check_sections(cfg: StationConfig, source: str) -> None:
         WarningRules.from_dict(cfg.warnings, "warnings")
     except ConfigError as exc:  # their messages start with the key (qc.step_max...)
         raise ConfigError(f"{source}: key {exc}") from None
+
+
+def _check_actions(cfg: StationConfig, source: str) -> None:
+    """Each action names a configured device and a writable setting of its profile."""
+    sensors = {s.name: s for s in cfg.sensors}
+    for i, a in enumerate(cfg.actions):
+        sensor = sensors.get(a.sensor)
+        if sensor is None:
+            raise ConfigError(
+                f"{source}: key actions[{i}].sensor: {a.sensor!r} is not a configured sensor "
+                f"(expected one of {', '.join(sensors)})"
+            )
+        profile = load_profile(sensor.profile)
+        writable = [f.name for f in profile.settings if f.writable]
+        if a.setting not in writable:
+            raise ConfigError(
+                f"{source}: key actions[{i}].setting: {a.setting!r} is not a writable setting of "
+                f"{sensor.profile} (expected one of {', '.join(writable) or 'none'})"
+            )
 
 
 def _check_uplink(cfg: StationConfig, source: str) -> None:

@@ -1,11 +1,13 @@
-"""The agent's main loop: drivers -> QC -> derived -> warnings -> buffer.
+"""The agent's main loop: drivers -> QC -> derived -> nowcast -> warnings -> actions -> buffer.
 
 Bus schedulers (one thread per port, timed by the injected clock, so an accelerated scenario runs
 the real agent) hand each poll's readings to :meth:`Agent._sink`, which only queues them together
 with the rain-counter state of that moment. The main loop (:meth:`Agent.step`) drains the queue and
 runs the pure stages in one thread: QC flags every reading, derived products are updated from the
-usable ones, warning rules see the latest derived values, and everything (readings with flags,
-derived values, warning events, the counter state) is written in one buffer transaction. So a
+usable ones, the nowcast (:mod:`agent.nowcast`) takes them and forecasts when due, warning rules see
+the latest derived values and forecast, local actions (:mod:`agent.actions`) switch warning lights
+on the bus to match, and everything (readings with flags, derived values, forecasts, warning and
+action events, the counter state) is written in one buffer transaction. So a
 kill at any moment loses only what was not yet committed, and accumulated rain neither goes back
 nor counts twice after a restart.
 
@@ -39,12 +41,14 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.actions import LocalActions
 from agent.buffer import Buffer, BufferRecord, BufferStats, StoredRecord
 from agent.config import SensorConfig, StationConfig
 from agent.derived import DerivedEngine, DerivedParams, DerivedValue
 from agent.errors import BufferStoreError, ConfigError
 from agent.flags import Flag, FlaggedReading
 from agent.metrics import AgentMetrics
+from agent.nowcast import StationNowcast
 from agent.qc import QCEngine, QCParams
 from agent.service import Notifier, watchdog_interval_s
 from agent.timekeeping import Timekeeper, TimeState
@@ -171,7 +175,9 @@ class Agent:
         self._stopped = False
         self.qc = QCEngine(QCParams.from_dict(config.qc))
         self.derived = DerivedEngine(DerivedParams.from_dict(config.derived))
+        self.nowcast: StationNowcast | None = None  # built at start
         self.rules = WarningRules.from_dict(config.warnings)
+        self.actions = LocalActions(config.actions, self._write_setting)
         self.warning_state = WarningState()
         self._warnings_dirty = False  # state changed but not yet written
         self.timekeeper = Timekeeper(
@@ -206,6 +212,7 @@ class Agent:
             sink=self._sink,
         )
         self._replay()
+        self._start_nowcast()
         saved_warnings = self.buffer.get_state(WARNINGS_KEY)
         if saved_warnings:
             self.warning_state = warning_state_from_json(saved_warnings)
@@ -261,6 +268,20 @@ class Agent:
                     self._latest[dv.name] = dv
         if replayed:
             log.info("derived windows refilled from %d buffered readings", replayed)
+
+    def _start_nowcast(self, history: Any = None) -> None:
+        """Build the nowcast for the current configuration (refilled from the buffer unless it
+        takes over ``history``) and the warning rules with its thresholds."""
+        self.nowcast = StationNowcast.build(self.config, history)
+        if self.nowcast is not None and history is None and self.buffer is not None:
+            n = self.nowcast.refill(self.buffer, self.clock.now())
+            if n:
+                log.info("nowcast history refilled from %d buffered values", n)
+        self.rules = self._rules(self.config)
+
+    def _rules(self, config: StationConfig) -> WarningRules:
+        rules = WarningRules.from_dict(config.warnings)
+        return self.nowcast.rules(rules) if self.nowcast is not None else rules
 
     def stop(self) -> None:
         """Stop polling, write everything queued, close the buffer (SIGTERM path). Also undoes
@@ -354,8 +375,13 @@ class Agent:
             self._latest[dv.name] = dv
         records = self._unwritten + [_reading_record(f, mark) for f in flagged]
         records += [_derived_record(d, mark) for d in derived]
+        if self.nowcast is not None:
+            forecast = self.nowcast.step(derived, now)
+            if forecast is not None:
+                records.append(forecast)
         events, warnings_changed = self._warn(derived, now)
         records += [_event_record(e) for e in events]
+        records += self.actions.run(self.warning_state, events, now, self.clock.monotonic())
         self._warnings_dirty |= warnings_changed
         state: dict[str, Any] = {}
         if any(b.counters for b in batches):
@@ -390,7 +416,8 @@ class Agent:
         if not derived:
             return [], False
         try:
-            new, events = evaluate(self.warning_state, self._latest, None, now, self.rules)
+            forecast = self.nowcast.current(now, self.rules.stale_s) if self.nowcast else None
+            new, events = evaluate(self.warning_state, self._latest, forecast, now, self.rules)
         except Exception:  # a rule bug must not stop the station from recording
             log.exception("warning evaluation failed")
             return [], False
@@ -406,6 +433,13 @@ class Agent:
                 extra={"SIGNAL": e.signal, "LEVEL": e.level, "EVENT": e.kind, "RULE": e.rule},
             )
         return events, changed
+
+    def _write_setting(self, device: str, setting: str, value: float) -> None:
+        """Write a device setting through its bus (local actions); raises DriverError."""
+        bus = self._bus_of.get(device)
+        if bus is None:
+            raise KeyError(f"{device}: not polled on any bus")
+        bus.write_register(device, setting, value)
 
     def _merged_counters(self, batches: Sequence[_Batch]) -> dict[str, Any]:
         """Counter state of every bus as of its newest batch here (others as last saved)."""
@@ -510,8 +544,12 @@ class Agent:
             old = self.config
             if config.qc != old.qc:
                 self.qc = QCEngine(QCParams.from_dict(config.qc))
-            self.rules = WarningRules.from_dict(config.warnings)
             self.config = config
+            if (config.site, config.nowcast) != (old.site, old.nowcast):
+                self._start_nowcast(self.nowcast.runner.history if self.nowcast else None)
+            self.rules = self._rules(config)
+            if config.actions != old.actions:
+                self.actions = LocalActions(config.actions, self._write_setting)
             if config.derived != old.derived and self.buffer is not None:
                 self.derived = DerivedEngine(DerivedParams.from_dict(config.derived))
                 self._latest = {}
@@ -532,6 +570,7 @@ class Agent:
             **({"remote_config": self.remote.versions()} if self.remote else {}),
             "config_version": self.config.version,
             "config_hash": self.config.content_hash,
+            "model_version": self.nowcast.model.version if self.nowcast else "",
             "health": {
                 "summary": self.summary(),
                 "healthy": self.healthy(),
@@ -670,6 +709,9 @@ class Agent:
             if self.buffer and self.buffer.recovered_from
             else None,
             "loop": {"lag_s": round(self.health.lag_s, 3), "batches": self.health.batches},
+            "nowcast": self.nowcast.status() if self.nowcast else None,
+            "forecast": self.nowcast.status()["forecast"] if self.nowcast else None,
+            "warnings": {n: self.warning_state.level(n) for n in self.warning_state.signals},
             "derived": {
                 k: {
                     "value": v.value,

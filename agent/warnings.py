@@ -93,14 +93,20 @@ WATERLOGGING_TIERS: Mapping[str, Thresholds] = {
 
 
 class Forecast(Protocol):
-    """What the nowcast gives (edge_models.runtime.Forecast)."""
+    """What the nowcast gives (edge_models.runtime.Forecast, a frozen dataclass)."""
 
-    depth_15_mm: float
-    depth_30_mm: float
-    depth_60_mm: float
-    p_15cm: float
-    p_30cm: float
-    model_version: str
+    @property
+    def depth_15_mm(self) -> float: ...
+    @property
+    def depth_30_mm(self) -> float: ...
+    @property
+    def depth_60_mm(self) -> float: ...
+    @property
+    def p_15cm(self) -> float: ...
+    @property
+    def p_30cm(self) -> float: ...
+    @property
+    def model_version(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -116,10 +122,20 @@ class WarningRules:
     )
     hold_s: float = 1800.0  # inputs must stay below a level this long before it is lowered
     release_fraction: float = 0.9  # a level is kept while inputs stay above this share of it
-    forecast_probability: float = 0.5  # tier probability that raises a forecast warning
+    # tier probability that raises a forecast warning; None: the model's own thresholds
+    forecast_probability: float | None = None
+    # the nowcast model's validated thresholds for the 15 and 30 cm tiers
+    # (Nowcaster.tier_thresholds, set by the agent; not a configuration key)
+    model_thresholds: tuple[float, float] = (0.5, 0.5)
     forecast_horizons: tuple[str, ...] = ("depth_15_mm", "depth_30_mm")
     min_completeness: float = 0.5  # wind means from emptier windows do not raise
     stale_s: float = 900.0  # a derived value older than this counts as missing
+
+    def tier_probability(self, tier: int) -> float:
+        """Probability from which forecast tier ``tier`` (0: 15 cm, 1: 30 cm) raises a warning."""
+        if self.forecast_probability is not None:
+            return self.forecast_probability
+        return self.model_thresholds[tier]
 
     def signal(self, name: str) -> SignalRule:
         """The rule of signal ``name``."""
@@ -132,8 +148,8 @@ class WarningRules:
 
         ``rainstorm = {preset = "national"}`` picks a preset; ``levels = {blue = {rain_1h = 35}}``
         in any signal's table replaces its levels. Scalars: hold_s, release_fraction,
-        forecast_probability, min_completeness, stale_s; forecast_horizons is a list of nowcast
-        fields.
+        forecast_probability (default: the nowcast model's per-tier thresholds),
+        min_completeness, stale_s; forecast_horizons is a list of nowcast fields.
         """
         kwargs: dict[str, Any] = {}
         scalars = {
@@ -299,7 +315,10 @@ def _assess(
     certainty = "Observed"
     if forecast is not None:
         predicted = _forecast_level(rule, forecast, rules)
-        evidence["forecast"] = _describe_forecast(forecast)
+        evidence["forecast"] = {
+            **_describe_forecast(forecast),
+            "p_thresholds": [rules.tier_probability(0), rules.tier_probability(1)],
+        }
         if predicted > met:
             met, certainty, evidence["basis"] = predicted, "Likely", "forecast"
         kept = max(kept, predicted)
@@ -337,13 +356,17 @@ def _highest(rule: SignalRule, inputs: Mapping[str, float | None], fraction: flo
 def _forecast_level(rule: SignalRule, forecast: Forecast, rules: WarningRules) -> int:
     """Highest waterlogging tier the forecast reaches by depth or by tier probability."""
     depth = max((float(getattr(forecast, h)) for h in rules.forecast_horizons), default=-math.inf)
-    probability = {150.0: forecast.p_15cm, 300.0: forecast.p_30cm}
+    probability = {
+        150.0: (forecast.p_15cm, rules.tier_probability(0)),
+        300.0: (forecast.p_30cm, rules.tier_probability(1)),
+    }
     best = 0
     for level, thresholds in rule.levels.items():
         tier = thresholds.get("water_depth")
         if tier is None:
             continue
-        likely = probability.get(tier, 0.0) >= rules.forecast_probability
+        p, threshold = probability.get(tier, (0.0, 1.0))
+        likely = p >= threshold
         if depth >= tier or likely:
             best = max(best, LEVELS.index(level))
     return best
@@ -460,8 +483,9 @@ def check_thresholds_safe(rules: WarningRules) -> list[str]:
         problems.append(f"release_fraction {rules.release_fraction} outside (0, 1]")
     if not 0 <= rules.hold_s <= 24 * 3600:
         problems.append(f"hold_s {rules.hold_s} outside 0..86400: warnings would never lapse")
-    if not 0 < rules.forecast_probability <= 1:
-        problems.append(f"forecast_probability {rules.forecast_probability} outside (0, 1]")
+    p = rules.forecast_probability
+    if p is not None and not 0 < p <= 1:
+        problems.append(f"forecast_probability {p} outside (0, 1]")
     if not 0 <= rules.min_completeness <= 1:
         problems.append(f"min_completeness {rules.min_completeness} outside [0, 1]: no wind mean")
     if rules.stale_s < 60:

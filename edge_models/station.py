@@ -3,7 +3,8 @@
 The agent hands every batch of derived values to :meth:`NowcastRunner.step` (or rebuilds the
 history from buffer rows after a restart with :meth:`MinuteHistory.from_rows`); ``step`` returns a
 :class:`~edge_models.runtime.Forecast` when one is due: every :data:`CALM_INTERVAL_S` seconds,
-every :data:`STORM_INTERVAL_S` while it rains, water stands or a tier looks likely.
+every :data:`STORM_INTERVAL_S` while it rains, water stands or a tier looks likely (both
+intervals can be set per runner).
 :func:`forecast_record` gives the fields of the buffer record (kind ``forecast``, synced like
 readings); ``Nowcaster.version`` belongs in the station's reported state.
 
@@ -116,10 +117,20 @@ class MinuteHistory:
 class NowcastRunner:
     """Runs the nowcast for one station: feed it derived values, get forecasts when due."""
 
-    def __init__(self, nowcaster: Nowcaster, site: SiteLike, history: MinuteHistory | None = None):
+    def __init__(
+        self,
+        nowcaster: Nowcaster,
+        site: SiteLike,
+        history: MinuteHistory | None = None,
+        *,
+        calm_interval_s: float = CALM_INTERVAL_S,
+        storm_interval_s: float = STORM_INTERVAL_S,
+    ):
         self.nowcaster = nowcaster
         self.site = site
         self.history = history or MinuteHistory()
+        self.calm_interval_s = calm_interval_s
+        self.storm_interval_s = storm_interval_s
         self.last: Forecast | None = None
         self._last_run: datetime | None = None
         self._stormy = False
@@ -127,7 +138,7 @@ class NowcastRunner:
     @property
     def interval_s(self) -> float:
         """Seconds between forecasts now (shorter in storms)."""
-        return STORM_INTERVAL_S if self._stormy else CALM_INTERVAL_S
+        return self.storm_interval_s if self._stormy else self.calm_interval_s
 
     def due(self, now: datetime) -> bool:
         if self._last_run is None:

@@ -10,7 +10,7 @@ from drivers.bus import BusScheduler, open_buses
 from drivers.errors import DeviceError, ProfileError
 from roadside.records import DriverStatus
 
-BEACON = Path(__file__).parent / "cases" / "warning-light.toml"
+BEACON = "warning-light"  # shipped in drivers/profiles
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_write_a_setting_through_the_bus(buses, clock):
 
 
 def test_switch_a_warning_light_by_its_coil(make_station, make_scenario, clock, make_configs):
-    """An actuator profile (kept with the test cases until a scenario ships the beacon)."""
+    """The shipped actuator profile: coils switched and read back through the bus."""
     from sim.spec import BusSpec, DeviceSpec
 
     bus_spec = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=False)
