@@ -6,6 +6,7 @@ One worker thread owns the paho client (it drives ``client.loop`` itself) and th
   **live** data (lane ``live`` appended since the current connection came up), then **backlog**
   (older ``live`` rows), which is metered by a token bucket of ``backfill_bytes_per_s`` on metered
   links. Each stream goes in ascending sequence order, in batches of up to ``batch_size``.
+  Backlog may fill the in-flight window; events and live data always have two more slots.
 - Every batch is a QoS 1 publish. Up to ``window`` batches are in flight; the controller answers
   on ``.../down/ack`` with the seq ranges it has *committed*, and only then are those rows marked
   synced in the buffer. A batch unacknowledged after ``ack_timeout_s`` is sent again; the
@@ -47,6 +48,7 @@ from roadside.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 CONNACK_TIMEOUT_S = 10.0
+PRIORITY_SLOTS = 2  # in-flight batches beyond the window that only events and live data use
 MAX_BATCH_BYTES = 256 * 1024  # well under the broker's max_packet_size (1 MiB)
 StatusFn = Callable[[], dict[str, Any]]
 ConfigFn = Callable[[str, bytes], None]
@@ -117,6 +119,7 @@ class _InFlight:
     payload: bytes
     seqs: frozenset[int]
     sent_at: float
+    backlog: bool
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ class Uplink:
         self._client: mqtt.Client | None = None
         self._connected = False
         self._lost = False
+        self._refused = False  # the broker answered CONNACK with a failure
         self._inflight: dict[int, _InFlight] = {}  # key: first seq of the batch
         self._cursor: dict[str, int] = {}
         self._live_from = 0
@@ -289,6 +293,7 @@ class Uplink:
     def _connect(self) -> bool:
         """Open TCP+TLS and send CONNECT; then wait for the CONNACK in the loop."""
         self._lost = False
+        self._refused = False
         client = wire.new_client(self.broker, client_id=self.station)
         client.max_inflight_messages_set(self.settings.window + 8)
         client.max_queued_messages_set(0)
@@ -315,15 +320,18 @@ class Uplink:
         # Network timeouts are real seconds whatever the station clock's speed.
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
         where = f"connect to {self.broker.host}:{self.broker.port}"
+        error = f"{where}: closed before CONNACK (certificate refused?)"
         while not self._connected and not self._lost and not self._stop.is_set():
             rc = client.loop(timeout=0.05)
-            if rc != mqtt.MQTT_ERR_SUCCESS:  # e.g. the broker refused our certificate
-                self._last_error = f"{where}: closed before CONNACK ({mqtt.error_string(rc)})"
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                error = f"{where}: closed before CONNACK ({mqtt.error_string(rc)})"
                 break
             if time.monotonic() > deadline:
-                self._last_error = f"{where}: no CONNACK within {CONNACK_TIMEOUT_S:.0f} s"
+                error = f"{where}: no CONNACK within {CONNACK_TIMEOUT_S:.0f} s"
                 break
         if not self._connected:
+            if not self._refused:
+                self._last_error = error
             self._drop_client()
         return self._connected
 
@@ -337,6 +345,7 @@ class Uplink:
     def _on_connect(
         self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
+        self._refused = reason.is_failure
         if reason.is_failure:
             self._last_error = (
                 f"connect to {self.broker.host}:{self.broker.port}: broker refused: {reason}"
@@ -455,12 +464,18 @@ class Uplink:
                 self._counts["resent"] += 1
 
     def _fill(self, now: float) -> None:
-        """Send batches while the window has room: events, then live, then metered backlog."""
-        while len(self._inflight) < self.settings.window:
+        """Send batches while the window has room: events, then live, then metered backlog.
+
+        Backlog may fill the window; events and live data have ``PRIORITY_SLOTS`` more, so a
+        warning never waits behind a window full of yesterday's readings.
+        """
+        while len(self._inflight) < self.settings.window + PRIORITY_SLOTS:
             if self._send_next("event", now):
                 continue
             if self._send_next("live", now):
                 continue
+            if sum(f.backlog for f in self._inflight.values()) >= self.settings.window:
+                return
             if self._bucket is not None and not self._bucket.can_send(now):
                 return
             if not self._send_next("backlog", now):
@@ -489,7 +504,7 @@ class Uplink:
         assert self._client is not None
         self._client.publish(topic, payload, qos=1)
         seqs = frozenset(r[0] for r in records)
-        self._inflight[records[0][0]] = _InFlight(topic, payload, seqs, now)
+        self._inflight[records[0][0]] = _InFlight(topic, payload, seqs, now, stream == "backlog")
         self._cursor[stream] = records[-1][0]
         self._counts["sent"] += 1
         self._counts["bytes"] += len(payload)

@@ -150,7 +150,7 @@ def drain_once(
         # Watch the uplink's in-memory counter: polling the buffer or the store would take
         # their locks and slow down what is measured. Both are checked once afterwards.
         while uplink.status().records_acked < n:
-            time.sleep(0.002)
+            time.sleep(0.01)
             if time.perf_counter() - t0 > 300:
                 raise click.ClickException("drain did not finish within 300 s")
         elapsed = time.perf_counter() - t0

@@ -20,7 +20,7 @@ from agent.buffer import BufferRecord
 from agent.uplink import Backoff, Uplink, UplinkSettings, drain
 from roadside import wire
 from roadside.clock import ScaledClock, SystemClock
-from roadside.testing.broker import MosquittoBroker
+from roadside.testing.broker import MosquittoBroker, free_port
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.testing.sink import CommittingSink
 
@@ -262,20 +262,21 @@ def test_controller_refusal_keeps_rows_and_names_the_reason(
 
 @pytest.mark.slow
 def test_station_offline_for_a_simulated_day_drains_in_order_without_gaps(
-    tmp_path: Path, pki: TestPKI
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
 ) -> None:
-    """10 channels every simulated minute for a day with the broker down, then it comes back."""
+    """10 channels every simulated minute for a day with the station's link down (the path to
+    the broker goes through a TCP relay that is only started after the day), then it drains."""
     speed = 28_800.0  # a day in three real seconds
     clock = ScaledClock(T0, speed=speed)
-    broker = MosquittoBroker(tmp_path / "broker", pki)
     buf = new_buffer(tmp_path / "buf.db", clock)
     settings = UplinkSettings(
         backoff_initial_s=60.0,
         backoff_max_s=1800.0,
         idle_poll_s=120.0,
-        ack_timeout_s=2.0 * speed,
+        ack_timeout_s=5.0 * speed,
         batch_size=500,
     )
+    link_port = free_port()
     stop = threading.Event()
 
     def produce() -> None:  # one poll cycle a simulated minute, ten channels each
@@ -284,45 +285,49 @@ def test_station_offline_for_a_simulated_day_drains_in_order_without_gaps(
             now = clock.now()
             while T0 + timedelta(minutes=minute) <= now:
                 t = T0 + timedelta(minutes=minute)
-                buf.append(
-                    [
-                        BufferRecord("reading", t, "st", f"ch{c}", float(minute), "mm")
-                        for c in range(10)
-                    ]
-                )
+                rows = [
+                    BufferRecord("reading", t, "st", f"ch{c}", float(minute), "mm")
+                    for c in range(10)
+                ]
+                buf.append(rows)
                 minute += 1
             up.notify()
             clock.sleep(60)
 
-    # The controller has a persistent session: messages for it queue while it reconnects.
-    broker.start()
-    CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "s.db").start().stop()
-    broker.stop()
-    up = Uplink(ST, buf, broker.settings(ST), clock, settings=settings)
+    up = Uplink(ST, buf, replace(broker.settings(ST), port=link_port), clock, settings=settings)
     producer = threading.Thread(target=produce)
     up.start()
     producer.start()
+    relay = None
     try:
         while clock.now() < T0 + timedelta(days=1):
             time.sleep(0.05)
         assert not up.status().connected and buf.stats().unsynced >= 14_000
-        broker.start()
-        with CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "s.db") as sink:
-            time.sleep(1.0)  # the station keeps measuring while it catches up
-            stop.set()
-            producer.join()
-            assert drain(buf, 30)
-            total = buf.stats().last_seq
-            assert total >= 14_400
-            assert sink.seqs(ST) == list(range(1, total + 1))  # no gaps, each once
-            deliveries = sink.deliveries(ST)
-            backlog = [d for d in deliveries if d[0] == "backlog"]
-            assert [d[1] for d in backlog] == sorted(d[1] for d in backlog)
-            assert any(d[0] == "live" for d in deliveries)
+        relay = subprocess.Popen(
+            [
+                "socat",
+                f"TCP-LISTEN:{link_port},bind=127.0.0.1,reuseaddr,fork",
+                f"TCP:127.0.0.1:{broker.port}",
+            ],
+        )
+        time.sleep(1.0)  # the station keeps measuring while it catches up
+        stop.set()
+        producer.join()
+        assert drain(buf, 30)
+        total = buf.stats().last_seq
+        assert total >= 14_400
+        assert sink.seqs(ST) == list(range(1, total + 1))  # no gaps, each once
+        deliveries = sink.deliveries(ST)
+        backlog = [d for d in deliveries if d[0] == "backlog"]
+        assert [d[1] for d in backlog] == sorted(d[1] for d in backlog)  # in sequence order
+        assert sum(d[3] for d in deliveries) == total  # no batch had to be sent twice
+        assert any(d[0] == "live" for d in deliveries)
     finally:
         stop.set()
         up.stop()
-        broker.stop()
+        if relay is not None:
+            relay.terminate()
+            relay.wait()
 
 
 def test_large_event_payloads_are_split_under_the_packet_limit(
@@ -356,3 +361,38 @@ def test_uplink_command_reports_bad_input_in_one_line(tmp_path: Path) -> None:
     bad_tls = CliRunner().invoke(main, ["--station", "st-1", *common, *tls])
     assert bad_tls.exit_code == 1 and bad_tls.output.startswith("Error: TLS files")
     assert "Traceback" not in bad_id.output + bad_tls.output
+
+
+def test_a_warning_does_not_wait_behind_a_full_window_of_backlog(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """The controller is slow to ack (here: never); an event still goes out at once."""
+    lanes: list[str] = []
+    subscribed = threading.Event()
+    mute = wire.new_client(broker.settings(CONTROLLER_IDENTITY), "mute-controller")
+    mute.on_message = lambda c, u, m: lanes.append(wire.decode_batch(m.payload).lane)
+    mute.on_subscribe = lambda *a: subscribed.set()
+    mute.connect("127.0.0.1", broker.port)
+    mute.subscribe(f"{wire.PREFIX}/st/+/up/data", qos=1)
+    mute.subscribe(f"{wire.PREFIX}/st/+/up/events", qos=1)
+    mute.loop_start()
+    assert subscribed.wait(5)
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(2000))
+    settings = replace(FAST, batch_size=100, window=3, ack_timeout_s=60.0)
+    try:
+        with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
+            deadline = time.monotonic() + 5
+            while len(lanes) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            assert lanes == ["backlog"] * 3  # the window is full, nothing acked
+            buf.append([event(T0, "orange")])
+            up.notify()
+            deadline = time.monotonic() + 5
+            while "event" not in lanes and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert lanes[3:] == ["event"]
+    finally:
+        mute.loop_stop()
+        mute.disconnect()
