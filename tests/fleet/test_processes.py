@@ -24,6 +24,7 @@ from roadside.testing.broker import MosquittoBroker, free_port
 from roadside.testing.pki import CONTROLLER_IDENTITY
 
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
+pytestmark = pytest.mark.slow
 
 Spawn = Callable[[str], tuple[subprocess.Popen[bytes], str]]
 
