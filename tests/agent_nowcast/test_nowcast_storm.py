@@ -1,0 +1,95 @@
+"""The real agent with its nowcast against the simulated storm-50y-3h station over real ptys."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from nowcast_station import BEACON_ACTION, station_toml
+
+from agent.buffer import Buffer, StoredRecord
+from agent.config import load_config
+from agent.runner import Agent
+from roadside.clock import ScaledClock
+from sim.scenario import load_scenario
+from sim.station import SimStation
+
+SPEED = 420.0  # scenario seconds per real second: minute 25 to the cancel in about 32 s
+TIER_MM = 150.0
+
+
+def minute_of(record: StoredRecord, start: object) -> float:
+    return (record.time - start).total_seconds() / 60.0  # type: ignore[operator]
+
+
+def test_forecast_raises_waterlogging_before_the_water_and_drives_the_light(
+    tmp_path: Path,
+) -> None:
+    scenario = load_scenario("storm-50y-3h")
+    clock = ScaledClock(scenario.start + timedelta(minutes=25), speed=SPEED, anchor=time.time())
+    light_on_at = light_off_at = None
+    with SimStation(scenario, clock, tmp_path / "links", pacing=False) as station:
+        path = tmp_path / "station.toml"
+        extra = "[warnings]\nhold_s = 300\n" + BEACON_ACTION  # no [uplink]: offline station
+        path.write_text(station_toml(station.endpoints, tmp_path / "buffer.db", extra=extra))
+        agent = Agent(load_config(path), clock, serve_metrics=False)
+        agent.start()
+        coils = station.devices["beacon"].coils
+        try:
+            assert agent.nowcast is not None
+            version = agent.nowcast.model.version
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and light_off_at is None:
+                agent.step(timeout_s=0.05)
+                minute = (clock.now() - scenario.start).total_seconds() / 60.0
+                if coils[0] and light_on_at is None:
+                    light_on_at = minute
+                elif light_on_at is not None and not coils[0]:
+                    light_off_at = minute
+        finally:
+            agent.stop()
+    buffer = Buffer(tmp_path / "buffer.db", max_bytes=1 << 26, clock=clock)
+    try:
+        events = [e for e in buffer.where("kind = 'event'") if e.payload]
+        warnings = [e.payload for e in events if e.payload.get("signal") == "waterlogging"]
+        raised = next(
+            e
+            for e in events
+            if e.payload.get("kind") == "raise" and e.payload["signal"] == "waterlogging"
+        )
+        observed = next(
+            r
+            for r in buffer.where("kind = 'reading' AND channel = 'water_depth'")
+            if r.value is not None and r.value >= TIER_MM and r.flag in (0, 1)
+        )
+        forecasts = buffer.where("kind = 'forecast'")
+        actions = [e.payload for e in events if e.payload.get("kind") == "action"]
+        unsynced_events = buffer.where("kind = 'event' AND synced = 0")
+    finally:
+        buffer.close()
+
+    lead_min = minute_of(observed, scenario.start) - minute_of(raised, scenario.start)
+    print(
+        f"forecast warning at minute {minute_of(raised, scenario.start):.1f}, observed 15 cm "
+        f"at {minute_of(observed, scenario.start):.1f}: lead {lead_min:.1f} min; light on at "
+        f"{light_on_at}, off at {light_off_at}"
+    )
+    # the forecast raised it, marked Likely, with the forecast as its evidence, before the water
+    assert raised.payload["certainty"] == "Likely"
+    assert raised.payload["evidence"]["basis"] == "forecast"
+    assert raised.payload["evidence"]["forecast"]["model_version"] == version
+    assert raised.payload["evidence"]["forecast"]["p_thresholds"] == [0.39, 0.36]
+    assert lead_min >= 10, f"forecast lead only {lead_min:.1f} min"
+    # the light switched on with the warning and off with its cancellation
+    assert light_on_at is not None and light_off_at is not None, (light_on_at, light_off_at)
+    assert light_on_at < minute_of(observed, scenario.start)
+    kinds = [w.get("kind") for w in warnings if w.get("kind") != "action"]
+    assert kinds[0] == "raise" and kinds[-1] == "cancel"
+    assert [(a["state"], a["ok"]) for a in actions] == [("off", True), ("on", True), ("off", True)]
+    assert actions[1]["trigger"] == "raise" and actions[2]["trigger"] == "cancel"
+    # forecasts are buffered like readings, with the model version; offline, all stays unsynced
+    assert len(forecasts) > 100
+    assert {f.payload["model_version"] for f in forecasts} == {version}
+    assert all(f.channel == "water_depth_30min" and not f.synced for f in forecasts)
+    assert len(unsynced_events) == len(events) >= 6
