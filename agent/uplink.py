@@ -192,6 +192,7 @@ class Uplink:
         self._cursor: dict[str, int] = {}
         self._live_from = 0
         self._acks: list[wire.Ack] = []
+        self._to_mark: set[int] = set()  # acknowledged, not yet marked synced in the buffer
         self._acks_lock = threading.Lock()
         self._bucket: TokenBucket | None = None
         self._next_status = 0.0
@@ -435,22 +436,28 @@ class Uplink:
             self._next_poll = now + self.settings.idle_poll_s
 
     def _apply_acks(self) -> bool:
+        """Take the acks that arrived; mark what they cover synced, in one transaction a turn.
+
+        Seqs stay in ``_to_mark`` until the buffer took them, so a failing buffer retries them
+        rather than forgetting an ack.
+        """
         with self._acks_lock:
             acks, self._acks = self._acks, []
         for ack in acks:
             covered = set(ack.seqs())
             done = [k for k, f in self._inflight.items() if f.seqs <= covered]
+            for k in done:
+                del self._inflight[k]
             if ack.error:
                 # The controller refused these (e.g. a contract it does not speak): keep the rows,
                 # stop resending them on this connection, and say so.
                 self._last_error = f"controller refused seqs {ack.ranges[:3]}: {ack.error}"
                 log.warning("uplink %s: %s", self.station, self._last_error)
-                for k in done:
-                    del self._inflight[k]
                 continue
-            self._counts["acked"] += self.buffer.mark_synced(sorted(covered))
-            for k in done:
-                del self._inflight[k]
+            self._to_mark |= covered
+        if self._to_mark:
+            self._counts["acked"] += self.buffer.mark_synced(sorted(self._to_mark))
+            self._to_mark = set()
         return bool(acks)
 
     def _resend_overdue(self, now: float) -> None:

@@ -1,14 +1,16 @@
 """Backlog drain: a day of one-minute readings from 10 channels, station buffer -> fleet store.
 
-Ours: the station's SQLite buffer holds 14,400 readings (a day offline); the uplink drains them
-through a real Mosquitto (TLS, client certificates, the shipped ACL) to the fleet controller,
-which commits them to its SQLite store and acknowledges; the clock stops when every reading is
-committed in the store *and* marked synced on the station. Readings per second end to end.
+Ours: the station's SQLite buffer holds 14,400 readings (a day offline); the uplink, in its own
+process as on a station, drains them through a real Mosquitto (TLS, client certificates, the
+shipped ACL) to the fleet controller (``fleet.service.FleetService``, SQLite store) in this
+process, which commits and acknowledges; the clock runs from "go" until the station has every
+row acknowledged, i.e. committed (checked afterwards: store holds exactly 1..n, none unsynced).
 
-Baseline, same broker, same run: raw paho-mqtt, QoS 1, one reading per message (compact JSON),
-publisher and subscriber over the same TLS listener (the controller identity publishing to a
-station's downlink, so the fleet controller does not consume them): messages per second from the
-first publish to the last message received. ``ratio`` = our readings/s / raw messages/s.
+Baseline, same broker, same run, same arrangement: raw paho-mqtt, QoS 1, one reading per message
+(compact JSON), a publisher process to a subscriber in this process over the same TLS listener
+(the controller identity publishing to a station's downlink, which the fleet controller does not
+consume): messages per second from "go" to the last message received.
+``ratio`` = our readings/s / raw messages/s.
 
 Before that it prints the codec comparison on the same day of data (the measurement
 :mod:`roadside.wire` chose its default codec by). Medians of ``--runs`` runs.
@@ -22,12 +24,15 @@ import json
 import math
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -41,6 +46,7 @@ from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 
 STATION = "bench-st"
+RAW_RECEIVER = "bench-raw"
 DAY_START = datetime(2026, 7, 21, tzinfo=UTC)
 CHANNELS = (
     ("rain", "rain_total", "mm"),
@@ -126,78 +132,89 @@ def codec_table(records: list[BufferRecord], batch_size: int = 500) -> dict[str,
     return table
 
 
-# -- ours ---------------------------------------------------------------------------------------
+# -- the sending side, in its own process (as on a real station) ------------------------------
 
 
-def drain_once(
-    broker: MosquittoBroker, workdir: Path, records: list[BufferRecord], settings: UplinkSettings
-) -> float:
-    """Seconds to drain ``records`` from a fresh station buffer into a fresh fleet store."""
+def _settings_args(broker: MosquittoBroker, identity: str) -> list[str]:
+    s = broker.settings(identity)
+    return ["--port", str(s.port), "--ca", str(s.ca), "--cert", str(s.cert), "--key", str(s.key)]
+
+
+def _spawn(role: str, *args: str) -> subprocess.Popen[str]:
+    """Start this script in ``role``; it prints ``ready`` once set up and waits for ``go``."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, role, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise click.ClickException(f"{role} process did not start")
+    return proc
+
+
+def _go(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+
+
+def _sender_options(f: Any) -> Any:
+    for opt in (
+        click.option("--port", type=int, required=True),
+        click.option("--ca", type=click.Path(path_type=Path), required=True),
+        click.option("--cert", type=click.Path(path_type=Path), required=True),
+        click.option("--key", type=click.Path(path_type=Path), required=True),
+    ):
+        f = opt(f)
+    return f
+
+
+@click.command()
+@click.option("--buffer", "buffer_path", type=click.Path(path_type=Path), required=True)
+@click.option("--batch-size", type=int, required=True)
+@click.option("--window", type=int, required=True)
+@_sender_options
+def station_role(
+    buffer_path: Path, batch_size: int, window: int, port: int, ca: Path, cert: Path, key: Path
+) -> None:
+    """Drain a buffer once told to go; print ``done`` when the controller acked every row."""
     clock = SystemClock()
-    buf = Buffer(workdir / "station.db", max_bytes=1 << 31, clock=clock)
-    buf.append(records)
-    store = open_store(f"sqlite:///{workdir / 'fleet.db'}")
-    # One client id for every run: a controller session left behind would stay in the shared
-    # subscription's group and take its share of batches until the session expires.
-    service = FleetService(store, clock, broker.settings(CONTROLLER_IDENTITY), None)
-    service.start()
-    n = len(records)
-    try:
-        uplink = Uplink(STATION, buf, broker.settings(STATION), clock, settings=settings)
-        t0 = time.perf_counter()
-        uplink.start()
-        # An ack follows the controller's commit, so "all marked synced" means "all committed".
-        # Watch the uplink's in-memory counter: polling the buffer or the store would take
-        # their locks and slow down what is measured. Both are checked once afterwards.
-        while uplink.status().records_acked < n:
-            time.sleep(0.01)
-            if time.perf_counter() - t0 > 300:
-                raise click.ClickException("drain did not finish within 300 s")
-        elapsed = time.perf_counter() - t0
-        uplink.stop()
-        if buf.stats().unsynced or store.seqs(STATION) != list(range(1, n + 1)):
-            raise click.ClickException("not drained: store must hold exactly seqs 1..n, all synced")
-    finally:
-        service.stop()
-        store.close()
-        buf.close()
-    return elapsed
+    buf = Buffer(buffer_path, max_bytes=1 << 31, clock=clock)
+    n = buf.stats().unsynced
+    settings = replace(UplinkSettings(), batch_size=batch_size, window=window)
+    uplink = Uplink(
+        STATION,
+        buf,
+        wire.BrokerSettings("127.0.0.1", port, ca, cert, key),
+        clock,
+        settings=settings,
+    )
+    print("ready", flush=True)
+    sys.stdin.readline()
+    uplink.start()
+    # An ack follows the controller's commit, so "all acked" means "all committed". Watch the
+    # uplink's in-memory counter: polling the buffer would take its lock.
+    while uplink.status().records_acked < n:
+        time.sleep(0.005)
+    print("done", flush=True)
+    uplink.stop()
+    buf.close()
 
 
-# -- baseline -----------------------------------------------------------------------------------
-
-
-def raw_paho_once(broker: MosquittoBroker, n: int) -> float:
-    """Seconds for ``n`` QoS 1 one-reading messages, publish to receive, through ``broker``.
-
-    The controller identity publishes to a station's downlink and that station receives: the
-    same broker, TLS and ACL path, on a topic the fleet controller does not consume.
-    """
-    receiver = "bench-raw"
-    topic = wire.down_topic(receiver, "ack")
-    got = 0
-    all_in = threading.Event()
-    subscribed = threading.Event()
-
-    def on_message(*_a: object) -> None:
-        nonlocal got
-        got += 1
-        if got == n:
-            all_in.set()
-
-    sub = wire.new_client(broker.settings(receiver), "raw-sub")
-    sub.on_message = on_message
-    sub.on_subscribe = lambda *a: subscribed.set()
-    sub.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-    sub.connect("127.0.0.1", broker.port)
-    sub.loop_start()
-    pub = wire.new_client(broker.settings(CONTROLLER_IDENTITY), "raw-pub")
+@click.command()
+@click.option("--n", type=int, required=True)
+@_sender_options
+def rawpub_role(n: int, port: int, ca: Path, cert: Path, key: Path) -> None:
+    """Publish ``n`` one-reading QoS 1 messages to the raw receiver once told to go."""
+    pub = wire.new_client(wire.BrokerSettings("127.0.0.1", port, ca, cert, key), "raw-pub")
     connected = threading.Event()
     pub.on_connect = lambda *a: connected.set()
-    pub.connect("127.0.0.1", broker.port)
+    pub.connect("127.0.0.1", port)
     pub.loop_start()
-    if not (subscribed.wait(10) and connected.wait(10)):
-        raise click.ClickException("raw clients did not connect")
+    connected.wait(10)
     payloads = [
         json.dumps(
             {
@@ -213,15 +230,102 @@ def raw_paho_once(broker: MosquittoBroker, n: int) -> float:
         ).encode()
         for i in range(n)
     ]
+    topic = wire.down_topic(RAW_RECEIVER, "ack")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    infos = [pub.publish(topic, p, qos=1) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(60)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+
+def drain_once(
+    broker: MosquittoBroker, workdir: Path, records: list[BufferRecord], batch: int, window: int
+) -> float:
+    """Seconds to drain ``records`` from a fresh station buffer into a fresh fleet store.
+
+    The station is its own process (the uplink); the fleet controller runs in this one.
+    """
+    clock = SystemClock()
+    buf_path = workdir / "station.db"
+    with Buffer(buf_path, max_bytes=1 << 31, clock=clock) as buf:
+        buf.append(records)
+    store = open_store(f"sqlite:///{workdir / 'fleet.db'}")
+    # One client id for every run: a controller session left behind would stay in the shared
+    # subscription's group and take its share of batches until the session expires.
+    service = FleetService(store, clock, broker.settings(CONTROLLER_IDENTITY), None)
+    service.start()
+    n = len(records)
+    try:
+        proc = _spawn(
+            "station",
+            "--buffer",
+            str(buf_path),
+            "--batch-size",
+            str(batch),
+            "--window",
+            str(window),
+            *_settings_args(broker, STATION),
+        )
+        assert proc.stdout is not None
+        t0 = time.perf_counter()
+        _go(proc)
+        if proc.stdout.readline().strip() != "done":
+            raise click.ClickException("station process ended before draining")
+        elapsed = time.perf_counter() - t0
+        proc.wait(30)
+        with Buffer(buf_path, max_bytes=1 << 31, clock=clock) as buf:
+            unsynced = buf.stats().unsynced
+        if unsynced or store.seqs(STATION) != list(range(1, n + 1)):
+            raise click.ClickException("not drained: store must hold exactly seqs 1..n, all synced")
+    finally:
+        service.stop()
+        store.close()
+    return elapsed
+
+
+# -- baseline -----------------------------------------------------------------------------------
+
+
+def raw_paho_once(broker: MosquittoBroker, n: int) -> float:
+    """Seconds for ``n`` QoS 1 one-reading messages, publish to receive, through ``broker``.
+
+    A publisher process with the controller identity publishes to a station's downlink and this
+    process, as that station, receives: the same broker, TLS and ACL path, on a topic the fleet
+    controller does not consume.
+    """
+    topic = wire.down_topic(RAW_RECEIVER, "ack")
+    got = 0
+    all_in = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(*_a: object) -> None:
+        nonlocal got
+        got += 1
+        if got == n:
+            all_in.set()
+
+    sub = wire.new_client(broker.settings(RAW_RECEIVER), "raw-sub")
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    if not subscribed.wait(10):
+        raise click.ClickException("raw receiver did not subscribe")
+    proc = _spawn("rawpub", "--n", str(n), *_settings_args(broker, CONTROLLER_IDENTITY))
     t0 = time.perf_counter()
-    for p in payloads:
-        pub.publish(topic, p, qos=1)
+    _go(proc)
     if not all_in.wait(300):
         raise click.ClickException(f"raw baseline received {got}/{n}")
     elapsed = time.perf_counter() - t0
-    for c in (pub, sub):
-        c.disconnect()
-        c.loop_stop()
+    proc.wait(30)
+    sub.disconnect()
+    sub.loop_stop()
     return elapsed
 
 
@@ -242,7 +346,6 @@ def main(runs: int, batch_size: int, window: int, json_only: bool) -> None:
             f"  {codec:<10} {row['bytes_per_batch']:>12.0f} {row['bytes_per_reading']:>14.1f}"
             f" {row['enc_dec_ms']:>11.2f}"
         )
-    settings = replace(UplinkSettings(), batch_size=batch_size, window=window)
     ours, raw = [], []
     with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
         root = Path(tmp)
@@ -250,7 +353,7 @@ def main(runs: int, batch_size: int, window: int, json_only: bool) -> None:
             for i in range(runs):
                 work = root / f"run{i}"
                 work.mkdir()
-                ours.append(n / drain_once(broker, work, records, settings))
+                ours.append(n / drain_once(broker, work, records, batch_size, window))
                 raw.append(n / raw_paho_once(broker, n))
                 say(
                     f"run {i + 1}: ours {ours[-1]:,.0f} readings/s, raw {raw[-1]:,.0f} msg/s,"
@@ -271,5 +374,10 @@ def main(runs: int, batch_size: int, window: int, json_only: bool) -> None:
     )
 
 
+ROLES = {"station": station_role, "rawpub": rawpub_role}
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] in ROLES:
+        ROLES[sys.argv[1]](sys.argv[2:])
+    else:
+        main()
