@@ -11,8 +11,11 @@ of child process poll it, alternately, for the same real time each:
 CPU time (user + system) and peak RSS (VmHWM) are read from ``/proc/<pid>`` of each child over a
 steady-state window after start-up; readings come from the child's database. Medians of the runs
 are reported. Targets: peak RSS under 60 MB, at least half the bare loop's readings per CPU-second.
+The agent runs its waterlogging nowcast (``--nowcast`` picks the backend: auto = LiteRT here,
+numpy, or off).
 
     .venv/bin/python bench/bench_agent_pipeline.py [--seconds 6] [--runs 3] [--speed 20]
+        [--nowcast auto|numpy|off]
 """
 
 from __future__ import annotations
@@ -103,7 +106,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def station_config(endpoints: dict[str, Any], db: Path, metrics_port: int = 0) -> str:
+def station_config(
+    endpoints: dict[str, Any], db: Path, metrics_port: int = 0, nowcast: str = "auto"
+) -> str:
     """A configuration polling every simulated device each clock second."""
     out = 'version = "bench"\n[station]\nid = "bench"\nlat = 31.4\nlon = 121.4\n'
     out += 'grid_cell = "g1"\n'
@@ -113,6 +118,10 @@ def station_config(endpoints: dict[str, Any], db: Path, metrics_port: int = 0) -
         out += f'port = "{ep.port}"\ninterval_s = 1\n{slave}'
     out += f'[buffer]\npath = "{db}"\n[metrics]\nport = {metrics_port}\n'
     out += '[time]\nsync_check = "none"\n'
+    if nowcast == "off":
+        out += "[nowcast]\nenabled = false\n"
+    else:
+        out += f'[nowcast]\nbackend = "{nowcast}"\n'
     return out
 
 
@@ -176,8 +185,15 @@ def bare_loop(config_path: str, state_path: str, db_path: str, synchronous: str)
 @click.option("--seconds", default=6.0, show_default=True, help="Measured window per run (real s).")
 @click.option("--runs", default=3, show_default=True, help="Runs of each loop (medians reported).")
 @click.option("--speed", default=20.0, show_default=True, help="Clock speed (scenario s per s).")
+@click.option(
+    "--nowcast",
+    type=click.Choice(["auto", "numpy", "off"]),
+    default="auto",
+    show_default=True,
+    help="The agent's nowcast backend (auto: LiteRT where installed).",
+)
 @click.option("--bare", "bare_args", nargs=4, hidden=True, help="Internal: run the bare loop.")
-def main(seconds: float, runs: int, speed: float, bare_args: tuple[str, ...]) -> None:
+def main(seconds: float, runs: int, speed: float, nowcast: str, bare_args: tuple[str, ...]) -> None:
     """Readings per CPU-second and peak RSS: the real agent against a bare poll-and-insert loop."""
     if bare_args:
         bare_loop(*bare_args)
@@ -198,7 +214,7 @@ def main(seconds: float, runs: int, speed: float, bare_args: tuple[str, ...]) ->
             for i in range(runs):
                 db = tmp / f"agent-{i}.db"
                 config = tmp / f"agent-{i}.toml"
-                config.write_text(station_config(station.endpoints, db, free_port()))
+                config.write_text(station_config(station.endpoints, db, free_port(), nowcast))
                 agent_cmd = [
                     sys.executable,
                     "-m",
@@ -247,6 +263,7 @@ def main(seconds: float, runs: int, speed: float, bare_args: tuple[str, ...]) ->
                 "runs": runs,
                 "seconds": seconds,
                 "speed": speed,
+                "nowcast": nowcast,
             }
         )
     )

@@ -2,9 +2,11 @@
 
 ``Nowcaster()`` loads ``edge_models/nowcast.tflite``. The backend is the first that loads:
 ``ai_edge_litert.interpreter`` ('litert'), ``tflite_runtime.interpreter`` ('tflite-runtime'),
-else a numpy forward pass ('numpy'). The numpy pass runs the weights parsed from the same file
-(with the TFLite schema from ai-edge-litert); on a host without that schema it reads them from
-the ``.json`` beside the model, which must carry the model file's SHA-256.
+else a numpy forward pass ('numpy'). Metadata (version, features, tier thresholds) and the numpy
+pass's weights come from the ``.json`` beside the model when it carries the model file's SHA-256
+(the file's own weights, without importing the 5 MB TFLite schema into the station), else they
+are parsed from the flatbuffer itself with the schema from ai-edge-litert. The interpreter runs
+without its default XNNPACK delegate: nothing to gain on a 9k-parameter network, 1 MB to save.
 """
 
 from __future__ import annotations
@@ -44,10 +46,14 @@ class Forecast:
 
 def _interpreter(backend: Backend, content: bytes) -> Any:
     if backend == "litert":
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     else:
-        from tflite_runtime.interpreter import Interpreter
-    interp = Interpreter(model_content=content, num_threads=1)
+        from tflite_runtime.interpreter import Interpreter, OpResolverType
+    interp = Interpreter(
+        model_content=content,
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     interp.allocate_tensors()
     return interp
 
@@ -67,6 +73,12 @@ def weights_from_json(json_path: Path, content: bytes) -> tuple[Net, dict[str, A
 
 
 def _load(path: Path, content: bytes) -> tuple[Net, dict[str, Any]]:
+    json_path = path.with_suffix(".json")
+    if json_path.is_file():
+        try:
+            return weights_from_json(json_path, content)
+        except ModelFileError:
+            pass  # not this file's weights: read the file itself
     try:
         from edge_models.tflite_export import read_tflite
     except ImportError:  # no TFLite schema on this host (ai-edge-litert not installable)
