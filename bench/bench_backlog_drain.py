@@ -15,7 +15,7 @@ consume): messages per second from "go" to the last message received.
 Before that it prints the codec comparison on the same day of data (the measurement
 :mod:`roadside.wire` chose its default codec by). Medians of ``--runs`` runs.
 
-    .venv/bin/python bench/bench_backlog_drain.py [--runs 3] [--json-only]
+    .venv/bin/python bench/bench_backlog_drain.py [--runs 5] [--json-only]
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ def raw_paho_once(broker: MosquittoBroker, n: int) -> float:
 
 
 @click.command()
-@click.option("--runs", default=3, show_default=True, help="Runs of each side (median quoted).")
+@click.option("--runs", default=5, show_default=True, help="Runs of each side (median quoted).")
 @click.option("--batch-size", default=500, show_default=True)
 @click.option("--window", default=8, show_default=True)
 @click.option("--json-only", is_flag=True, help="Print only the final JSON line.")
