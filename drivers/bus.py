@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from drivers.counter import RainCounter
@@ -252,10 +253,15 @@ class BusScheduler:
             if delay > 0:
                 self.clock.wait(self._wake, delay)
                 continue
-            readings = self._poll(dev)
+            try:
+                readings = self._poll(dev)
+            except Exception:  # never a dead poller: log and try again at the next interval
+                log.exception("poll of %s failed", dev.config.name)
+                readings = []
             dev.next_due = align_up(self._now(), dev.interval)
             try:
-                self.sink(readings)
+                if readings:
+                    self.sink(readings)
             except Exception:
                 log.exception("sink failed on a batch from %s; polling goes on", dev.config.name)
 
@@ -267,27 +273,24 @@ class BusScheduler:
                 dev.health.skipped()
                 retry = datetime.fromtimestamp(breaker.retry_at or 0.0, UTC)
                 detail = f"backing off until {retry:%H:%M:%S}Z after: {dev.health.last_error}"
+                skipped = failed(dev.channels, DriverStatus.BREAKER_OPEN, detail)
                 return to_readings(
-                    failed(dev.channels, DriverStatus.BREAKER_OPEN, detail),
-                    dev.fields,
-                    dev.counters,
-                    station=self.station,
-                    sensor=dev.config.name,
-                    time=when,
+                    skipped, dev.fields, {}, station=self.station, sensor=dev.config.name, time=when
                 )
-            try:
-                samples = dev.driver.poll()
-            except Exception as exc:  # a driver bug must not kill the bus
-                log.exception("driver of %s failed", dev.config.name)
-                samples = failed(dev.channels, DriverStatus.BAD_FRAME, f"driver error: {exc!r}")
-            readings = to_readings(
-                samples,
-                dev.fields,
-                dev.counters,
+            stamp = partial(
+                to_readings,
+                fields=dev.fields,
                 station=self.station,
                 sensor=dev.config.name,
                 time=when,
             )
+            try:
+                samples = [s for s in dev.driver.poll() if s.channel in dev.fields]
+                readings = stamp(samples, counters=dev.counters)
+            except Exception as exc:  # a driver bug must not kill the bus
+                log.exception("driver of %s failed", dev.config.name)
+                bug = failed(dev.channels, DriverStatus.BAD_FRAME, f"driver error: {exc!r}")
+                readings = stamp(bug, counters={})
             dev.health.record([(r.status, r.detail) for r in readings], when, when.timestamp())
             for status, n in dev.driver.skipped().items():
                 dev.health.counts[f"skipped_{status}"] += n

@@ -120,15 +120,13 @@ def test_a_vanished_port_is_reopened_when_it_returns(live):
 
 
 def test_adaptive_interval_and_a_failing_sink(live):
-    _station, bus, batches, _ = live
-    calls = {"n": 0}
-    inner = bus.sink
+    _, bus, _, _ = live
+    seen: list[str] = []
 
     def flaky(readings):
-        calls["n"] += 1
-        if calls["n"] % 2:
+        seen.append(readings[0].sensor)
+        if len(seen) % 2:
             raise RuntimeError("downstream hiccup")
-        inner(readings)
 
     bus.sink = flaky
     bus.start()
@@ -136,8 +134,8 @@ def test_adaptive_interval_and_a_failing_sink(live):
     time.sleep(RUN_S)
     bus.stop()
     assert bus.interval("rain") == 0.5
-    assert calls["n"] >= 20  # rain twice as often as the others, all still polled
-    assert len(batches["rain"]) > len(batches["level"])
+    assert seen.count("level") >= 5 and seen.count("anemo") >= 5  # polling went on
+    assert seen.count("rain") >= 1.5 * seen.count("level")  # twice as often
 
 
 def test_the_master_keeps_the_inter_frame_silence_on_a_paced_bus(make_station, make_configs):

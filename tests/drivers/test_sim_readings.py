@@ -157,6 +157,6 @@ def test_a_device_refusing_reads_across_its_gaps_is_read_field_by_field(
         first = bus.poll_once("sparse")  # one merged read, refused, then the fields apart
         assert values(first) == {"rain_intensity": 36, "wind_speed": 2.0}
         assert values(bus.poll_once("sparse")) == {"rain_intensity": 36, "wind_speed": 2.0}
-        assert station.buses["rs485-1"].counts["answered"] == 3 + 2  # refused once, then apart
+        assert station.buses["rs485-1"].counts["frames"] == 3 + 2  # refused once, then apart
     finally:
         bus.stop()
