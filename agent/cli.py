@@ -215,6 +215,18 @@ def _print_status(report: dict[str, Any]) -> None:
     for name, h in sorted((agent.get("devices") or {}).items()):
         err = f"  last error: {h['last_error']}" if h.get("last_error") else ""
         click.echo(f"  device {name:<10} {h.get('state', '?')}{err}")
+    nowcast, fc = agent.get("nowcast"), agent.get("forecast")
+    if nowcast:
+        line = f"nowcast: {nowcast['model_version']} on {nowcast['backend']}"
+        if fc:
+            line += (
+                f"; +15/+30/+60 min {fc['depth_15_mm']:.0f}/{fc['depth_30_mm']:.0f}/"
+                f"{fc['depth_60_mm']:.0f} mm, P(>15 cm) {fc['p_15cm']:.2f}, "
+                f"P(>30 cm) {fc['p_30cm']:.2f} ({fc['issued']})"
+            )
+        click.echo(line)
+    if agent.get("warnings"):
+        click.echo("warnings: " + ", ".join(f"{k} {v}" for k, v in agent["warnings"].items()))
     buf = report.get("buffer")
     if buf is None:
         click.echo("buffer: none yet")

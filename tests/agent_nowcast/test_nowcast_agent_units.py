@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from nowcast_station import BEACON_ACTION, STATION
 
 from agent.actions import LocalActions
 from agent.buffer import Buffer
+from agent.cli import main
 from agent.config import ActionConfig, config_from_dict, load_config
 from agent.errors import ConfigError
 from agent.runner import Agent, _Batch
@@ -94,7 +96,10 @@ def test_status_and_fleet_status_carry_the_model_and_the_latest_forecast(tmp_pat
     assert agent.buffer is not None
     stored = agent.buffer.where("kind = 'forecast'")
     assert stored and stored[-1].payload["issued"] == forecast["issued"]
+    agent._write_status()
     agent.buffer.close()
+    shown = CliRunner().invoke(main, ["status", "--config", str(tmp_path / "station.toml")])
+    assert f"nowcast: {version} on " in shown.output and "P(>15 cm)" in shown.output
 
 
 def test_rules_use_the_models_tier_thresholds_unless_configured(tmp_path: Path) -> None:
