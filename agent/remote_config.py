@@ -279,6 +279,12 @@ class RemoteConfig:
             code = "unsigned" if "unsigned" in str(exc) else "bad-signature"
             raise Refused(code, str(exc)) from None
 
+    def _canary_copy(self, key: str, topic_scope: str) -> bool:
+        """A staged rollout sends the fleet's or this station's cell's document to each canary on
+        the station's own topic (only the controller may write it; the signature still decides)."""
+        own = topic_scope == scope_key("station", self.station)
+        return own and key in (scope_key("fleet", ""), scope_key("grid", self.grid_cell or ""))
+
     def _check(self, doc: dict[str, Any], envelope: dict[str, Any], topic_scope: str) -> Applied:
         try:
             wire.check_contract(str(doc.get("c", "")))
@@ -290,7 +296,7 @@ class RemoteConfig:
         if kind not in SCOPE_ORDER or not isinstance(target, str):
             raise Refused("schema", f"field scope: {kind!r} is not one of fleet, grid, station")
         key = scope_key(kind, target)
-        if key != topic_scope:
+        if key != topic_scope and not self._canary_copy(key, topic_scope):
             raise Refused("scope", f"document for {key} arrived on the topic of {topic_scope}")
         version = doc.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:

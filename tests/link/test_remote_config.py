@@ -223,3 +223,20 @@ def test_for_station_reads_key_and_base_from_the_station_file(tmp_path: Path, ke
         RemoteConfig.for_station(cfg, ManualClock())
     without = load_config(EXAMPLE)
     assert RemoteConfig.for_station(without, ManualClock()) is None
+
+
+def test_canary_copy_of_a_fleet_or_own_grid_document_on_the_station_topic_applies(
+    tmp_path: Path, base, key
+) -> None:
+    """Staged rollouts deliver fleet/grid documents to canaries on their own station topic."""
+    rc = make(tmp_path, base, key)
+    fleet_ack = rc.handle(ST_TOPIC, payload(doc(4, BODY, "fleet", ""), key))
+    assert fleet_ack is not None and fleet_ack.ok and fleet_ack.scope == "fleet"
+    grid_ack = rc.handle(ST_TOPIC, payload(doc(2, BODY, "grid", CELL), key))
+    assert grid_ack is not None and grid_ack.ok and grid_ack.scope == f"grid:{CELL}"
+    assert rc.versions()["fleet"]["version"] == 4
+    other = _nack(rc, ST_TOPIC, payload(doc(3, BODY, "grid", "310113-G999"), key))
+    assert other.reason.startswith("scope: ")
+    # a station document still cannot arrive on the fleet-wide topic
+    wrong = _nack(rc, wire.FLEET_CONFIG_TOPIC, payload(doc(5, BODY), key))
+    assert wrong.reason.startswith("scope: ")
