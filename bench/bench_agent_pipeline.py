@@ -48,9 +48,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def peak_rss_mb(pid: int) -> float:
+def status_mb(pid: int, key: str = "VmHWM") -> float:
+    """A memory figure of ``/proc/<pid>/status`` in MB (VmHWM: peak RSS; RssAnon: the part not
+    backed by files, i.e. not library code the kernel can drop and reload)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -83,7 +85,7 @@ def measure(cmd: list[str], db: Path, table: str, seconds: float) -> dict[str, f
         c0, n0 = cpu_s(proc.pid), count_readings(db, table)
         time.sleep(seconds)
         c1, n1 = cpu_s(proc.pid), count_readings(db, table)
-        rss = peak_rss_mb(proc.pid)
+        rss, anon = status_mb(proc.pid), status_mb(proc.pid, "RssAnon")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -97,6 +99,7 @@ def measure(cmd: list[str], db: Path, table: str, seconds: float) -> dict[str, f
         "cpu_s": c1 - c0,
         "rate": readings / max(c1 - c0, 1e-6),
         "rss": rss,
+        "anon": anon,
     }
 
 
@@ -260,6 +263,8 @@ def main(seconds: float, runs: int, speed: float, nowcast: str, bare_args: tuple
                 "ratio": round(ours_rate / bare_rate, 3),
                 "rss_mb": round(rss, 1),
                 "bare_rss_mb": round(statistics.median(r["rss"] for r in bare), 1),
+                "rss_anon_mb": round(statistics.median(r["anon"] for r in ours), 1),
+                "bare_rss_anon_mb": round(statistics.median(r["anon"] for r in bare), 1),
                 "runs": runs,
                 "seconds": seconds,
                 "speed": speed,
