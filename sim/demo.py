@@ -81,8 +81,29 @@ profile = "gill-windsonic"
 port = "{links}/ttyRS232-1"
 interval_s = 1
 
+[[sensors]]
+name = "beacon"
+profile = "warning-light"
+port = "{links}/ttyRS485-1"
+slave = 10
+interval_s = 60
+
 [warnings.rainstorm]
 preset = "shanghai"
+
+# the warning light follows the waterlogging warning (raised on the forecast, too)
+[[actions]]
+signal = "waterlogging"
+min_level = "blue"
+sensor = "beacon"
+setting = "light"
+
+# storm-50y-3h's street point (the nowcast's site parameters)
+[site]
+drain_capacity_mmh = 36.0
+catchment_m2 = 2000.0
+pond_area_m2 = 250.0
+runoff_coeff = 0.9
 
 [uplink]
 host = "127.0.0.1"
