@@ -44,6 +44,7 @@ STATION = "bs-demo-01"
 GRID_CELL = "310113-G042"
 FLAG_STYLE = {0: "green", 1: "yellow", 2: "red", 8: "dim", 9: "dim"}
 # What the fleet pushes part way through: the national rainstorm criteria instead of Shanghai's.
+TIER_MM = 150.0  # the first waterlogging tier (15 cm)
 THRESHOLD_CHANGE: dict[str, Any] = {"warnings": {"rainstorm": {"preset": "national"}}}
 
 STATION_TOML = """\
@@ -98,12 +99,12 @@ min_level = "blue"
 sensor = "beacon"
 setting = "light"
 
-# storm-50y-3h's street point (the nowcast's site parameters)
+# the scenario's street point (the nowcast's site parameters)
 [site]
-drain_capacity_mmh = 36.0
-catchment_m2 = 2000.0
-pond_area_m2 = 250.0
-runoff_coeff = 0.9
+drain_capacity_mmh = {site.drain_capacity_mmh}
+catchment_m2 = {site.catchment_m2}
+pond_area_m2 = {site.pond_area_m2}
+runoff_coeff = {site.runoff_coeff}
 
 [uplink]
 host = "127.0.0.1"
@@ -136,6 +137,7 @@ class Outcome:
     pushed_version: int | None = None
     acked_at_min: float | None = None
     warnings: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
     first_forecast_tier_min: float | None = None
     first_observed_tier_min: float | None = None
 
@@ -148,7 +150,20 @@ class Outcome:
             out.append("the threshold change was not acknowledged by the station")
         if not self.warnings and scenario.name != "dry":
             out.append("no warning was raised")
+        observed, forecast = self.first_observed_tier_min, self.first_forecast_tier_min
+        if observed is not None and (forecast is None or forecast >= observed):
+            out.append("the forecast did not raise waterlogging before the water reached 15 cm")
         return out
+
+    def lead(self) -> str:
+        """One line on the forecast's lead over the observation."""
+        f, o = self.first_forecast_tier_min, self.first_observed_tier_min
+        if f is None and o is None:
+            return "the water never reached 15 cm and no forecast said it would"
+        fs = "never" if f is None else f"at minute {f:.1f}"
+        os_ = "never" if o is None else f"at minute {o:.1f}"
+        lead = f" ({o - f:.1f} min ahead)" if f is not None and o is not None else ""
+        return f"forecast raised waterlogging {fs}; observed depth reached 15 cm {os_}{lead}"
 
 
 def _http_json(url: str, body: dict[str, Any] | None = None) -> Any:
@@ -161,9 +176,10 @@ def _http_json(url: str, body: dict[str, Any] | None = None) -> Any:
 class Demo:
     """The demo's programs and what it reads from them."""
 
-    def __init__(self, scenario: str, speed: float, workdir: Path) -> None:
+    def __init__(self, scenario: str, speed: float, workdir: Path, *, pacing: bool = True) -> None:
         self.scenario = load_scenario(scenario)
         self.speed = speed
+        self.pacing = pacing
         self.work = workdir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.broker: MosquittoBroker | None = None
@@ -243,6 +259,7 @@ class Demo:
             str(links),
             "--state-file",
             str(state),
+            *([] if self.pacing else ["--no-pacing"]),
         )
         self._wait("the simulator", state.exists)
         clock = json.loads(state.read_text())["clock"]
@@ -262,6 +279,7 @@ class Demo:
                 key=st.key,
                 fleet_key=keys.public,
                 work=w,
+                site=self.scenario.site,
             )
         )
         self._spawn(
@@ -343,11 +361,35 @@ class Demo:
                 continue
             self.events_seen.add(seq)
             p = e.get("payload") or {}
-            self.outcome.warnings.append(
-                f"{m:5.1f} min  {p.get('kind')} {p.get('signal')} {p.get('level')} "
-                f"({p.get('certainty')})"
-            )
+            at = self._scenario_minute(e.get("time"), m)
+            if (
+                p.get("signal") == "waterlogging"
+                and p.get("kind") in ("raise", "upgrade")
+                and p.get("certainty") == "Likely"
+                and self.outcome.first_forecast_tier_min is None
+            ):
+                self.outcome.first_forecast_tier_min = at
+            if p.get("kind") == "action":
+                self.outcome.actions.append(
+                    f"{at:5.1f} min  {p.get('device')} {p.get('setting')} {p.get('state')}"
+                    + ("" if p.get("ok") else f" FAILED: {p.get('error')}")
+                )
+            else:
+                self.outcome.warnings.append(
+                    f"{at:5.1f} min  {p.get('kind')} {p.get('signal')} {p.get('level')} "
+                    f"({p.get('certainty')})"
+                )
+        depth = (status.get("derived") or {}).get("water_depth") or {}
+        if (depth.get("value") or 0.0) >= TIER_MM and self.outcome.first_observed_tier_min is None:
+            self.outcome.first_observed_tier_min = self._scenario_minute(depth.get("time"), m)
         return {"minute": m, "truth": truth, "status": status, "station": station, "cfg": cfg}
+
+    def _scenario_minute(self, iso: str | None, default: float) -> float:
+        try:
+            when = datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+        except ValueError:
+            return default
+        return (when - self.scenario.start).total_seconds() / 60.0
 
 
 def _flagged(value: Any, flag: int | None, fmt: str = "{:.1f}") -> Text:
@@ -413,7 +455,8 @@ def render(demo: Demo, snap: dict[str, Any]) -> Group:
         )
     )
     warn = Text("\n".join(demo.outcome.warnings[-6:]) or "no warnings")
-    return Group(head, table, forecast, link, cfg, Text("warnings:", style="bold"), warn)
+    lights = Text("\n".join(demo.outcome.actions[-3:]) or "warning light: no action yet")
+    return Group(head, table, forecast, link, cfg, Text("warnings:", style="bold"), warn, lights)
 
 
 def run_demo(
@@ -422,13 +465,15 @@ def run_demo(
     push_at_min: float = 20.0,
     workdir: Path | None = None,
     console: Console | None = None,
+    *,
+    pacing: bool = True,
 ) -> int:
     """Run the demo; return the exit status (0 when everything expected happened)."""
     console = console or Console()
     own = workdir is None
     work = Path(workdir or tempfile.mkdtemp(prefix="roadside-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    demo = Demo(scenario, speed, work)
+    demo = Demo(scenario, speed, work, pacing=pacing)
     end_min = demo.scenario.duration_s / 60.0
     try:
         console.print(f"starting broker, fleet controller, simulator and agent in {work}")
@@ -452,10 +497,12 @@ def run_demo(
     problems = demo.outcome.problems(demo.scenario)
     console.print(
         f"\nfleet committed {demo.outcome.fleet_readings} records; "
-        f"{len(demo.outcome.warnings)} warning events; logs and databases in {work}"
+        f"{len(demo.outcome.warnings)} warning events; {demo.outcome.lead()}"
     )
     for p in problems:
         console.print(f"[red]not seen:[/red] {p}")
     if own and not problems and os.environ.get("ROADSIDE_DEMO_KEEP") is None:
         shutil.rmtree(work, ignore_errors=True)
+    else:
+        console.print(f"logs and databases kept in {work}")
     return 1 if problems else 0
