@@ -138,6 +138,7 @@ class Outcome:
     acked_at_min: float | None = None
     warnings: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    light_on_min: float | None = None
     first_forecast_tier_min: float | None = None
     first_observed_tier_min: float | None = None
 
@@ -150,6 +151,8 @@ class Outcome:
             out.append("the threshold change was not acknowledged by the station")
         if not self.warnings and scenario.name != "dry":
             out.append("no warning was raised")
+        if any("waterlogging" in w for w in self.warnings) and self.light_on_min is None:
+            out.append("the warning light did not switch on for the waterlogging warning")
         observed, forecast = self.first_observed_tier_min, self.first_forecast_tier_min
         if observed is not None and (forecast is None or forecast >= observed):
             out.append("the forecast did not raise waterlogging before the water reached 15 cm")
@@ -370,6 +373,8 @@ class Demo:
             ):
                 self.outcome.first_forecast_tier_min = at
             if p.get("kind") == "action":
+                if p.get("ok") and p.get("state") == "on" and self.outcome.light_on_min is None:
+                    self.outcome.light_on_min = at
                 self.outcome.actions.append(
                     f"{at:5.1f} min  {p.get('device')} {p.get('setting')} {p.get('state')}"
                     + ("" if p.get("ok") else f" FAILED: {p.get('error')}")
@@ -498,6 +503,11 @@ def run_demo(
     console.print(
         f"\nfleet committed {demo.outcome.fleet_readings} records; "
         f"{len(demo.outcome.warnings)} warning events; {demo.outcome.lead()}"
+    )
+    on = demo.outcome.light_on_min
+    console.print(
+        "warning light: "
+        + ("never switched on" if on is None else f"switched on at minute {on:.1f}")
     )
     for p in problems:
         console.print(f"[red]not seen:[/red] {p}")

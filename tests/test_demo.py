@@ -22,6 +22,6 @@ def test_demo_storm_reaches_the_fleet_acks_thresholds_and_forecasts_before_the_w
     text = out.getvalue()
     assert code == 0, text
     assert "station acked at minute" in text
-    assert "raise waterlogging blue (Likely)" in text
+    assert "forecast raised waterlogging at minute" in text
     assert "min ahead)" in text
-    assert "beacon light on" in text
+    assert "warning light: switched on at minute" in text
