@@ -5,77 +5,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import serial
 
 from roadside.clock import ManualClock
-from sim.spec import BusSpec, DeviceSpec, FaultSpec, Scenario, SiteSpec, TruthSample
+from sim.spec import BusSpec, DeviceSpec, FaultSpec, Scenario, SiteSpec
 from sim.station import SimStation
-
-START = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class RampTruth:
-    """Rain at a steady rate, wind and water rising linearly: every value known in closed form."""
-
-    duration_s: float = 3 * 3600.0
-    rain_mmh: float = 36.0  # 0.01 mm per second
-    wind0_ms: float = 2.0
-    wind_rise_ms_per_h: float = 6.0
-    dir_deg: float = 135.0
-    depth_mm_per_h: float = 120.0
-
-    def sample(self, t_s: float) -> TruthSample:
-        t = min(max(t_s, 0.0), self.duration_s)
-        speed = self.wind0_ms + self.wind_rise_ms_per_h * t / 3600.0
-        return TruthSample(
-            rain_total_mm=self.rain_mmh * t / 3600.0,
-            rain_intensity_mmh=self.rain_mmh,
-            wind_speed_ms=speed,
-            wind_dir_deg=self.dir_deg,
-            wind_gust_ms=1.5 * speed,
-            water_depth_mm=self.depth_mm_per_h * t / 3600.0,
-        )
-
-
-RTU = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=False)
-ASCII = BusSpec("rs232-1", "ascii", 9600, link="ttyRS232-1", pacing=False)
-WXT_BUS = BusSpec("rs485-2", "ascii", 19200, link="ttyRS485-2", pacing=False)
-TCP = BusSpec("tcp-1", "tcp")
-DEVICES = (
-    DeviceSpec("rain", "dfrobot-sen0575", "rs485-1", 192),
-    DeviceSpec("level", "hlk-ld8001h", "rs485-1", 1),
-    DeviceSpec("anemo", "generic-rs485-anemometer", "rs485-1", 2),
-    DeviceSpec("wind", "gill-windsonic", "rs232-1"),
-    DeviceSpec("wxt", "vaisala-wxt530", "rs485-2"),
-    DeviceSpec("rain2", "generic-rain-gauge", "tcp-1", 1),
-)
+from sim.testing import BUSES, DEVICES, START, RampTruth, Stations, build_scenario
 
 
 def scenario(
-    buses: tuple[BusSpec, ...] = (RTU, ASCII, WXT_BUS, TCP),
+    buses: tuple[BusSpec, ...] = BUSES,
     devices: tuple[DeviceSpec, ...] = DEVICES,
     faults: tuple[FaultSpec, ...] = (),
     truth: RampTruth | None = None,
     site: SiteSpec | None = None,
 ) -> Scenario:
-    truth = truth or RampTruth()
-    return Scenario(
-        name="test",
-        seed=3,
-        start=START,
-        duration_s=truth.duration_s,
-        speed=1.0,
-        site=site or SiteSpec(),
-        truth=truth,
-        buses=buses,
-        devices=devices,
-        faults=faults,
+    return build_scenario(
+        truth or RampTruth(), buses=buses, devices=devices, faults=faults, site=site
     )
 
 
@@ -97,23 +46,15 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def make_station(tmp_path: Path) -> Iterator[Callable[..., SimStation]]:
-    started: list[SimStation] = []
-
-    def make(sc: Scenario | None = None, clock=None, pacing: bool | None = None) -> SimStation:
-        st = SimStation(
-            sc or scenario(), clock or ManualClock(START), tmp_path / "dev", pacing=pacing
-        )
-        started.append(st.start())
-        return st
-
-    yield make
-    for st in started:
-        st.stop()
+def make_station(tmp_path: Path) -> Iterator[Stations]:
+    """``make_station(scenario=None, clock=None, pacing=None)``: a started station."""
+    stations = Stations(tmp_path / "dev", scenario(), pacing=None)
+    yield stations
+    stations.close()
 
 
 @pytest.fixture
-def station(make_station: Callable[..., SimStation], clock: ManualClock) -> SimStation:
+def station(make_station: Stations, clock: ManualClock) -> SimStation:
     """The full test station on a manual clock, pacing off."""
     return make_station(scenario(), clock)
 

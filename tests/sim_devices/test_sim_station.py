@@ -35,7 +35,7 @@ def test_state_file_names_endpoints_and_clock(station, tmp_path):
         "bus": "rs485-1",
         "protocol": "modbus",
     }
-    assert doc["endpoints"]["rain2"]["port"].startswith("tcp://127.0.0.1:")
+    assert doc["endpoints"]["gauge"]["port"].startswith("tcp://127.0.0.1:")
     assert doc["endpoints"]["wind"]["slave"] is None
     clock = ScaledClock(
         datetime.fromisoformat(doc["clock"]["start"]), doc["clock"]["speed"], doc["clock"]["anchor"]

@@ -13,7 +13,7 @@ REQUEST = struct.pack(">HHHB", 7, 0, 6, 1) + bytes([3, 0, 0, 0, 2])  # holding 0
 
 
 def host_port(station) -> tuple[str, int]:
-    host, port = station.endpoints["rain2"].port.removeprefix("tcp://").split(":")
+    host, port = station.endpoints["gauge"].port.removeprefix("tcp://").split(":")
     return host, int(port)
 
 
@@ -63,22 +63,22 @@ def test_mbap_reply_bytes(station, sock):
 
 
 def test_tcp_frame_faults(station, sock):
-    station.inject("rain2", "crc_error")
+    station.inject("gauge", "crc_error")
     assert struct.unpack(">H", exchange(sock)[2:4])[0] != 0  # corrupted protocol id
-    station.clear("rain2")
-    station.inject("rain2", "wrong_slave", address=5)
+    station.clear("gauge")
+    station.inject("gauge", "wrong_slave", address=5)
     assert exchange(sock)[6] == 5
-    station.clear("rain2")
-    station.inject("rain2", "truncated")
+    station.clear("gauge")
+    station.inject("gauge", "truncated")
     assert 0 < len(exchange(sock)) < 13
-    station.clear("rain2")
-    station.inject("rain2", "garbage", length=5)
+    station.clear("gauge")
+    station.inject("gauge", "garbage", length=5)
     assert len(exchange(sock)) == 5
-    station.clear("rain2")
-    station.inject("rain2", "no_answer")
+    station.clear("gauge")
+    station.inject("gauge", "no_answer")
     assert exchange(sock) == b""
-    station.clear("rain2")
-    station.inject("rain2", "slow_answer", delay_s=0.25)
+    station.clear("gauge")
+    station.inject("gauge", "slow_answer", delay_s=0.25)
     t0 = time.monotonic()
     assert len(exchange(sock, wait_s=1.0)) == 13
     assert time.monotonic() - t0 >= 0.25
@@ -87,16 +87,16 @@ def test_tcp_frame_faults(station, sock):
 def test_tcp_value_faults_and_counter_reset(station, sock, clock):
     clock.advance(600)
     assert struct.unpack(">H", exchange(sock)[9:11])[0] == 60
-    station.inject("rain2", "counter_reset")
+    station.inject("gauge", "counter_reset")
     assert struct.unpack(">H", exchange(sock)[9:11])[0] == 0
-    station.inject("rain2", "stuck")
+    station.inject("gauge", "stuck")
     clock.advance(600)
     assert struct.unpack(">H", exchange(sock)[9:11])[0] == 0
 
 
 def test_tcp_port_vanishes_and_returns_on_the_same_port(station, sock, clock):
     host, port = host_port(station)
-    station.inject("rain2", "port_vanish", duration_s=10)
+    station.inject("gauge", "port_vanish", duration_s=10)
     assert exchange(sock) == b""  # the open connection was dropped
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, port), timeout=1.0)
