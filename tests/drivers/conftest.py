@@ -16,7 +16,6 @@ from sim.station import SimStation
 from sim.testing import BUSES, DEVICES, START, RampTruth, Stations, build_scenario
 
 
-
 def scenario(
     buses: tuple[BusSpec, ...] = BUSES,
     devices: tuple[DeviceSpec, ...] = DEVICES,
