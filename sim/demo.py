@@ -45,6 +45,7 @@ GRID_CELL = "310113-G042"
 FLAG_STYLE = {0: "green", 1: "yellow", 2: "red", 8: "dim", 9: "dim"}
 # What the fleet pushes part way through: the national rainstorm criteria instead of Shanghai's.
 TIER_MM = 150.0  # the first waterlogging tier (15 cm)
+LOG_EVERY_MIN = 10.0  # scenario minutes between progress lines when not on a terminal
 THRESHOLD_CHANGE: dict[str, Any] = {"warnings": {"rainstorm": {"preset": "national"}}}
 
 STATION_TOML = """\
@@ -403,6 +404,24 @@ def _flagged(value: Any, flag: int | None, fmt: str = "{:.1f}") -> Text:
     return Text(fmt.format(value), style=FLAG_STYLE.get(flag if flag is not None else 9, ""))
 
 
+def progress_line(demo: Demo, snap: dict[str, Any]) -> str:
+    """One line of the live screen, for output that is not a terminal."""
+    t, derived = snap["truth"], (snap["status"].get("derived") or {})
+
+    def v(name: str, scale: float = 1.0) -> str:
+        value = (derived.get(name) or {}).get("value")
+        return "—" if value is None else f"{value * scale:.1f}"
+
+    fc = snap["status"].get("forecast") or {}
+    p15 = f"{fc['p_15cm']:.2f}" if fc else "—"
+    return (
+        f"min {snap['minute']:5.1f}  rain {t.rain_intensity_mmh:5.1f}/{v('rain_intensity')} mm/h"
+        f"  depth {t.water_depth_mm / 10:4.1f}/{v('water_depth', 0.1)} cm  P(>15cm) {p15}"
+        f"  gust {t.wind_gust_ms:4.1f}/{v('wind_gust_3s')} m/s  fleet {demo.outcome.fleet_readings}"
+        f"  warnings {len(demo.outcome.warnings)}  (truth/station)"
+    )
+
+
 def render(demo: Demo, snap: dict[str, Any]) -> Group:
     """The live screen: truth vs station, nowcast, warnings, backlog, fleet."""
     t, st = snap["truth"], snap["status"]
@@ -483,12 +502,16 @@ def run_demo(
     try:
         console.print(f"starting broker, fleet controller, simulator and agent in {work}")
         demo.start()
+        next_line_min = 0.0
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while True:
                 snap = demo.poll()
                 if demo.outcome.pushed_version is None and snap["minute"] >= push_at_min:
                     demo.push_thresholds()
                 live.update(render(demo, snap))
+                if not console.is_terminal and snap["minute"] >= next_line_min:
+                    console.print(progress_line(demo, snap))  # a log, not a screen
+                    next_line_min += LOG_EVERY_MIN
                 if snap["minute"] >= end_min - 1.0:  # the simulator ends its run at end_min
                     break
                 time.sleep(0.5)
