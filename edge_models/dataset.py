@@ -27,6 +27,7 @@ the same observed inputs the model gets.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -273,15 +274,20 @@ def split_of(config: DatasetConfig) -> dict[str, np.ndarray]:
     }
 
 
-def build(config: DatasetConfig) -> dict[str, Samples]:
-    """All splits (storms never shared between splits; no baselines for train)."""
+def build(
+    config: DatasetConfig, progress: Callable[[int], None] | None = None
+) -> dict[str, Samples]:
+    """All splits (storms never shared between splits; no baselines for train).
+
+    ``progress`` is called with 1 after each storm (for a progress bar).
+    """
     out = {}
     for name, ids in split_of(config).items():
-        parts = [
-            storm_samples(
-                make_storm(config.seed, int(s)), config.issue_every_min, baselines=name != "train"
-            )
-            for s in ids
-        ]
+        parts = []
+        for s in ids:
+            storm = make_storm(config.seed, int(s))
+            parts.append(storm_samples(storm, config.issue_every_min, baselines=name != "train"))
+            if progress is not None:
+                progress(1)
         out[name] = Samples.concat(parts)
     return out

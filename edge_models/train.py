@@ -28,6 +28,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
 import numpy as np
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from edge_models.dataset import DatasetConfig, Samples, build
 from edge_models.features import FEATURES
@@ -240,7 +247,11 @@ def main(storms: int, epochs: int, out_dir: Path) -> None:
     t0 = time.perf_counter()
     dcfg = DatasetConfig(n_storms=storms)
     tcfg = TrainConfig(epochs=epochs)
-    data = build(dcfg)
+    with Progress(
+        TextColumn("generating storms"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+    ) as bar:
+        task = bar.add_task("storms", total=storms)
+        data = build(dcfg, progress=lambda n: bar.advance(task, n))
     sizes = {k: len(v) for k, v in data.items()}
     click.echo(f"dataset: {storms} storms, samples {sizes} ({time.perf_counter() - t0:.0f} s)")
     net, history = fit(data["train"], data["val"], tcfg, log=click.echo)
