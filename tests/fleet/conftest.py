@@ -12,9 +12,13 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
+from roadside.clock import SystemClock
+from roadside.testing.broker import MosquittoBroker
 from roadside.testing.fixtures import broker, pki  # noqa: F401
+from roadside.testing.pki import CONTROLLER_IDENTITY
 
 PG_URL = os.environ.get("ROADSIDE_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -73,3 +77,20 @@ def _wait_for(cond: Callable[[], bool], timeout: float = 15.0, what: str = "cond
 def wait_for() -> Callable[..., None]:
     """``wait_for(cond, timeout=15, what=...)``: poll until true or fail naming ``what``."""
     return _wait_for
+
+
+@pytest.fixture
+def controller(
+    store: Store,
+    broker: MosquittoBroker,  # noqa: F811 (the imported fixture, requested by name)
+    fleet_key: Ed25519PrivateKey,
+) -> Iterator[FleetService]:
+    """A running controller on the test store and broker (ingest, acks, configuration)."""
+    service = FleetService(
+        store, SystemClock(), broker.settings(CONTROLLER_IDENTITY), fleet_key, tick_s=0.2
+    )
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()

@@ -20,18 +20,6 @@ T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def controller(store: Store, broker: MosquittoBroker, fleet_key) -> Iterator[FleetService]:
-    service = FleetService(
-        store, SystemClock(), broker.settings(CONTROLLER_IDENTITY), fleet_key, tick_s=0.2
-    )
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture
 def station(broker: MosquittoBroker) -> Iterator[StationClient]:
     st = StationClient(
         broker.settings("st-001"), "st-001", grid_cell="cell-7", ack_timeout_s=1.0

@@ -22,25 +22,12 @@ from fleet.store import Store
 from roadside import wire
 from roadside.clock import SystemClock
 from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "agent" / "examples" / "sim-station.toml"
 NATIONAL = {"warnings": {"rainstorm": {"preset": "national"}}}
 UNREACHABLE = {
     "warnings": {"rainstorm": {"levels": {"blue": {"rain_1h": 5000}, "red": {"rain_1h": 9000}}}}
 }
-
-
-@pytest.fixture
-def controller(store: Store, broker: MosquittoBroker, fleet_key) -> Iterator[FleetService]:
-    service = FleetService(
-        store, SystemClock(), broker.settings(CONTROLLER_IDENTITY), fleet_key, tick_s=0.2
-    )
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture
