@@ -27,31 +27,17 @@ from agent.errors import ConfigError
 from agent.flags import Flag, FlaggedReading
 from agent.qc.ring import Ring
 from roadside import quantities as q
+from roadside import registry
 
 RAIN_WINDOWS_S: Mapping[str, float] = {
-    "rain_1min": 60.0,
-    "rain_5min": 300.0,
-    "rain_10min": 600.0,
-    "rain_1h": 3600.0,
-    "rain_3h": 3 * 3600.0,
-    "rain_6h": 6 * 3600.0,
-    "rain_12h": 12 * 3600.0,
-    "rain_24h": 24 * 3600.0,
+    p.name: p.window_s
+    for p in registry.PRODUCTS.values()
+    if p.source == q.RAIN_TOTAL and p.window_s is not None
 }
 WIND_WINDOWS_S: Mapping[str, float] = {"2min": 120.0, "10min": 600.0}
 
-UNITS: Mapping[str, str] = {
-    **dict.fromkeys(RAIN_WINDOWS_S, "mm"),
-    "rain_intensity": "mm/h",
-    "wind_speed_2min": "m/s",
-    "wind_speed_10min": "m/s",
-    "wind_dir_2min": "deg",
-    "wind_dir_10min": "deg",
-    "wind_gust_3s": "m/s",
-    "water_depth": "mm",
-    "water_rise_rate": "mm/min",
-}
-"""Every derived product's name and unit."""
+UNITS: Mapping[str, str] = {p.name: p.unit for p in registry.PRODUCTS.values()}
+"""Every derived product's name and unit (from :mod:`roadside.registry`)."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ never raise here: they become reading statuses and QC flags.
 
 from __future__ import annotations
 
+from roadside.errors import RoadsideError
 
-class AgentError(Exception):
+
+class AgentError(RoadsideError):
     """Base of all agent errors."""
 
 

@@ -12,14 +12,17 @@ applied only when all of these hold, checked in this order (the nack reason star
 
 1. ``malformed``/``unsigned``/``bad-signature``: it is an envelope whose Ed25519 signature verifies
    with the public key from provisioning;
-2. ``contract``/``scope``/``schema``: it speaks a contract major we speak, is addressed to this
-   station or its cell on the topic it came on, and has a valid version, time and body;
+2. ``contract``/``scope``/``schema``/``unsafe``: it speaks a contract major we speak, is addressed
+   to this station or its cell on the topic it came on, and passes
+   :func:`roadside.contract.check_document` (version, time, and every body section through
+   :func:`roadside.contract.check_body`: the very check the fleet ran before signing it);
 3. ``older``: its version is newer than the one running for that scope (the same version with the
    same hash is acknowledged again without re-applying: retained documents come back on reconnect);
 4. ``schema``: the resulting station configuration validates
    (:func:`agent.config.config_from_dict`);
-5. ``unsafe``: its warning rules still warn (:func:`agent.warnings.check_thresholds_safe`: every
-   signal keeps levels, thresholds positive and reachable, levels in order, hold times bounded).
+5. ``unsafe``: the effective configuration as a whole (local file included) still passes the
+   sections' safety rules (:func:`roadside.contract.check_sections`: QC that does not flag
+   plausible weather, derived products that keep real rain, warnings that can still be raised).
 
 Then the new state is written to ``state_path`` atomically (temporary file, fsync, rename, fsync of
 the directory), handed to ``apply``, and acknowledged with version and hash. If ``apply`` fails
@@ -38,7 +41,6 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,23 +48,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.config import StationConfig, config_from_dict
 from agent.errors import AgentError, ConfigError
-from agent.warnings import WarningRules, check_thresholds_safe
-from roadside import signing, wire
+from roadside import contract, signing, wire
 from roadside.clock import Clock
 
 log = logging.getLogger(__name__)
 
-REMOTE_SECTIONS: tuple[str, ...] = ("qc", "derived", "warnings", "sampling")
-"""Sections of the station configuration a document may set (same list as the fleet's)."""
-SCOPE_ORDER: tuple[str, ...] = ("fleet", "grid", "station")
-"""Broadest first: later scopes override earlier ones."""
+REMOTE_SECTIONS = contract.REMOTE_SECTIONS
+SCOPE_ORDER = contract.SCOPE_KINDS
+scope_key = contract.scope_key
 
 ApplyFn = Callable[[StationConfig], None]
 AckFn = Callable[[wire.ConfigAck], None]
 
 
 class Refused(AgentError):
-    """A configuration document was refused; ``code`` is one of :data:`roadside.wire.NACK_CODES`."""
+    """A configuration document was refused; ``code`` is a :data:`roadside.contract.NACK_CODES`."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
@@ -80,11 +80,6 @@ class Applied:
     envelope: dict[str, Any]
 
 
-def scope_key(kind: str, target: str) -> str:
-    """``fleet``, ``grid:<cell>`` or ``station:<id>`` (the fleet store's names)."""
-    return "fleet" if kind == "fleet" else f"{kind}:{target}"
-
-
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``over`` laid on top, recursing into nested objects (neither is changed)."""
     out = copy.deepcopy(base)
@@ -94,12 +89,6 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def warning_safety(warnings: dict[str, Any]) -> str | None:
-    """Why the rules in a (schema-valid) ``[warnings]`` table would not warn, or None."""
-    problems = check_thresholds_safe(WarningRules.from_dict(warnings, "warnings"))
-    return "; ".join(problems) or None
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -298,25 +287,11 @@ class RemoteConfig:
         key = scope_key(kind, target)
         if key != topic_scope and not self._canary_copy(key, topic_scope):
             raise Refused("scope", f"document for {key} arrived on the topic of {topic_scope}")
-        version = doc.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise Refused("schema", f"field version: {version!r} (expected an integer >= 1)")
         try:
-            datetime.fromisoformat(str(doc.get("issued")))
-        except ValueError:
-            raise Refused("schema", f"field issued: {doc.get('issued')!r} is not a time") from None
-        body = doc.get("body")
-        if not isinstance(body, dict) or not body:
-            raise Refused("schema", "field body: expected a non-empty object")
-        for name, section in body.items():
-            if name not in REMOTE_SECTIONS:
-                raise Refused(
-                    "schema",
-                    f"field body.{name}: cannot be set remotely "
-                    f"(one of {', '.join(REMOTE_SECTIONS)})",
-                )
-            if not isinstance(section, dict):
-                raise Refused("schema", f"field body.{name}: expected an object")
+            typed = contract.check_document(doc)  # the same check the fleet ran before signing
+        except contract.ContractError as exc:
+            raise Refused(exc.code, exc.detail) from None
+        version = typed.version
         applied = Applied(key, version, signing.document_hash(doc), doc, envelope)
         current = self.running.get(key)
         if current is not None:
@@ -346,9 +321,12 @@ class RemoteConfig:
             cfg = self._effective(candidate)
         except ConfigError as exc:
             raise Refused("schema", str(exc)) from None
-        reason = warning_safety(cfg.warnings)
-        if reason:
-            raise Refused("unsafe", reason)
+        try:  # the effective configuration, local file included, must be safe as a whole
+            contract.check_sections(
+                {n: getattr(cfg, n) for n in ("qc", "derived", "warnings")}, "effective"
+            )
+        except contract.ContractError as exc:
+            raise Refused(exc.code, exc.detail) from None
         previous = self._state_bytes(self.running)
         try:
             write_atomically(self.state_path, self._state_bytes(candidate))

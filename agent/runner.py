@@ -565,16 +565,18 @@ class Agent:
         )
 
     def _fleet_status(self) -> dict[str, Any]:
-        """What the uplink's retained status message says about the station."""
+        """What the uplink's retained status message says about the station (fields of
+        :class:`roadside.contract.Status`; the uplink adds station, time and backlog)."""
         return {
             **({"remote_config": self.remote.versions()} if self.remote else {}),
+            "grid_cell": self.config.station.grid_cell,
             "config_version": self.config.version,
             "config_hash": self.config.content_hash,
             "model_version": self.nowcast.model.version if self.nowcast else "",
+            "devices": {n: str(h.get("state") or "unknown") for n, h in self._devices.items()},
             "health": {
                 "summary": self.summary(),
                 "healthy": self.healthy(),
-                "devices": {n: h.get("state") for n, h in self._devices.items()},
                 "sampling": "wet" if self._wet else "dry",
                 "clock": self._time_state.quality if self._time_state else None,
             },

@@ -524,19 +524,21 @@ class Uplink:
     def _status_bytes(self, state: str) -> bytes:
         info: dict[str, Any] = dict(self.status_fn()) if self.status_fn else {}
         health = dict(info.pop("health", {}) or {})
+        fields = {k: v for k, v in info.items() if k in wire.STATUS_FIELDS}
+        fields.setdefault("grid_cell", self.grid_cell)
         try:
             stats = self.buffer.stats()
-            health.setdefault("backlog", stats.unsynced)
+            fields.setdefault("backlog", stats.unsynced)
             health.setdefault("oldest_unsynced_age_s", stats.oldest_unsynced_age_s)
         except Exception as exc:  # the status must still go out if the buffer is unwell
             health.setdefault("buffer_error", str(exc))
+        fields.setdefault("software", self.settings.software)
         status = wire.Status(
             station=self.station,
             state=state,  # type: ignore[arg-type]
             time=self.clock.now(),
-            software=info.pop("software", self.settings.software),
             health=health,
-            **{k: v for k, v in info.items() if k in _STATUS_FIELDS},
+            **fields,
         )
         return wire.encode_status(status)
 
@@ -549,9 +551,6 @@ class Uplink:
                 retain=True,
             )
         self._next_status = self.clock.monotonic() + self.settings.status_interval_s
-
-
-_STATUS_FIELDS = ("config_version", "config_hash", "model_version", "remote_config")
 
 
 # -- running it on its own ---------------------------------------------------------------------

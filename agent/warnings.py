@@ -26,6 +26,7 @@ from agent.derived import UNITS as DERIVED_UNITS
 from agent.derived import DerivedValue
 from agent.errors import ConfigError
 from agent.flags import Flag
+from roadside import registry
 
 LEVELS: tuple[str, ...] = ("none", "blue", "yellow", "orange", "red")
 """Signal colours by rank; blue..red map to emergency response IV..I."""
@@ -443,24 +444,8 @@ def _describe_forecast(forecast: Forecast) -> dict[str, Any]:
 
 # -- safety of pushed thresholds ---------------------------------------------------------------
 
-# Far above anything observed: a threshold beyond these can never be met (world records: about
-# 305 mm in 1 h, 1825 mm in 24 h; strongest gusts about 113 m/s).
-PLAUSIBLE_MAX: Mapping[str, float] = {
-    "rain_1min": 40.0,
-    "rain_5min": 150.0,
-    "rain_10min": 250.0,
-    "rain_1h": 400.0,
-    "rain_3h": 800.0,
-    "rain_6h": 1000.0,
-    "rain_12h": 1500.0,
-    "rain_24h": 2000.0,
-    "rain_intensity": 2400.0,
-    "wind_speed_2min": 80.0,
-    "wind_speed_10min": 80.0,
-    "wind_gust_3s": 110.0,
-    "water_depth": 3000.0,
-    "water_rise_rate": 500.0,
-}
+PLAUSIBLE_MAX: Mapping[str, float] = {p.name: p.plausible_max for p in registry.PRODUCTS.values()}
+"""A threshold above these can never be met (see :mod:`roadside.registry`)."""
 
 
 def check_thresholds_safe(rules: WarningRules) -> list[str]:

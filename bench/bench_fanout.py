@@ -184,7 +184,7 @@ def main() -> None:
                 time.sleep(0.1)
             ours, delivered = [], []
             for r in range(args.repeat):
-                body = {"warnings": {"rainstorm": {"blue_1h_mm": 20.0 + r}}}
+                body = {"warnings": {"hold_s": 1200.0 + r}}
                 t0 = time.monotonic()
                 doc = service.config.push("fleet", body)
                 deadline = time.monotonic() + 120

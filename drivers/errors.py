@@ -11,10 +11,11 @@ bad bytes become a reading status, never an exception out of the poller.
 
 from __future__ import annotations
 
+from roadside.errors import RoadsideError
 from roadside.records import DriverStatus
 
 
-class DriverError(Exception):
+class DriverError(RoadsideError):
     """Base of all driver errors."""
 
 

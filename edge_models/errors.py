@@ -9,8 +9,10 @@ The station treats any NowcastError as "no forecast this minute" (logged once, n
 
 from __future__ import annotations
 
+from roadside.errors import RoadsideError
 
-class NowcastError(Exception):
+
+class NowcastError(RoadsideError):
     """Base of all nowcast errors."""
 
 

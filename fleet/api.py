@@ -205,7 +205,7 @@ class DocumentIn(BaseModel):
     """A new document version: its scope and body (sections qc/derived/warnings/sampling)."""
 
     scope: str = Field(examples=["fleet", "grid:cell-12", "station:st-001"])
-    body: dict[str, Any] = Field(examples=[{"warnings": {"rainstorm": {"blue_1h_mm": 20}}}])
+    body: dict[str, Any] = Field(examples=[{"warnings": {"rainstorm": {"preset": "national"}}}])
 
 
 class RolloutIn(DocumentIn):

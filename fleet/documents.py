@@ -2,8 +2,8 @@
 
 A document configures one *scope*: the whole fleet (``fleet``), one grid cell (``grid:<cell>``)
 or one station (``station:<id>``). Its body overlays sections of the station configuration
-(:data:`REMOTE_SECTIONS`); a station applies fleet < grid < station. Each scope's versions count
-1, 2, 3...; the signed document (inside the :mod:`roadside.signing` envelope) is::
+(:data:`roadside.contract.SECTIONS`); a station applies fleet < grid < station. Each scope's
+versions count 1, 2, 3...; the signed document (inside the :mod:`roadside.signing` envelope) is::
 
     {"c": "1.0", "scope": "fleet"|"grid"|"station", "target": ""|cell|station id,
      "version": 3, "issued": "2026-07-21T12:00:00+00:00", "body": {"warnings": {...}}}
@@ -24,12 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.errors import DocumentError
 from fleet.store import ConfigReport, Document, Rollout
-from roadside import signing, wire
+from roadside import contract, signing, wire
 
-REMOTE_SECTIONS: tuple[str, ...] = ("qc", "derived", "warnings", "sampling")
-"""Sections of the station configuration a document may set."""
-
-KINDS: tuple[str, ...] = ("fleet", "grid", "station")
+REMOTE_SECTIONS = contract.REMOTE_SECTIONS
+KINDS = contract.SCOPE_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +40,7 @@ class Scope:
     @property
     def key(self) -> str:
         """The store's name for the scope: ``fleet``, ``grid:<cell>``, ``station:<id>``."""
-        return "fleet" if self.kind == "fleet" else f"{self.kind}:{self.target}"
+        return contract.scope_key(self.kind, self.target)
 
     @property
     def topic(self) -> str:
@@ -78,21 +76,15 @@ def scopes_for(station: str, grid_cell: str | None) -> list[Scope]:
 
 
 def check_body(body: Any) -> dict[str, Any]:
-    """A document body: an object whose keys are remote sections, each itself an object."""
-    if not isinstance(body, dict) or not body:
-        raise DocumentError("document body must be a non-empty JSON object")
-    for name, section in body.items():
-        if name not in REMOTE_SECTIONS:
-            raise DocumentError(
-                f"document body: section {name!r} cannot be set remotely "
-                f"(one of {', '.join(REMOTE_SECTIONS)})"
-            )
-        if not isinstance(section, dict):
-            raise DocumentError(f"document body: section {name!r} must be an object")
+    """A body every station would accept: :func:`roadside.contract.check_body` (the station's own
+    check), refused as :class:`DocumentError` with the same ``code`` the station would nack."""
     try:
+        contract.check_body(body)
         signing.canonical_bytes(body)
+    except contract.ContractError as exc:
+        raise DocumentError(str(exc), code=exc.code) from None
     except signing.SignatureError as exc:
-        raise DocumentError(f"document body: {exc}") from None
+        raise DocumentError(f"schema: document body: {exc}", code="schema") from None
     return body
 
 
@@ -101,7 +93,7 @@ def build_document(
 ) -> tuple[dict[str, Any], str]:
     """The signed envelope of one document version and the hash stations report back."""
     doc = {
-        "c": wire.CONTRACT_VERSION,
+        "c": contract.CONTRACT_VERSION,
         "scope": scope.kind,
         "target": scope.target,
         "version": version,

@@ -3,7 +3,7 @@
     FleetError          anything the fleet controller refuses or cannot do
     ├── StoreError      the database URL is bad or the database is unreachable (names the URL)
     ├── KeyFileError    a key file is missing, unreadable or of the wrong kind (names the file)
-    ├── DocumentError   a configuration document is malformed or targets an unknown scope
+    ├── DocumentError   a document is malformed, unsafe or mis-scoped (``code``: the NACK code)
     ├── RolloutError    a staged rollout cannot start or advance (names the group or rollout)
     └── BrokerError     the MQTT broker is unreachable or refused the controller (names host:port)
 
@@ -13,8 +13,10 @@ them into 4xx/5xx answers with the message as ``detail``.
 
 from __future__ import annotations
 
+from roadside.errors import RoadsideError
 
-class FleetError(Exception):
+
+class FleetError(RoadsideError):
     """Base of all fleet errors."""
 
 
@@ -27,7 +29,14 @@ class KeyFileError(FleetError):
 
 
 class DocumentError(FleetError):
-    """A configuration document is malformed or targets an unknown scope."""
+    """A configuration document is malformed, unsafe or targets an unknown scope.
+
+    ``code`` is the :data:`roadside.contract.NACK_CODES` code a station would answer with.
+    """
+
+    def __init__(self, message: str, code: str = "schema") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RolloutError(FleetError):

@@ -61,23 +61,13 @@ def batch_to_ingest(batch: wire.Batch, received: datetime) -> IngestBatch:
     )
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
     """A status message as a registry update; clock offset = station time - receive time.
 
-    The health summary may carry ``devices`` (per-device health), ``backlog`` (unsynced rows)
-    and ``grid_cell`` (else the cell of a running grid document is used); the rest is kept as
-    the station's health.
+    Grid cell, backlog and devices are typed fields of :class:`roadside.contract.Status`; a
+    station without a cell in its status is placed by the cell of a running grid document.
     """
-    health = dict(status.health)
-    devices = health.get("devices")
-    backlog = _int_or_none(health.get("backlog"))
-    if backlog is None and isinstance(health.get("buffer"), dict):
-        backlog = _int_or_none(health["buffer"].get("unsynced"))
-    cell = health.get("grid_cell")
+    cell = status.grid_cell
     if not cell:  # a station that runs a grid document says its cell in the scope key
         cells = [k.partition(":")[2] for k in status.remote_config if k.startswith("grid:")]
         cell = cells[0] if cells else None
@@ -87,12 +77,12 @@ def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
         online=status.state == "online",
         contract=status.contract,
         software=status.software or None,
-        config_version=None if status.config_version is None else str(status.config_version),
+        config_version=status.config_version,
         model_version=status.model_version or None,
-        grid_cell=cell if isinstance(cell, str) and cell else None,
-        health=health,
-        devices=devices if isinstance(devices, dict) else None,
-        backlog=backlog,
+        grid_cell=cell or None,
+        health=dict(status.health),
+        devices=dict(status.devices) or None,
+        backlog=status.backlog,
         clock_offset_s=(status.time - received).total_seconds(),
     )
 
@@ -269,14 +259,14 @@ class IngestWorker:
             try:
                 topic = wire.parse_topic(msg.topic)
                 if topic.kind in ("data", "events"):
-                    batch = wire.decode_batch(msg.payload)
+                    batch = wire.decode_batch(msg.payload, now=received)
                     _check_station(batch.station, topic.target, "batch")
                     batches.append((msg, batch_to_ingest(batch, received)))
                 elif topic.kind == "status":
                     if not msg.payload:  # a cleared retained status
                         others.append((msg, None))
                         continue
-                    status = wire.decode_status(msg.payload)
+                    status = wire.decode_status(msg.payload, now=received)
                     _check_station(status.station, topic.target, "status")
                     others.append((msg, status))
                 else:

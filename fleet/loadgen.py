@@ -5,7 +5,8 @@ status with an offline last will, numbered batches that it resends until the con
 covers them, and answers to signed configuration documents. It keeps the station's rules for
 documents in their simplest form (signature with the fleet's public key, addressed to it or its
 cell or the fleet, version not older than the one running, ``refuse`` for anything a test wants
-refused) and answers with a :class:`roadside.wire.ConfigAck`. Unlike ``agent.remote_config`` today,
+refused) and answers with a :class:`roadside.wire.ConfigAck`; the document itself is checked by
+:func:`roadside.contract.check_document`, the station's own check. Unlike ``agent.remote_config``,
 it accepts a fleet or grid document arriving on its own topic (the canary and retry channel of
 :mod:`fleet.rollout`). It carries no sensors, QC or buffer: the real station is the agent; this
 is a load and protocol generator.
@@ -22,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from roadside import signing, wire
+from roadside import contract, signing, wire
 from roadside.clock import Clock, SystemClock
 
 Refuse = Callable[[dict[str, Any]], str | None]
@@ -146,16 +147,14 @@ class StationClient:
 
     def _status(self, state: str) -> bytes:
         running = {k: {"version": v, "hash": h} for k, (v, h) in self.running.items()}
-        health: dict[str, Any] = {"backlog": len(self._inflight) if hasattr(self, "_lock") else 0}
-        if self.grid_cell:
-            health["grid_cell"] = self.grid_cell
         return wire.encode_status(
             wire.Status(
                 station=self.station,
                 state=state,  # type: ignore[arg-type]
                 time=self.clock.now(),
                 software=self.software,
-                health=health,
+                grid_cell=self.grid_cell,
+                backlog=len(self._inflight) if hasattr(self, "_lock") else 0,
                 remote_config=running,
             )
         )
@@ -273,6 +272,10 @@ class StationClient:
         )
         if scope not in mine:
             return f"scope: document for {scope} is not for {self.station}"
+        try:  # the contract's own check, as a real station runs it
+            contract.check_document(doc)
+        except contract.ContractError as exc:
+            return str(exc)
         if version is None:
             return "schema: field version missing"
         current = self.running.get(scope)

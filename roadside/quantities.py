@@ -1,4 +1,4 @@
-"""Canonical channel names and their units: the vocabulary shared by profiles, QC and products.
+"""Canonical channel names and their units (a view of :mod:`roadside.registry`, their home).
 
 A profile maps a device's registers or fields onto these names; QC limits, derived products and
 warning rules key on them. Diagnostic channels (tip counts, uptime, status words) may use other
@@ -7,20 +7,26 @@ names; they are carried but not quality-controlled as weather.
 
 from __future__ import annotations
 
-RAIN_TOTAL = "rain_total"  # accumulated rain, mm, never decreasing after the driver's counter logic
-RAIN_INTENSITY = "rain_intensity"  # mm/h
-WIND_SPEED = "wind_speed"  # m/s
-WIND_DIR = "wind_dir"  # degrees from north, 0-360
-WIND_GUST = "wind_gust"  # m/s
-WATER_DISTANCE = "water_distance"  # mm from the sensor face to the surface below
-WATER_DEPTH = "water_depth"  # mm of water over the road surface
+from roadside.registry import (
+    RAIN_INTENSITY,
+    RAIN_TOTAL,
+    WATER_DEPTH,
+    WATER_DISTANCE,
+    WIND_DIR,
+    WIND_GUST,
+    WIND_SPEED,
+    units,
+)
 
-UNITS: dict[str, str] = {
-    RAIN_TOTAL: "mm",
-    RAIN_INTENSITY: "mm/h",
-    WIND_SPEED: "m/s",
-    WIND_DIR: "deg",
-    WIND_GUST: "m/s",
-    WATER_DISTANCE: "mm",
-    WATER_DEPTH: "mm",
-}
+__all__ = [
+    "RAIN_INTENSITY",
+    "RAIN_TOTAL",
+    "UNITS",
+    "WATER_DEPTH",
+    "WATER_DISTANCE",
+    "WIND_DIR",
+    "WIND_GUST",
+    "WIND_SPEED",
+]
+
+UNITS: dict[str, str] = units()

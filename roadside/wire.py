@@ -48,10 +48,10 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import cbor2
 import paho.mqtt.client as mqtt
@@ -59,10 +59,35 @@ import zstandard
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
-CONTRACT_VERSION = "1.0"
-"""The version this code writes."""
-SUPPORTED_CONTRACTS: tuple[str, ...] = ("1.0",)
-"""Versions this code reads (one per major; any minor of these majors is accepted)."""
+from roadside.contract import (  # re-exported: the contract is their home
+    CONTRACT_VERSION,
+    MAX_STATUS_BYTES,
+    NACK_CODES,
+    RECORD_FIELDS,
+    STATUS_FIELDS,
+    SUPPORTED_CONTRACTS,
+    ContractError,
+    Status,
+    check_record,
+    from_ms,
+    to_ms,
+)
+from roadside.contract import Record as WireRecord
+from roadside.contract import decode_status as _decode_status
+from roadside.contract import encode_status as encode_status
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "NACK_CODES",
+    "RECORD_FIELDS",
+    "STATUS_FIELDS",
+    "SUPPORTED_CONTRACTS",
+    "Status",
+    "WireRecord",
+    "encode_status",
+    "from_ms",
+    "to_ms",
+]
 
 ROOT = "roadside"
 PREFIX = f"{ROOT}/v{CONTRACT_VERSION.split('.')[0]}"
@@ -85,8 +110,14 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-class WireError(ValueError):
+class WireError(ContractError):
     """A payload or topic that does not follow the contract (message says what and where)."""
+
+    def __init__(self, detail: str, code: str = "malformed") -> None:
+        super().__init__(code, detail)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class ContractVersionError(WireError):
@@ -208,105 +239,7 @@ def negotiate(theirs: Iterable[str], ours: Sequence[str] = SUPPORTED_CONTRACTS) 
     return None if best is None else f"{best[0]}.{best[1]}"
 
 
-# ---------------------------------------------------------------- times
-
-
-def to_ms(when: datetime) -> int:
-    """UTC datetime -> integer milliseconds since the epoch."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return round(when.timestamp() * 1000)
-
-
-def from_ms(ms: int) -> datetime:
-    """Integer milliseconds since the epoch -> UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 # ---------------------------------------------------------------- batches
-
-
-RECORD_FIELDS: tuple[str, ...] = (
-    "seq",
-    "kind",
-    "time",
-    "sensor",
-    "channel",
-    "value",
-    "unit",
-    "raw",
-    "status",
-    "flag",
-    "reason",
-    "payload",
-)
-"""Column order of a record row on the wire (``time`` as integer milliseconds)."""
-
-
-class WireRecord(NamedTuple):
-    """One buffered record as it travels: a reading, derived value, event, gap or forecast.
-
-    ``seq`` is the station buffer's sequence number: with ``station`` it is the idempotency key.
-    A named tuple rather than a frozen dataclass: as immutable, and four times cheaper to build,
-    which is most of the decoding cost of a batch.
-    """
-
-    seq: int
-    kind: str
-    time: datetime
-    sensor: str = ""
-    channel: str = ""
-    value: float | None = None
-    unit: str = ""
-    raw: int | float | str | None = None
-    status: str = ""
-    flag: int | None = None
-    reason: str = ""
-    payload: dict[str, Any] | None = None
-
-    def row(self) -> list[Any]:
-        """The record as a list in :data:`RECORD_FIELDS` order."""
-        return [
-            self.seq,
-            self.kind,
-            to_ms(self.time),
-            self.sensor,
-            self.channel,
-            self.value,
-            self.unit,
-            self.raw,
-            self.status,
-            self.flag,
-            self.reason,
-            self.payload,
-        ]
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any], fields: Sequence[str] = RECORD_FIELDS) -> WireRecord:
-        """Inverse of :meth:`row`; columns named in ``fields`` (unknown ones are ignored)."""
-        if tuple(fields) != RECORD_FIELDS:  # a writer with another column set (newer minor)
-            d = dict(zip(fields, row, strict=False))
-            row = [d.get(name) for name in RECORD_FIELDS]
-        try:
-            seq, kind, ms, sensor, channel, value, unit, raw, status, flag, reason, payload = row[
-                :12
-            ]
-            return cls(
-                seq=int(seq),
-                kind=str(kind),
-                time=from_ms(int(ms)),
-                sensor=sensor or "",
-                channel=channel or "",
-                value=None if value is None else float(value),
-                unit=unit or "",
-                raw=raw,
-                status=status or "",
-                flag=None if flag is None else int(flag),
-                reason=reason or "",
-                payload=payload,
-            )
-        except (TypeError, ValueError) as exc:
-            raise WireError(f"bad record row {list(row)!r}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,21 +309,18 @@ def encode_rows(
     return _pack(doc, codec)
 
 
-def decode_batch(data: Payload, supported: Sequence[str] = SUPPORTED_CONTRACTS) -> Batch:
-    """Parse a batch written with any codec; refuse unknown contract majors and inconsistencies."""
+def decode_batch(
+    data: Payload, supported: Sequence[str] = SUPPORTED_CONTRACTS, now: datetime | None = None
+) -> Batch:
+    """Parse a batch written with any codec; refuse unknown contract majors, inconsistencies and
+    records off the contract (:func:`roadside.contract.check_record`; times against ``now``)."""
     doc = _unpack(data)
     if not isinstance(doc, dict):
         raise WireError("batch payload is not a map")
     check_contract(str(doc.get("c", "")), supported)
     try:
         fields = tuple(doc.get("fields") or RECORD_FIELDS)
-        if fields != RECORD_FIELDS:
-            index = {name: i for i, name in enumerate(fields)}
-            pick = [index.get(name) for name in RECORD_FIELDS]
-            rows = [[None if i is None else r[i] for i in pick] for r in doc["rows"]]
-        else:
-            rows = doc["rows"]
-        records = tuple(WireRecord.from_row(r) for r in rows)
+        records = tuple(check_record(WireRecord.from_row(r, fields), now) for r in doc["rows"])
         batch = Batch(
             station=check_id(str(doc["st"])),
             lane=doc["lane"],
@@ -401,6 +331,8 @@ def decode_batch(data: Payload, supported: Sequence[str] = SUPPORTED_CONTRACTS) 
         first, last = int(doc["first"]), int(doc["last"])
     except (KeyError, TypeError) as exc:
         raise WireError(f"batch payload lacks or mistypes {exc}") from None
+    except ContractError as exc:
+        raise WireError(exc.detail, exc.code) from None
     if batch.lane not in LANES:
         raise WireError(f"unknown lane {batch.lane!r}")
     if records and (first != batch.first_seq or last != batch.last_seq):
@@ -502,69 +434,15 @@ def decode_ack(data: Payload) -> Ack:
         raise WireError(f"ack payload lacks or mistypes {exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
-    """Retained station status; the last will is the same message with ``state='offline'``.
-
-    ``config_version``/``config_hash`` name the local configuration file; ``remote_config`` maps
-    each applied document's scope key (``fleet``, ``grid:<cell>``, ``station:<id>``) to
-    ``{"version": int, "hash": str}``.
-    """
-
-    station: str
-    state: Literal["online", "offline"]
-    time: datetime
-    contracts: tuple[str, ...] = SUPPORTED_CONTRACTS
-    software: str = ""
-    config_version: str | None = None
-    config_hash: str = ""
-    model_version: str = ""
-    health: dict[str, Any] = field(default_factory=dict)
-    remote_config: dict[str, dict[str, Any]] = field(default_factory=dict)
-    contract: str = CONTRACT_VERSION
-
-
-def encode_status(status: Status) -> bytes:
-    return _json(
-        {
-            "c": status.contract,
-            "st": status.station,
-            "state": status.state,
-            "time": status.time.astimezone(UTC).isoformat(),
-            "contracts": list(status.contracts),
-            "software": status.software,
-            "config_version": status.config_version,
-            "config_hash": status.config_hash,
-            "model_version": status.model_version,
-            "health": status.health,
-            "remote_config": status.remote_config,
-        }
-    )
-
-
-def decode_status(data: Payload) -> Status:
-    obj = _load_json(data, "status")
+def decode_status(data: Payload, now: datetime | None = None) -> Status:
+    """Parse a status (:func:`roadside.contract.decode_status`) of a contract major we speak."""
+    if len(data) > MAX_STATUS_BYTES:
+        raise WireError(f"status of {len(data)} bytes (max {MAX_STATUS_BYTES})", "schema")
+    _load_json(data, "status")  # a JSON object of a contract major we speak
     try:
-        state = obj["state"]
-        if state not in ("online", "offline"):
-            raise ValueError(f"state {state!r}")
-        return Status(
-            station=str(obj["st"]),
-            state=state,
-            time=datetime.fromisoformat(obj["time"]),
-            contracts=tuple(str(v) for v in obj.get("contracts", ())),
-            software=str(obj.get("software", "")),
-            config_version=(
-                None if obj.get("config_version") is None else str(obj["config_version"])
-            ),
-            config_hash=str(obj.get("config_hash", "")),
-            model_version=str(obj.get("model_version", "")),
-            health=dict(obj.get("health") or {}),
-            remote_config=dict(obj.get("remote_config") or {}),
-            contract=str(obj["c"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WireError(f"status payload lacks or mistypes {exc}") from None
+        return _decode_status(bytes(data), now)
+    except ContractError as exc:
+        raise WireError(exc.detail, exc.code) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,19 +464,6 @@ class ConfigAck:
     running_version: int | None = None
     time: datetime | None = None
     contract: str = CONTRACT_VERSION
-
-
-NACK_CODES: tuple[str, ...] = (
-    "malformed",  # not JSON / not an envelope
-    "unsigned",  # no signature
-    "bad-signature",  # does not verify with the provisioned key
-    "contract",  # a contract major version the station does not speak
-    "scope",  # addressed to another station/cell, or on the wrong topic
-    "schema",  # body or resulting configuration invalid
-    "older",  # version not newer than the one running (or same version, other content)
-    "unsafe",  # would disable or blunt warnings
-    "apply",  # valid but could not be applied (disk, runtime); the old one stays
-)
 
 
 def encode_config_ack(ack: ConfigAck) -> bytes:

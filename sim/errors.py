@@ -9,8 +9,10 @@ A user's mistake in a scenario file is reported as one line: ``file: key.path: w
 
 from __future__ import annotations
 
+from roadside.errors import RoadsideError
 
-class SimError(Exception):
+
+class SimError(RoadsideError):
     """Base of all simulator errors."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.errors import ConfigError
 from roadside import quantities as q
+from roadside import registry
 
 
 @dataclass(frozen=True)
@@ -37,29 +38,20 @@ class ChannelLimits:
     stuck_min_range: float | None = None  # ... and the least variation expected in it
 
 
-DEFAULT_CHANNELS: Mapping[str, ChannelLimits] = {
-    # Zahumenský 2004 / climate-stations QC: 0-75 m/s, step 20 m/s, stuck < 0.5 m/s over 60 min.
-    q.WIND_SPEED: ChannelLimits(0.0, 75.0, None, 60.0, 20.0, 3600.0, 0.5),
-    q.WIND_GUST: ChannelLimits(0.0, 75.0, None, 70.0, 30.0, 3600.0, 0.5),
-    # 0-360 deg, stuck < 10 deg over 60 min; no step test (direction is legitimately jumpy).
-    q.WIND_DIR: ChannelLimits(0.0, 360.0, None, None, None, 3600.0, 10.0),
-    q.RAIN_TOTAL: ChannelLimits(0.0, None),
-    # 40 mm/min = 2400 mm/h is wrong, 10 mm/min = 600 mm/h suspect (same limits as per-minute rain).
-    q.RAIN_INTENSITY: ChannelLimits(0.0, 2400.0, None, 600.0),
-    # Radar range 0.15-40 m (HLK-LD8001H). It always shows a few mm of noise: a distance that
-    # does not vary for 30 min is stuck.
-    q.WATER_DISTANCE: ChannelLimits(150.0, 40000.0, None, None, None, 1800.0, 1.0),
-    # Depth: with +-5 mm of radar noise a road 20 mm below itself is a drifting or misconfigured
-    # sensor; a metre and a half of water on a road is extreme.
-    q.WATER_DEPTH: ChannelLimits(-100.0, 5000.0, -20.0, 1500.0, None, 1800.0, 1.0),
-}
+def default_channels() -> dict[str, ChannelLimits]:
+    """Per-channel limits from the registry (:mod:`roadside.registry`, domain brief section 1)."""
+    names = [f.name for f in dataclasses.fields(ChannelLimits)]
+    return {
+        c.name: ChannelLimits(**{n: getattr(c, n) for n in names})
+        for c in registry.CHANNELS.values()
+    }
 
 
 @dataclass(frozen=True)
 class QCParams:
     """Everything the QC engine is tuned by (defaults: domain brief section 1)."""
 
-    channels: Mapping[str, ChannelLimits] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
+    channels: Mapping[str, ChannelLimits] = field(default_factory=default_channels)
     max_gap_s: float = 900.0  # a sample after a longer silence is flagged "gap"
     stuck_min_samples: int = 10  # fewer samples in a persistence window are not judged
     calm_ms: float = 0.5  # below this mean speed the wind is calm (no stuck test, no direction)
@@ -127,7 +119,7 @@ class QCParams:
 def _channels_from_dict(d: Any, where: str) -> dict[str, ChannelLimits]:
     if not isinstance(d, Mapping):
         raise ConfigError(f"{where}: expected a table of channels")
-    channels = dict(DEFAULT_CHANNELS)
+    channels = default_channels()
     keys = {f.name for f in dataclasses.fields(ChannelLimits)}
     for channel, table in d.items():
         if not isinstance(table, Mapping):

@@ -68,10 +68,10 @@ def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
             scope.key, lambda v: build_document(scope, v, body, issued, fleet_key), T0
         )
 
-    fleet1 = doc(Scope("fleet"), {"qc": {"a": 1}})
-    fleet2 = doc(Scope("fleet"), {"qc": {"a": 2}})
-    grid = doc(Scope("grid", "c1"), {"warnings": {"b": 1}})
-    doc(Scope("grid", "c2"), {"warnings": {"b": 2}})  # another cell: not this station's
+    fleet1 = doc(Scope("fleet"), {"qc": {"max_gap_s": 600.0}})
+    fleet2 = doc(Scope("fleet"), {"qc": {"max_gap_s": 700.0}})
+    grid = doc(Scope("grid", "c1"), {"warnings": {"hold_s": 1200}})
+    doc(Scope("grid", "c2"), {"warnings": {"hold_s": 1300}})  # another cell: not this station's
     store.add_report(ConfigReport("st-001", "fleet", 1, fleet1.hash, "ack", "", T0))
     store.add_report(ConfigReport("st-001", "grid:c1", 1, grid.hash, "nack", "unsafe: x", T0 + 0.5))
     api = TestClient(create_app(store))
@@ -93,7 +93,7 @@ def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
     versions = api.get("/config/documents", params={"scope": "fleet"}).json()
     assert [d["version"] for d in versions] == [2, 1]
     signed = versions[0]["signed"]
-    assert signing.verify(signed, fleet_key.public_key())["body"] == {"qc": {"a": 2}}
+    assert signing.verify(signed, fleet_key.public_key())["body"] == {"qc": {"max_gap_s": 700.0}}
 
 
 def test_openapi_document_lists_the_api(store: Store) -> None:

@@ -33,20 +33,29 @@ def test_scopes_parse_and_name_their_topics() -> None:
 
 
 def test_body_sections_are_checked() -> None:
-    assert check_body({"qc": {"x": 1}}) == {"qc": {"x": 1}}
+    assert check_body({"qc": {"max_gap_s": 600}}) == {"qc": {"max_gap_s": 600}}
     with pytest.raises(DocumentError, match="cannot be set remotely"):
         check_body({"uplink": {"host": "evil"}})
-    with pytest.raises(DocumentError, match="must be an object"):
+    with pytest.raises(DocumentError, match="expected an object"):
         check_body({"qc": 3})
     with pytest.raises(DocumentError, match="non-empty"):
         check_body({})
-    with pytest.raises(DocumentError, match="plain JSON"):
-        check_body({"qc": {"x": float("nan")}})
+    with pytest.raises(DocumentError, match="not a finite number") as nan:
+        check_body({"qc": {"max_gap_s": float("nan")}})
+    assert nan.value.code == "schema"
+    with pytest.raises(DocumentError, match="unknown key") as unknown:
+        check_body({"warnings": {"rainstorm": {"blue_1h_mm": 20}}})  # the old API example
+    assert unknown.value.code == "schema"
+    with pytest.raises(DocumentError, match="can never be reached") as unsafe:
+        check_body({"warnings": {"rainstorm": {"levels": {"blue": {"rain_1h": 5000}}}}})
+    assert unsafe.value.code == "unsafe"
 
 
 def test_signed_document_verifies_and_its_hash_is_the_station_hash(fleet_key) -> None:
     issued = datetime(2026, 7, 21, tzinfo=UTC)
-    envelope, digest = build_document(Scope("grid", "c7"), 3, {"qc": {"x": 1}}, issued, fleet_key)
+    envelope, digest = build_document(
+        Scope("grid", "c7"), 3, {"qc": {"max_gap_s": 600}}, issued, fleet_key
+    )
     doc = signing.verify(envelope, fleet_key.public_key())
     assert (doc["scope"], doc["target"], doc["version"]) == ("grid", "c7", 3)
     assert digest == signing.document_hash(doc)

@@ -39,7 +39,7 @@ def test_batch_to_ingest_keeps_every_field_and_the_sending_time() -> None:
     assert got.records[1].payload == {"signal": "gale"} and got.records[1].channel is None
 
 
-def test_status_to_update_reads_health_devices_backlog_and_clock_offset() -> None:
+def test_status_to_update_reads_the_typed_fields_and_the_clock_offset() -> None:
     status = wire.Status(
         station="st-1",
         state="online",
@@ -47,15 +47,14 @@ def test_status_to_update_reads_health_devices_backlog_and_clock_offset() -> Non
         software="agent 1.4",
         config_version="7",
         model_version="nowcast-3",
-        health={
-            "devices": {"rain": {"state": "failed", "last_error": "timeout"}},
-            "buffer": {"unsynced": 1234},
-            "grid_cell": "c7",
-        },
+        devices={"rain": "failed"},
+        backlog=1234,
+        grid_cell="c7",
+        health={"summary": "0/1 devices ok"},
     )
     upd = status_to_update(status, T0)
     assert upd.online is True and upd.software == "agent 1.4" and upd.config_version == "7"
-    assert upd.devices == {"rain": {"state": "failed", "last_error": "timeout"}}
+    assert upd.devices == {"rain": "failed"} and upd.health == {"summary": "0/1 devices ok"}
     assert upd.backlog == 1234 and upd.grid_cell == "c7"
     assert upd.clock_offset_s == 30.0
     offline = status_to_update(wire.Status("st-1", "offline", T0), T0)

@@ -101,7 +101,7 @@ def test_two_controllers_share_the_subscription_and_together_get_everything(
         # a threshold change pushed through one process's API; its acks land in either
         # process, and the other process's API shows every station in sync
         body = tmp_path / "thresholds.json"
-        body.write_text(json.dumps({"warnings": {"rainstorm": {"blue_1h_mm": 25}}}))
+        body.write_text(json.dumps({"warnings": {"hold_s": 1500}}))
         pushed = CliRunner().invoke(main, ["push", "fleet", str(body), "--api", api1])
         assert pushed.exit_code == 0, pushed.output
         assert pushed.output.startswith("fleet version 1 pushed")

@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 
 from agent.remote_config import RemoteConfig
 from fleet.api import create_app
+from fleet.errors import DocumentError
 from fleet.service import FleetService
 from fleet.store import Store
-from roadside import wire
+from roadside import signing, wire
 from roadside.clock import SystemClock
 from roadside.testing.broker import MosquittoBroker
 
@@ -53,7 +54,7 @@ def agent_station(broker: MosquittoBroker, fleet_key, tmp_path: Path, wait_for) 
 
     def on_connect(c: mqtt.Client, *_: Any) -> None:
         c.subscribe([(t, 1) for t in wire.station_subscriptions(station, cell)])
-        status = wire.Status(station, "online", SystemClock().now(), health={"grid_cell": cell})
+        status = wire.Status(station, "online", SystemClock().now(), grid_cell=cell)
         c.publish(wire.up_topic(station, "status"), wire.encode_status(status), 1, retain=True)
         ready.append(True)
 
@@ -70,7 +71,7 @@ def agent_station(broker: MosquittoBroker, fleet_key, tmp_path: Path, wait_for) 
 
 
 def test_the_agent_applies_a_pushed_document_and_refuses_an_unsafe_one(
-    controller: FleetService, agent_station: RemoteConfig, store: Store, wait_for
+    controller: FleetService, agent_station: RemoteConfig, store: Store, fleet_key, wait_for
 ) -> None:
     assert controller.config is not None
     api = TestClient(create_app(store, controller.config))
@@ -81,13 +82,23 @@ def test_the_agent_applies_a_pushed_document_and_refuses_an_unsafe_one(
     assert agent_station.config.warnings["rainstorm"] == {"preset": "national"}
     assert agent_station.versions()["fleet"] == {"version": good.version, "hash": good.hash}
     cell = store.station(station).grid_cell  # type: ignore[union-attr]
-    bad = controller.config.push(f"grid:{cell}", UNREACHABLE)
-
-    def grid_state() -> dict:
-        scopes = api.get(f"/stations/{station}/config").json()["scopes"]
-        return next((s for s in scopes if s["scope"] == f"grid:{cell}"), {})
-
-    wait_for(lambda: grid_state().get("state") == "nacked", what="nack")
-    assert grid_state()["desired_version"] == bad.version
-    assert grid_state()["reason"].startswith("unsafe")
+    assert cell == agent_station.grid_cell  # the status told the registry
+    # the fleet refuses to sign what the station would refuse ...
+    with pytest.raises(DocumentError) as refused:
+        controller.config.push(f"grid:{cell}", UNREACHABLE)
+    assert refused.value.code == "unsafe"
+    assert store.documents(f"grid:{cell}") == []  # nothing signed, nothing sent
+    # ... and the station, handed the same body signed anyway, refuses it with the same code
+    doc = {
+        "c": wire.CONTRACT_VERSION,
+        "scope": "grid",
+        "target": cell,
+        "version": 1,
+        "issued": SystemClock().now().isoformat(),
+        "body": UNREACHABLE,
+    }
+    payload = signing.encode_envelope(signing.sign(doc, fleet_key))
+    ack = agent_station.handle(wire.grid_config_topic(cell), payload)
+    assert ack is not None and not ack.ok
+    assert ack.reason.split(":")[0] == refused.value.code
     assert agent_station.config.warnings["rainstorm"] == {"preset": "national"}  # good one kept

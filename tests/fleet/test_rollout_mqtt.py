@@ -17,11 +17,10 @@ from roadside.clock import SystemClock
 from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY
 
-BODY = {"warnings": {"rainstorm": {"blue_1h_mm": 20.0}}}
-UNSAFE = {"warnings": {"rainstorm": {"blue_1h_mm": 9999.0}}}
-NEVER_WARNS = refuse_when(
-    ("warnings", "rainstorm", "blue_1h_mm"), lambda v: v > 500, "unsafe: rainstorm never warns"
-)
+BODY = {"warnings": {"rainstorm": {"preset": "national"}}}
+# valid for the contract, refused by these stations for a reason of their own (a local rule)
+UNSAFE = {"warnings": {"hold_s": 7200.0}}
+NEVER_WARNS = refuse_when(("warnings", "hold_s"), lambda v: v > 3600, "unsafe: local hold limit")
 
 
 @pytest.fixture
@@ -99,7 +98,7 @@ def test_an_offline_station_gets_the_newest_document_when_it_reconnects(
     controller: FleetService, broker: MosquittoBroker, fleet_key, store: Store, wait_for
 ) -> None:
     assert controller.config is not None
-    controller.config.push("grid:cell-9", {"qc": {"range": {"wind_speed": [0, 60]}}})
+    controller.config.push("grid:cell-9", {"qc": {"channels": {"wind_speed": {"high": 60.0}}}})
     newest = controller.config.push("grid:cell-9", BODY)
     late = StationClient(
         broker.settings("st-009"), "st-009", public_key=fleet_key.public_key(), grid_cell="cell-9"

@@ -151,7 +151,7 @@ def test_unsafe_negative_threshold_and_invalid_resulting_config(tmp_path: Path, 
     rc = make(tmp_path, base, key)
     negative = {"rainstorm": {"levels": {"blue": {"rain_1h": -5}}}}
     ack = _nack(rc, ST_TOPIC, payload(doc(1, {"warnings": negative}), key))
-    assert ack.reason == "unsafe: rainstorm.blue.rain_1h: threshold -5.0 is not positive"
+    assert ack.reason == "unsafe: warnings.rainstorm.blue.rain_1h: threshold -5.0 is not positive"
     ack = _nack(rc, ST_TOPIC, payload(doc(1, {"warnings": {"enabled": False}}), key))
     assert ack.reason.startswith("schema: ") and "warnings.enabled: unknown key" in ack.reason
     ack = _nack(rc, ST_TOPIC, payload(doc(1, {"sampling": {"hold_s": "soon"}}), key))

@@ -67,7 +67,7 @@ def test_drain_in_sequence_order_events_first_synced_only_after_ack(
     assert sink.statuses[ST].contracts == wire.SUPPORTED_CONTRACTS
     # a clean stop leaves the retained status saying offline (the will covers a crash)
     assert sink.wait_for(lambda: sink.statuses[ST].state == "offline", 5)
-    assert sink.statuses[ST].health["backlog"] == 0
+    assert sink.statuses[ST].backlog == 0
 
 
 def test_rows_stay_unsynced_without_an_ack_and_are_resent(
