@@ -65,7 +65,7 @@ NACK_CODES: tuple[str, ...] = (
 )
 
 MAX_SEQ = 2**53  # JSON-safe integers; a seq above is forged or corrupt
-MAX_RECORD_AGE_S = 3 * 366 * 86_400.0  # a station's buffer never holds older records
+MAX_RECORD_AGE_S = 10 * 366 * 86_400.0  # far older than any buffer holds (replayed scenarios too)
 MAX_CLOCK_AHEAD_S = 3600.0  # a record this far in the receiver's future is refused
 MAX_STATUS_BYTES = 16_384
 
