@@ -509,6 +509,15 @@ class Buffer:
         with self._lock:
             return [StoredRecord.from_row(r) for r in self._conn.execute(sql, list(params))]
 
+    def records_since(
+        self, seq: int, kind: str, channels: Sequence[str], limit: int
+    ) -> list[StoredRecord]:
+        """Up to ``limit`` records of ``kind`` on ``channels`` from ``seq`` on, in order."""
+        marks = ",".join("?" * len(channels))
+        return self.where(
+            f"seq >= ? AND kind = ? AND channel IN ({marks})", [seq, kind, *channels], limit
+        )
+
     def seq_since(self, when: datetime) -> int:
         """The first seq stamped at or after ``when`` (binary search; assumes stamps grow with
         seq, which holds except across clock jumps: good enough to bound a replay)."""
@@ -610,3 +619,57 @@ class _Transaction:
         self.buffer._counts = None
         if self.conn.in_transaction:  # SQLite may already have rolled back (disk full)
             self.conn.execute("ROLLBACK")
+
+
+def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
+    """Backlog, gaps and the newest reading and derived value of each channel, read-only (for
+    ``roadside-agent status``; never creates the file)."""
+    import sqlite_utils  # the status command only: the running agent does without it
+
+    from agent.flags import Flag
+
+    if not path.exists():
+        return None
+    db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5))
+    try:
+        records = db.table("records")
+        pending = {
+            lane: records.count_where("synced = 0 AND lane = ?", [lane])
+            for lane in ("event", "live")
+        }
+        latest = [
+            StoredRecord.from_row(row)
+            for row in db.query(
+                "SELECT * FROM records WHERE seq IN (SELECT max(seq) FROM records "
+                "WHERE kind IN ('reading', 'derived') GROUP BY kind, sensor, channel) "
+                "ORDER BY kind DESC, sensor, channel LIMIT ?",
+                [max_readings],
+            )
+        ]
+        last = next(db.query("SELECT seq FROM sqlite_sequence WHERE name = 'records'"), None)
+        oldest = next(
+            db.query("SELECT time FROM records WHERE synced = 0 ORDER BY seq LIMIT 1"), None
+        )
+        gaps = records.count_where("kind = 'gap'")
+    finally:
+        db.close()
+    return {
+        "pending": pending,
+        "last_seq": last["seq"] if last else 0,
+        "gaps": gaps,
+        "oldest_unsynced": oldest["time"] if oldest else None,
+        "latest": [
+            {
+                "kind": r.kind,
+                "sensor": r.sensor,
+                "channel": r.channel,
+                "value": r.value,
+                "unit": r.unit,
+                "time": r.time.isoformat(),
+                "status": r.status,
+                "flag": Flag(r.flag).name.lower() if r.flag is not None else None,
+                "reason": r.reason,
+            }
+            for r in latest
+        ],
+    }

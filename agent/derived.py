@@ -56,6 +56,8 @@ class DerivedParams:
     water_max_credit_s: float = 120.0
     max_samples: int = 20_000  # rain samples kept per sensor: 24 h of polls every 4.3 s or slower
     max_fast_samples: int = 4096  # wind and water samples per channel: 10 min at ~6 Hz
+    # quantity (rain, wind, water) -> the sensor whose products the warnings read first
+    primary: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "derived") -> DerivedParams:
@@ -66,6 +68,9 @@ class DerivedParams:
             if key not in fields:
                 expected = ", ".join(sorted(fields))
                 raise ConfigError(f"{where}.{key}: unknown key (expected one of: {expected})")
+            if key == "primary":
+                kwargs[key] = _primary(value, f"{where}.primary")
+                continue
             integer = key in _INTEGER_FIELDS
             kind = int if integer else int | float
             if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
@@ -76,6 +81,47 @@ class DerivedParams:
 
 
 _INTEGER_FIELDS = {"max_samples", "max_fast_samples"}
+
+
+def _primary(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a table of quantity = sensor name")
+    for quantity, sensor in value.items():
+        if quantity not in registry.QUANTITIES:
+            known = ", ".join(registry.QUANTITIES)
+            raise ConfigError(f"{where}.{quantity}: unknown quantity (expected one of: {known})")
+        if not isinstance(sensor, str) or not sensor:
+            raise ConfigError(f"{where}.{quantity}: expected a sensor name, got {sensor!r}")
+    return dict(value)
+
+
+ProductKey = tuple[str, str]
+"""(source sensor, product name): derived products are kept per source."""
+
+
+def select_inputs(
+    products: Mapping[ProductKey, DerivedValue],
+    primary: Mapping[str, str],
+    order: Sequence[str] = (),
+) -> dict[str, DerivedValue]:
+    """Per product name, the value the warnings read (the rule of :mod:`roadside.registry`):
+    the quantity's primary sensor when QC passed its value, else the first other source in
+    configuration ``order`` flagged correct, else the first flagged suspect, else the primary's."""
+    rank = {name: i for i, name in enumerate(order)}
+    by_name: dict[str, list[DerivedValue]] = {}
+    for dv in products.values():
+        by_name.setdefault(dv.name, []).append(dv)
+    out: dict[str, DerivedValue] = {}
+    for name, values in by_name.items():
+        product = registry.PRODUCTS.get(name)
+        first = primary.get(product.quantity or "") if product else None
+        values.sort(key=lambda v: (v.sensor != first, rank.get(v.sensor, len(rank)), v.sensor))
+        usable = [v for v in values if v.value is not None]
+        out[name] = next(
+            (v for flag in (Flag.CORRECT, Flag.SUSPECT) for v in usable if v.flag == flag),
+            values[0],
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,12 @@ class AgentMetrics:
         self.device_up = Gauge(
             "roadside_device_up", "1 when the device's last poll succeeded", ["device"], registry=r
         )
+        self.degraded = Gauge(
+            "roadside_degraded", "1 while the buffer refuses writes (records held)", registry=r
+        )
+        self.write_errors = Counter(
+            "roadside_buffer_write_errors", "Buffer writes that failed", registry=r
+        )
         self.config = Info("roadside_config", "Configuration the agent runs", registry=r)
 
     def buffer(self, stats: BufferStats) -> None:

@@ -26,44 +26,40 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import json
 import logging
-import os
 import queue
-import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.actions import LocalActions
-from agent.buffer import Buffer, BufferRecord, BufferStats, StoredRecord
+from agent.buffer import Buffer, BufferRecord, BufferStats
 from agent.config import SensorConfig, StationConfig
-from agent.derived import DerivedEngine, DerivedParams, DerivedValue
+from agent.derived import DerivedValue
 from agent.errors import BufferStoreError, ConfigError
-from agent.flags import Flag, FlaggedReading
+from agent.flags import FlaggedReading
 from agent.metrics import AgentMetrics
 from agent.nowcast import StationNowcast
-from agent.qc import QCEngine, QCParams
+from agent.pipeline import (
+    Pipeline,
+    flagged_from_stored,
+    plain,
+    warning_state_from_json,
+    warning_state_to_json,
+)
+from agent.reporter import Reporter, read_status
 from agent.service import Notifier, watchdog_interval_s
 from agent.timekeeping import Timekeeper, TimeState
-from agent.warnings import (
-    LEVELS,
-    SignalState,
-    WarningEvent,
-    WarningRules,
-    WarningState,
-    evaluate,
-)
+from agent.warnings import WarningRules, WarningState
 from drivers.bus import BusScheduler, DeviceConfig, open_buses
 from drivers.profile import load_profile
+from roadside import registry
 from roadside.clock import Clock
-from roadside.records import DriverStatus, Reading
+from roadside.records import Reading
 
 if TYPE_CHECKING:
     from agent.remote_config import RemoteConfig
@@ -76,14 +72,6 @@ MAX_DRAIN = 256  # poll batches written in one transaction at most
 LINGER_S = 0.2  # real seconds to gather more batches into one transaction (group commit)
 COUNTERS_KEY = "counters"
 WARNINGS_KEY = "warnings"
-# Readings replayed into the derived windows at start, by channel (seconds back).
-REPLAY_S = {
-    "rain_total": 24 * 3600.0,
-    "wind_speed": 900.0,
-    "wind_dir": 900.0,
-    "wind_gust": 900.0,
-    "water_depth": 900.0,
-}
 REPLAY_CHUNK = 2000
 MAX_UNWRITTEN = 100_000  # records held in memory while the buffer refuses writes
 
@@ -163,22 +151,18 @@ class Agent:
         self._last_rain: dict[str, float] = {}
         self._saved_counters: dict[str, Any] = {}
         self._unwritten: list[BufferRecord] = []
-        self._stats: BufferStats | None = None  # refreshed by housekeeping
-        self._devices: dict[str, dict[str, Any]] = {}  # likewise
-        self._latest: dict[str, DerivedValue] = {}
+        self.stats: BufferStats | None = None  # refreshed by housekeeping
+        self.devices: dict[str, dict[str, Any]] = {}  # likewise
         self._last_housekeeping = time.monotonic()
         # ping the watchdog at least as often as systemd asks (half of WatchdogSec)
         self._housekeeping_s = min(HOUSEKEEPING_S, watchdog_interval_s() or HOUSEKEEPING_S)
-        self._time_state: TimeState | None = None
-        self._started_at: datetime | None = None
-        self._running = False
+        self.time_state: TimeState | None = None
+        self.started_at: datetime | None = None
+        self.running = False
         self._stopped = False
-        self.qc = QCEngine(QCParams.from_dict(config.qc))
-        self.derived = DerivedEngine(DerivedParams.from_dict(config.derived))
-        self.nowcast: StationNowcast | None = None  # built at start
-        self.rules = WarningRules.from_dict(config.warnings)
+        self.pipeline = Pipeline(config)  # the nowcast joins it at start
         self.actions = LocalActions(config.actions, self._write_setting)
-        self.warning_state = WarningState()
+        self.reporter = Reporter(self)
         self._warnings_dirty = False  # state changed but not yet written
         self.timekeeper = Timekeeper(
             clock,
@@ -186,6 +170,27 @@ class Agent:
             tolerance_s=config.time.jump_tolerance_s,
             sync_check=config.time.sync_check,
         )
+
+    # the pipeline's state, as the agent's (status, tests, the nowcast's hooks)
+    @property
+    def nowcast(self) -> StationNowcast | None:
+        return self.pipeline.nowcast
+
+    @property
+    def rules(self) -> WarningRules:
+        return self.pipeline.rules
+
+    @property
+    def warning_state(self) -> WarningState:
+        return self.pipeline.warning_state
+
+    @property
+    def _latest(self) -> dict[str, DerivedValue]:
+        return self.pipeline.latest
+
+    @property
+    def wet(self) -> bool:
+        return self._wet
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -199,7 +204,7 @@ class Agent:
         )
         if self.buffer.recovered_from:
             log.error("buffer was corrupt; moved aside to %s", self.buffer.recovered_from)
-        self._started_at = self.clock.now()
+        self.started_at = self.clock.now()
         self.metrics.config.info(
             {"version": self.config.version, "content_hash": self.config.content_hash}
         )
@@ -215,7 +220,7 @@ class Agent:
         self._start_nowcast()
         saved_warnings = self.buffer.get_state(WARNINGS_KEY)
         if saved_warnings:
-            self.warning_state = warning_state_from_json(saved_warnings)
+            self.pipeline.warning_state = warning_state_from_json(saved_warnings)
         saved = self.buffer.get_state(COUNTERS_KEY) or {}
         self._saved_counters = dict(saved)
         for bus in self.buses:
@@ -224,7 +229,7 @@ class Agent:
             if saved:
                 bus.restore_counters(saved)
         self._adapt([], list(self._latest.values()))  # raining before the restart: still wet
-        self._running = True
+        self.running = True
         release_startup_memory()
         for bus in self.buses:
             bus.start()
@@ -250,38 +255,31 @@ class Agent:
         a storm neither empties the rain accumulations nor lowers a warning."""
         assert self.buffer is not None
         now = self.clock.now()
-        since = {ch: now - timedelta(seconds=s) for ch, s in REPLAY_S.items()}
+        windows = registry.replay_windows()
+        since = {ch: now - timedelta(seconds=s) for ch, s in windows.items()}
         seq = self.buffer.seq_since(min(since.values()))
-        channels = ",".join(f"'{c}'" for c in REPLAY_S)
         replayed = 0
         while True:
-            rows = self.buffer.where(
-                f"seq >= ? AND kind = 'reading' AND channel IN ({channels})", [seq], REPLAY_CHUNK
-            )
+            rows = self.buffer.records_since(seq, "reading", list(windows), REPLAY_CHUNK)
             if not rows:
                 break
             seq = rows[-1].seq + 1
-            flagged = [_flagged(r) for r in rows if r.time >= since[r.channel or ""]]
-            if flagged:
-                replayed += len(flagged)
-                for dv in self.derived.update(flagged, flagged[-1].reading.time):
-                    self._latest[dv.name] = dv
+            flagged = [flagged_from_stored(r) for r in rows if r.time >= since[r.channel or ""]]
+            replayed += len(flagged)
+            self.pipeline.refill(flagged)
         if replayed:
             log.info("derived windows refilled from %d buffered readings", replayed)
 
     def _start_nowcast(self, history: Any = None) -> None:
         """Build the nowcast for the current configuration (refilled from the buffer unless it
         takes over ``history``) and the warning rules with its thresholds."""
-        self.nowcast = StationNowcast.build(self.config, history)
-        if self.nowcast is not None and history is None and self.buffer is not None:
-            n = self.nowcast.refill(self.buffer, self.clock.now())
+        nowcast = StationNowcast.build(self.config, history)
+        if nowcast is not None and history is None and self.buffer is not None:
+            n = nowcast.refill(self.buffer, self.clock.now())
             if n:
                 log.info("nowcast history refilled from %d buffered values", n)
-        self.rules = self._rules(self.config)
-
-    def _rules(self, config: StationConfig) -> WarningRules:
-        rules = WarningRules.from_dict(config.warnings)
-        return self.nowcast.rules(rules) if self.nowcast is not None else rules
+        self.pipeline.nowcast = nowcast
+        self.pipeline.rules = self.pipeline.rules_for(self.config)
 
     def stop(self) -> None:
         """Stop polling, write everything queued, close the buffer (SIGTERM path). Also undoes
@@ -289,14 +287,14 @@ class Agent:
         if self.buffer is None or self._stopped:
             return
         self._stopped = True
-        self._running = False
+        self.running = False
         for bus in self.buses:
             bus.stop()
         self._drain(block_s=0.0, limit=None)
         if self.uplink is not None:
             self.uplink.stop()
         self._refresh()
-        self._write_status()
+        self.reporter.write_status(self.status_path)
         self.buffer.close()
         self.metrics.close()
         log.info("agent stopped; buffer flushed")
@@ -357,32 +355,13 @@ class Agent:
 
     def _process(self, batches: Sequence[_Batch]) -> int:
         assert self.buffer is not None, "start() first"
-        self._time_state = tstate = self.timekeeper.check()
-        mark = tstate.mark()
+        self.time_state = tstate = self.timekeeper.check()
         readings = [r for b in batches for r in b.readings]
         now = self.clock.now()
-        try:
-            flagged = self.qc.process(readings)
-        except Exception:  # a QC bug must not lose the readings: store them unchecked
-            log.exception("QC failed on %d readings; stored as not checked", len(readings))
-            flagged = [FlaggedReading(r, Flag.NOT_CHECKED, "qc_error") for r in readings]
-        try:
-            derived = self.derived.update(flagged, now)
-        except Exception:
-            log.exception("derived products failed; skipped for this batch")
-            derived = []
-        for dv in derived:
-            self._latest[dv.name] = dv
-        records = self._unwritten + [_reading_record(f, mark) for f in flagged]
-        records += [_derived_record(d, mark) for d in derived]
-        if self.nowcast is not None:
-            forecast = self.nowcast.step(derived, now)
-            if forecast is not None:
-                records.append(forecast)
-        events, warnings_changed = self._warn(derived, now)
-        records += [_event_record(e) for e in events]
-        records += self.actions.run(self.warning_state, events, now, self.clock.monotonic())
-        self._warnings_dirty |= warnings_changed
+        out = self.pipeline.run(readings, now, tstate.mark())
+        records = self._unwritten + out.records
+        records += self.actions.run(self.warning_state, out.events, now, self.clock.monotonic())
+        self._warnings_dirty |= out.warnings_changed
         state: dict[str, Any] = {}
         if any(b.counters for b in batches):
             state[COUNTERS_KEY] = self._merged_counters(batches)
@@ -391,48 +370,33 @@ class Agent:
         try:
             seqs = self.buffer.append(records, state=state or None)
         except BufferStoreError as exc:
-            # keep the records for the next attempt; the watchdog stops while writes fail
+            # degraded: keep the records for the next attempt; the watchdog stops while writes
+            # fail, the status and the metrics say so, the loop goes on
             self._unwritten = records[-MAX_UNWRITTEN:]
+            if not self.health.write_error:
+                self.metrics.degraded.set(1)
             self.health.write_error = str(exc)
+            self.metrics.write_errors.inc()
             log.error("buffer write failed (%d records held): %s", len(self._unwritten), exc)
             return 0
         self._unwritten = []
         self._warnings_dirty = False
+        if self.health.write_error:
+            log.info("buffer writes work again: no longer degraded")
+            self.metrics.degraded.set(0)
         self.health.write_error = ""
         self.health.batches += len(batches)
         self.health.records += len(seqs)
-        self._count(batches, flagged)
-        for e in events:
+        self._polled.update(b.readings[0].sensor for b in batches if b.readings)
+        self.reporter.count([b.readings for b in batches], out.flagged)
+        for e in out.events:
             self.metrics.events.labels(e.signal).inc()
-        self._adapt(flagged, derived)
+        self._adapt(out.flagged, out.derived)
         if self.uplink is not None:
             self.uplink.notify()
         if self.on_commit is not None:
             self.on_commit(seqs)
         return len(seqs)
-
-    def _warn(self, derived: list[DerivedValue], now: datetime) -> tuple[list[WarningEvent], bool]:
-        """Evaluate the warning rules on the newest derived values (the warnings hook)."""
-        if not derived:
-            return [], False
-        try:
-            forecast = self.nowcast.current(now, self.rules.stale_s) if self.nowcast else None
-            new, events = evaluate(self.warning_state, self._latest, forecast, now, self.rules)
-        except Exception:  # a rule bug must not stop the station from recording
-            log.exception("warning evaluation failed")
-            return [], False
-        changed = new != self.warning_state
-        self.warning_state = new
-        for e in events:
-            log.warning(
-                "warning %s: %s %s (was %s)",
-                e.kind,
-                e.signal,
-                e.level,
-                e.previous,
-                extra={"SIGNAL": e.signal, "LEVEL": e.level, "EVENT": e.kind, "RULE": e.rule},
-            )
-        return events, changed
 
     def _write_setting(self, device: str, setting: str, value: float) -> None:
         """Write a device setting through its bus (local actions); raises DriverError."""
@@ -449,25 +413,6 @@ class Agent:
                 merged.update(b.counters)
         self._saved_counters = merged
         return merged
-
-    def _count(self, batches: Sequence[_Batch], flagged: list[FlaggedReading]) -> None:
-        m = self.metrics
-        errors: Counter[tuple[str, str]] = Counter()
-        for b in batches:
-            if not b.readings:
-                continue
-            device = b.readings[0].sensor
-            self._polled.add(device)
-            m.polls.labels(device).inc()
-            m.readings.labels(device).inc(len(b.readings))
-            bad = [r for r in b.readings if not r.ok]
-            m.device_up.labels(device).set(0 if len(bad) == len(b.readings) else 1)
-            errors.update((device, r.status.value) for r in bad)
-        for (device, status), n in errors.items():
-            m.errors.labels(device, status).inc(n)
-        flags = Counter((f.reading.channel, f.flag) for f in flagged)
-        for (channel, flag), n in flags.items():
-            m.flags.labels(channel, flag.name.lower()).inc(n)
 
     # -- uplink ------------------------------------------------------------------------------
 
@@ -542,18 +487,13 @@ class Agent:
         change qc, derived, warnings and sampling); rebuilt parts restart from the buffer."""
         with self._pipeline:
             old = self.config
-            if config.qc != old.qc:
-                self.qc = QCEngine(QCParams.from_dict(config.qc))
             self.config = config
             if (config.site, config.nowcast) != (old.site, old.nowcast):
                 self._start_nowcast(self.nowcast.runner.history if self.nowcast else None)
-            self.rules = self._rules(config)
+            if self.pipeline.reconfigure(old, config) and self.buffer is not None:
+                self._replay()
             if config.actions != old.actions:
                 self.actions = LocalActions(config.actions, self._write_setting)
-            if config.derived != old.derived and self.buffer is not None:
-                self.derived = DerivedEngine(DerivedParams.from_dict(config.derived))
-                self._latest = {}
-                self._replay()
             if config.sampling != old.sampling or config.sensors != old.sensors:
                 self._apply_intervals()
         self.metrics.config.info({"version": config.version, "content_hash": config.content_hash})
@@ -573,12 +513,12 @@ class Agent:
             "config_version": self.config.version,
             "config_hash": self.config.content_hash,
             "model_version": self.nowcast.model.version if self.nowcast else "",
-            "devices": {n: str(h.get("state") or "unknown") for n, h in self._devices.items()},
+            "devices": {n: str(h.get("state") or "unknown") for n, h in self.devices.items()},
             "health": {
                 "summary": self.summary(),
                 "healthy": self.healthy(),
                 "sampling": "wet" if self._wet else "dry",
-                "clock": self._time_state.quality if self._time_state else None,
+                "clock": self.time_state.quality if self.time_state else None,
             },
         }
 
@@ -616,7 +556,7 @@ class Agent:
 
     def _apply_intervals(self) -> None:
         for s in self.config.sensors:
-            interval = self._interval(s)
+            interval = self.interval(s)
             bus = self._bus_of.get(s.name)
             if bus is not None and s.wet_interval_s is not None:
                 bus.set_interval(s.name, interval)
@@ -626,7 +566,7 @@ class Agent:
             extra={"SAMPLING": "wet" if self._wet else "dry"},
         )
 
-    def _interval(self, sensor: SensorConfig) -> float:
+    def interval(self, sensor: SensorConfig) -> float:
         if self._wet and sensor.wet_interval_s is not None:
             return sensor.wet_interval_s
         return sensor.interval_s
@@ -636,14 +576,14 @@ class Agent:
     def healthy(self) -> bool:
         """The loop runs and the buffer takes writes (a dead sensor alone is not unhealthy:
         restarting the agent would not mend it; it shows in the status instead)."""
-        return self._running and not self.health.write_error
+        return self.running and not self.health.write_error
 
     def _housekeeping(self) -> None:
         assert self.buffer is not None
         self.metrics.loop_lag.set(self.health.lag_s)
         self._refresh()
-        if self._stats is not None:
-            self.metrics.buffer(self._stats)
+        if self.stats is not None:
+            self.metrics.buffer(self.stats)
         summary = self.summary()
         if not self.notifier.ready_sent and self._polled >= {s.name for s in self.config.sensors}:
             self.notifier.ready(summary)
@@ -652,243 +592,32 @@ class Agent:
             self.notifier.status(summary)
         if self.healthy():
             self.notifier.watchdog()
-        self._write_status()
+        self.reporter.write_status(self.status_path)
 
     def _refresh(self) -> None:
         """Take the buffer's stats and the devices' health once for this round of reports."""
         if self.buffer is not None:
-            self._stats = self.buffer.stats()
-        self._devices = self.device_health()
+            try:
+                self.stats = self.buffer.stats()
+            except BufferStoreError as exc:  # reported as degraded, never fatal to the loop
+                self.health.write_error = self.health.write_error or str(exc)
+        self.devices = self.device_health()
 
     def device_health(self) -> dict[str, dict[str, Any]]:
         """The drivers' health of each device, as plain data."""
         out: dict[str, dict[str, Any]] = {}
         for bus in self.buses:
             for name, h in bus.health().items():
-                out[name] = _plain(h)
+                out[name] = plain(h)
         return out
 
     def summary(self) -> str:
-        """One line: devices ok, backlog, sampling mode, clock."""
-        health = self._devices
-        ok = sum(1 for h in health.values() if h.get("state") == "ok")
-        bad = [f"{n} {h.get('state')}" for n, h in health.items() if h.get("state") != "ok"]
-        stats = self._stats
-        parts = [f"{ok}/{len(health)} devices ok"]
-        if bad:
-            parts.append(", ".join(bad))
-        if stats is not None:
-            parts.append(f"backlog {stats.unsynced}")
-        parts.append("sampling wet" if self._wet else "sampling dry")
-        if self._time_state is not None and self._time_state.quality != "ok":
-            parts.append(f"clock {self._time_state.quality}")
-        if self.health.write_error:
-            parts.append("BUFFER WRITE FAILING")
-        return "; ".join(parts)
+        """One line: devices ok, backlog, sampling mode, clock (see :class:`Reporter`)."""
+        return self.reporter.summary()
 
     def status(self) -> dict[str, Any]:
         """Everything ``roadside-agent status`` shows, as plain data."""
-        stats = self._stats
-        return {
-            "station": self.config.station_id,
-            "config_version": self.config.version,
-            "config_hash": self.config.content_hash,
-            "pid": os.getpid(),
-            "running": self._running,
-            "healthy": self.healthy(),
-            "ready": self.notifier.ready_sent,
-            "summary": self.summary(),
-            "started": self._started_at.isoformat() if self._started_at else None,
-            "updated": self.clock.now().isoformat(),
-            "updated_epoch": time.time(),  # real time, for staleness checks by `status`
-            "clock": self._time_state.quality if self._time_state else None,
-            "clock_jumps": self.timekeeper.jumps,
-            "sampling": "wet" if self._wet else "dry",
-            "intervals": {s.name: self._interval(s) for s in self.config.sensors},
-            "devices": self._devices,
-            "buffer": asdict(stats) if stats else None,
-            "buffer_recovered_from": str(self.buffer.recovered_from)
-            if self.buffer and self.buffer.recovered_from
-            else None,
-            "loop": {"lag_s": round(self.health.lag_s, 3), "batches": self.health.batches},
-            "nowcast": self.nowcast.status() if self.nowcast else None,
-            "forecast": self.nowcast.status()["forecast"] if self.nowcast else None,
-            "warnings": {n: self.warning_state.level(n) for n in self.warning_state.signals},
-            "derived": {
-                k: {
-                    "value": v.value,
-                    "unit": v.unit,
-                    "flag": int(v.flag),
-                    "time": v.time.isoformat(),
-                }
-                for k, v in sorted(self._latest.items())
-            },
-        }
-
-    def _write_status(self) -> None:
-        try:
-            self.status_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.status_path.with_name(self.status_path.name + ".tmp")
-            tmp.write_text(json.dumps(self.status(), default=str, indent=1))
-            os.replace(tmp, self.status_path)
-        except OSError as exc:
-            log.warning("cannot write status file %s: %s", self.status_path, exc)
+        return self.reporter.status()
 
 
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def _reading_record(f: FlaggedReading, mark: dict[str, Any] | None) -> BufferRecord:
-    r = f.reading
-    return BufferRecord(
-        kind="reading",
-        time=r.time,
-        sensor=r.sensor,
-        channel=r.channel,
-        value=r.value,
-        unit=r.unit,
-        raw=None if r.raw is None else str(r.raw),
-        status=r.status.value,
-        flag=int(f.flag),
-        reason=f.reason,
-        payload={**(mark or {}), **({"detail": r.detail} if r.detail else {})} or None,
-    )
-
-
-def _flagged(r: StoredRecord) -> FlaggedReading:
-    """A stored reading back as the flagged reading it was."""
-    status = DriverStatus(r.status) if r.status else DriverStatus.OK
-    reading = Reading(
-        "", r.sensor or "", r.channel or "", r.time, r.value, r.unit or "", r.raw, status
-    )
-    flag = Flag(r.flag) if r.flag is not None else Flag.NOT_CHECKED
-    return FlaggedReading(reading, flag, r.reason or "")
-
-
-def _event_record(e: WarningEvent) -> BufferRecord:
-    return BufferRecord(
-        kind="event",
-        time=e.time,
-        channel=e.signal,
-        value=float(LEVELS.index(e.level)),
-        reason=e.kind,
-        payload={
-            "kind": e.kind,
-            "signal": e.signal,
-            "level": e.level,
-            "previous": e.previous,
-            "rule": e.rule,
-            "certainty": e.certainty,
-            "evidence": e.evidence,
-        },
-    )
-
-
-def warning_state_to_json(state: WarningState) -> dict[str, Any]:
-    """Warning state as plain data (persisted so a restart neither re-raises nor forgets)."""
-    return {name: _plain(s) for name, s in state.signals.items()}
-
-
-def warning_state_from_json(doc: dict[str, Any]) -> WarningState:
-    """Inverse of :func:`warning_state_to_json`."""
-
-    def when(v: str | None) -> datetime | None:
-        return datetime.fromisoformat(v) if v else None
-
-    signals = dict(WarningState().signals)
-    for name, s in doc.items():
-        if name in signals:
-            signals[name] = SignalState(
-                level=int(s["level"]),
-                since=when(s.get("since")),
-                below_since=when(s.get("below_since")),
-                pending=int(s.get("pending", 0)),
-                certainty=str(s.get("certainty", "Observed")),
-            )
-    return WarningState(signals)
-
-
-def _derived_record(d: DerivedValue, mark: dict[str, Any] | None) -> BufferRecord:
-    return BufferRecord(
-        kind="derived",
-        time=d.time,
-        sensor=d.sensor,
-        channel=d.name,
-        value=d.value,
-        unit=d.unit,
-        flag=int(d.flag),
-        payload={"completeness": d.completeness, "window_s": d.window_s, **(mark or {})},
-    )
-
-
-def read_status(config: StationConfig, *, max_readings: int = 50) -> dict[str, Any]:
-    """What ``roadside-agent status`` shows, from the status file and the buffer (read-only)."""
-    out: dict[str, Any] = {"station": config.station_id, "config_version": config.version}
-    try:
-        out["agent"] = json.loads(config.status_path.read_text())
-    except FileNotFoundError:
-        out["agent"] = None
-    except (OSError, ValueError) as exc:
-        out["agent"] = {"error": f"{config.status_path}: {exc}"}
-    out["buffer"] = _buffer_snapshot(Path(config.buffer.path), max_readings)
-    return out
-
-
-def _buffer_snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
-    """Backlog, gaps and the newest reading and derived value of each channel (read-only)."""
-    import sqlite_utils  # the status command only: the running agent does without it
-
-    if not path.exists():
-        return None
-    db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5))
-    try:
-        records = db.table("records")
-        pending = {
-            lane: records.count_where("synced = 0 AND lane = ?", [lane])
-            for lane in ("event", "live")
-        }
-        latest = [
-            StoredRecord.from_row(row)
-            for row in db.query(
-                "SELECT * FROM records WHERE seq IN (SELECT max(seq) FROM records "
-                "WHERE kind IN ('reading', 'derived') GROUP BY kind, sensor, channel) "
-                "ORDER BY kind DESC, sensor, channel LIMIT ?",
-                [max_readings],
-            )
-        ]
-        last = next(db.query("SELECT seq FROM sqlite_sequence WHERE name = 'records'"), None)
-        oldest = next(
-            db.query("SELECT time FROM records WHERE synced = 0 ORDER BY seq LIMIT 1"), None
-        )
-        gaps = records.count_where("kind = 'gap'")
-    finally:
-        db.close()
-    return {
-        "pending": pending,
-        "last_seq": last["seq"] if last else 0,
-        "gaps": gaps,
-        "oldest_unsynced": oldest["time"] if oldest else None,
-        "latest": [
-            {
-                "kind": r.kind,
-                "sensor": r.sensor,
-                "channel": r.channel,
-                "value": r.value,
-                "unit": r.unit,
-                "time": r.time.isoformat(),
-                "status": r.status,
-                "flag": Flag(r.flag).name.lower() if r.flag is not None else None,
-                "reason": r.reason,
-            }
-            for r in latest
-        ],
-    }
+__all__ = ["Agent", "LoopHealth", "device_configs", "read_status", "release_startup_memory"]

@@ -174,10 +174,14 @@ def test_failing_buffer_withholds_the_watchdog_and_keeps_records(
     later = messages(sock)
     assert not any("WATCHDOG" in x for x in later), "a failing loop must not pet the watchdog"
     assert not agent.healthy() and agent._unwritten
+    assert agent.status()["degraded"] is True
+    assert agent.metrics.registry.get_sample_value("roadside_degraded") == 1
+    assert agent.metrics.registry.get_sample_value("roadside_buffer_write_errors_total") >= 1
     held = len(agent._unwritten)
     agent.buffer.append = real_append  # type: ignore[method-assign]
     run_until(agent, sock, lambda m: any("WATCHDOG" in x for x in m))
     assert agent.buffer.stats().last_seq >= before + held  # the held records were written
+    assert agent.metrics.registry.get_sample_value("roadside_degraded") == 0
     assert seen
 
 

@@ -96,7 +96,7 @@ def test_status_and_fleet_status_carry_the_model_and_the_latest_forecast(tmp_pat
     assert agent.buffer is not None
     stored = agent.buffer.where("kind = 'forecast'")
     assert stored and stored[-1].payload["issued"] == forecast["issued"]
-    agent._write_status()
+    agent.reporter.write_status(agent.status_path)
     agent.buffer.close()
     shown = CliRunner().invoke(main, ["status", "--config", str(tmp_path / "station.toml")])
     assert f"nowcast: {version} on " in shown.output and "P(>15 cm)" in shown.output
