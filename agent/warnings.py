@@ -355,19 +355,23 @@ def _highest(rule: SignalRule, inputs: Mapping[str, float | None], fraction: flo
 
 
 def _forecast_level(rule: SignalRule, forecast: Forecast, rules: WarningRules) -> int:
-    """Highest waterlogging tier the forecast reaches by depth or by tier probability."""
+    """Highest waterlogging tier the forecast reaches by depth or by tier probability.
+
+    Tiers are configuration; a configured tier reads the probability of the lowest model tier at
+    or above it (:func:`roadside.registry.forecast_tier_for`, never an over-estimate), with that
+    model tier's threshold; a tier above every model tier is forecast by depth alone.
+    """
     depth = max((float(getattr(forecast, h)) for h in rules.forecast_horizons), default=-math.inf)
-    probability = {
-        150.0: (forecast.p_15cm, rules.tier_probability(0)),
-        300.0: (forecast.p_30cm, rules.tier_probability(1)),
-    }
     best = 0
     for level, thresholds in rule.levels.items():
         tier = thresholds.get("water_depth")
         if tier is None:
             continue
-        p, threshold = probability.get(tier, (0.0, 1.0))
-        likely = p >= threshold
+        model_tier = registry.forecast_tier_for(tier)
+        likely = False
+        if model_tier is not None:
+            index = registry.FORECAST_TIERS.index(model_tier)
+            likely = float(getattr(forecast, model_tier.field)) >= rules.tier_probability(index)
         if depth >= tier or likely:
             best = max(best, LEVELS.index(level))
     return best

@@ -34,6 +34,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from agent.warnings import WATERLOGGING_TIERS
 from roadside.clock import ScaledClock
 from roadside.testing.broker import MosquittoBroker, free_port
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
@@ -44,7 +45,7 @@ STATION = "bs-demo-01"
 GRID_CELL = "310113-G042"
 FLAG_STYLE = {0: "green", 1: "yellow", 2: "red", 8: "dim", 9: "dim"}
 # What the fleet pushes part way through: the national rainstorm criteria instead of Shanghai's.
-TIER_MM = 150.0  # the first waterlogging tier (15 cm)
+TIER_MM = min(t["water_depth"] for t in WATERLOGGING_TIERS.values())  # first tier (shipped)
 LOG_EVERY_MIN = 10.0  # scenario minutes between progress lines when not on a terminal
 THRESHOLD_CHANGE: dict[str, Any] = {"warnings": {"rainstorm": {"preset": "national"}}}
 

@@ -252,3 +252,21 @@ def test_any_table_loads_or_names_the_problem(table: dict) -> None:
     else:
         check_thresholds_safe(rules)
         evaluate(WarningState(), {}, FakeForecast(), T0, rules)
+
+
+def test_configured_tiers_keep_the_forecast_probability_warnings() -> None:
+    # another tier set than the shipped 150/300 mm: 200 mm reads the 30 cm probability (the
+    # lowest model tier at or above it), 400 mm is above every model tier (depth only)
+    rules = WarningRules.from_dict(
+        {
+            "forecast_horizons": [],
+            "waterlogging": {
+                "levels": {"blue": {"water_depth": 200}, "yellow": {"water_depth": 400}}
+            },
+        }
+    )
+    _, events = evaluate(WarningState(), {}, FakeForecast(p_30cm=0.7), T0, rules)
+    assert [(e.signal, e.level) for e in events] == [("waterlogging", "blue")]
+    # a 15 cm probability says nothing about 20 cm: no warning from it
+    _, events = evaluate(WarningState(), {}, FakeForecast(p_15cm=0.9), T0, rules)
+    assert events == []
