@@ -45,40 +45,42 @@ from typing import Any, Literal
 
 from agent.errors import BufferFullError, BufferStoreError
 from roadside.clock import Clock
+from roadside.contract import KINDS, RECORD_FIELDS, record_sql_types
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["reading", "derived", "event", "gap", "forecast"]
 Lane = Literal["event", "live"]
-KINDS: tuple[str, ...] = ("reading", "derived", "event", "gap", "forecast")
 EVENT_KINDS = frozenset({"event", "gap"})  # never dropped unsynced; sent on the event lane
 HWM_STEP = 10_000  # the high-water-mark side file is rewritten once per this many sequence numbers
 LOW_WATER = 0.9  # enforce_cap frees space down to this fraction of max_bytes
 
-SCHEMA = """
+_SQL = record_sql_types("TEXT")  # time as ISO 8601 text
+_CHECKS = {
+    "kind": f"NOT NULL CHECK (kind IN ({', '.join(repr(k) for k in KINDS)}))",
+    "time": "NOT NULL",
+}
+_RECORD_DDL = ",\n    ".join(
+    f"{name} {_SQL[name]} {_CHECKS.get(name, '')}".rstrip()
+    for name in RECORD_FIELDS
+    if name != "seq"
+)
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('reading', 'derived', 'event', 'gap', 'forecast')),
     lane TEXT NOT NULL CHECK (lane IN ('event', 'live')),
-    time TEXT NOT NULL,
-    sensor TEXT,
-    channel TEXT,
-    value REAL,
-    unit TEXT,
-    raw TEXT,
-    status TEXT,
-    flag INTEGER,
-    reason TEXT,
-    payload TEXT,
+    {_RECORD_DDL},
     synced INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS records_pending ON records (lane, seq) WHERE synced = 0;
 CREATE INDEX IF NOT EXISTS records_synced ON records (seq) WHERE synced = 1;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-COLUMNS = (
-    "kind, lane, time, sensor, channel, value, unit, raw, status, flag, reason, payload, synced"
-)
+_FIELDS = tuple(name for name in RECORD_FIELDS if name != "seq")  # seq: the table gives it
+INSERT_COLUMNS = ("lane", *_FIELDS, "synced")
+COLUMNS = ", ".join(INSERT_COLUMNS)
+"""Columns an append writes: the contract's record fields by name, plus lane and synced."""
+_TIME, _RAW, _PAYLOAD = (_FIELDS.index(n) for n in ("time", "raw", "payload"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,26 +101,16 @@ class BufferRecord:
     lane: Lane | None = None
 
     def row(self) -> tuple[Any, ...]:
+        """Values in :data:`INSERT_COLUMNS` order, taken by field name."""
         lane = self.lane or ("event" if self.kind in EVENT_KINDS else "live")
-        payload = (
+        values = [getattr(self, name) for name in _FIELDS]
+        values[_TIME] = self.time.isoformat()
+        if self.raw is not None:
+            values[_RAW] = str(self.raw)
+        values[_PAYLOAD] = (
             json.dumps(self.payload, separators=(",", ":"), default=str) if self.payload else None
         )
-        raw = None if self.raw is None else str(self.raw)
-        return (
-            self.kind,
-            lane,
-            self.time.isoformat(),
-            self.sensor,
-            self.channel,
-            self.value,
-            self.unit,
-            raw,
-            self.status,
-            self.flag,
-            self.reason,
-            payload,
-            0,
-        )
+        return (lane, *values, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,22 +134,11 @@ class StoredRecord:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> StoredRecord:
-        return cls(
-            seq=row["seq"],
-            kind=row["kind"],
-            lane=row["lane"],
-            time=datetime.fromisoformat(row["time"]),
-            sensor=row["sensor"],
-            channel=row["channel"],
-            value=row["value"],
-            unit=row["unit"],
-            raw=row["raw"],
-            status=row["status"],
-            flag=row["flag"],
-            reason=row["reason"],
-            payload=json.loads(row["payload"]) if row["payload"] else {},
-            synced=bool(row["synced"]),
-        )
+        """A row of ``records`` (``SELECT *``), by column name."""
+        d = {name: row[name] for name in ("seq", "lane", *_FIELDS)}
+        d["time"] = datetime.fromisoformat(d["time"])
+        d["payload"] = json.loads(d["payload"]) if d["payload"] else {}
+        return cls(**d, synced=bool(row["synced"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +302,7 @@ class Buffer:
 
     def _insert(self, records: Sequence[BufferRecord]) -> list[int]:
         self._conn.executemany(
-            f"INSERT INTO records ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO records ({COLUMNS}) VALUES ({','.join('?' * len(INSERT_COLUMNS))})",
             [r.row() for r in records],
         )
         last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])

@@ -110,22 +110,8 @@ class RecordOut(BaseModel):
 
     @classmethod
     def of(cls, r: StoredRecord) -> RecordOut:
-        return cls(
-            station=r.station,
-            seq=r.seq,
-            kind=r.kind,
-            lane=r.lane,
-            time=_iso(r.time),  # type: ignore[arg-type]
-            sensor=r.sensor,
-            channel=r.channel,
-            value=r.value,
-            unit=r.unit,
-            status=r.status,
-            flag=r.flag,
-            reason=r.reason,
-            payload=r.payload,
-            received=_iso(r.received),  # type: ignore[arg-type]
-        )
+        values = {name: getattr(r, name) for name in cls.model_fields}
+        return cls(**{**values, "time": _iso(r.time), "received": _iso(r.received)})
 
 
 class ScopeStatusOut(BaseModel):

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from fleet.store import IngestBatch, IngestRecord, IngestResult, StationUpdate, Store
-from roadside import wire
+from roadside import contract, wire
 from roadside.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -32,24 +32,7 @@ DB_RETRY_S = 1.0
 
 def batch_to_ingest(batch: wire.Batch, received: datetime) -> IngestBatch:
     """A decoded wire batch as the store's ingest unit (times to epoch seconds)."""
-    records = tuple(
-        IngestRecord(
-            seq=r.seq,
-            kind=r.kind,
-            lane=batch.lane,
-            time=r.time.timestamp(),
-            sensor=r.sensor or None,
-            channel=r.channel or None,
-            value=r.value,
-            unit=r.unit or None,
-            raw=None if r.raw is None else str(r.raw),
-            status=r.status or None,
-            flag=r.flag,
-            reason=r.reason or None,
-            payload=r.payload,
-        )
-        for r in batch.records
-    )
+    records = tuple(IngestRecord(lane=batch.lane, **_stored(r)) for r in batch.records)
     return IngestBatch(
         station=batch.station,
         lane=batch.lane,
@@ -59,6 +42,17 @@ def batch_to_ingest(batch: wire.Batch, received: datetime) -> IngestBatch:
         received=received.timestamp(),
         sent=batch.sent.timestamp() if batch.sent else None,
     )
+
+
+def _stored(r: wire.WireRecord) -> dict[str, Any]:
+    """A wire record's fields by name as the store keeps them (epoch seconds, None for "")."""
+    d: dict[str, Any] = {name: getattr(r, name) for name in wire.RECORD_FIELDS}
+    for name, value in d.items():
+        if value == "" and isinstance(value, str):
+            d[name] = None
+    d["time"] = r.time.timestamp()
+    d["raw"] = None if r.raw is None else str(r.raw)
+    return d
 
 
 def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
@@ -149,6 +143,7 @@ class IngestWorker:
         self.on_config_acks = on_config_acks
         self.on_status = on_status
         self.max_group = max_group
+        self.assigned_cells: frozenset[str] | None = None  # None: a station names its own cell
         self.stats = IngestStats()
         self._queue: queue.Queue[Inbound] = queue.Queue()
         self._stop = threading.Event()
@@ -267,6 +262,10 @@ class IngestWorker:
                         others.append((msg, None))
                         continue
                     status = wire.decode_status(msg.payload, now=received)
+                    try:
+                        contract.check_grid_cell(status, self.assigned_cells)
+                    except contract.ContractError as exc:
+                        raise wire.WireError(exc.detail, exc.code) from None
                     _check_station(status.station, topic.target, "status")
                     others.append((msg, status))
                 else:

@@ -25,12 +25,19 @@ from fleet.store import (
     StationUpdate,
     StoredRecord,
 )
+from roadside.contract import RECORD_FIELDS, record_sql_types
 
-SCHEMA = """
+_COLUMN = {"time": "t"}  # record field -> column name where they differ
+_TYPE = {"INTEGER": "INTEGER", "REAL": "DOUBLE PRECISION", "TEXT": "TEXT"}
+_SQL = {**record_sql_types("DOUBLE PRECISION"), "seq": "BIGINT"}  # time: epoch seconds
+_NOT_NULL = {"seq", "kind", "time"}
+_RECORD_DDL = ", ".join(
+    f"{_COLUMN.get(f, f)} {_TYPE.get(_SQL[f], _SQL[f])}" + (" NOT NULL" if f in _NOT_NULL else "")
+    for f in RECORD_FIELDS
+)
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS records (
-    station TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, lane TEXT NOT NULL,
-    t DOUBLE PRECISION NOT NULL, sensor TEXT, channel TEXT, value DOUBLE PRECISION, unit TEXT,
-    raw TEXT, status TEXT, flag INTEGER, reason TEXT, payload TEXT,
+    station TEXT NOT NULL, lane TEXT NOT NULL, {_RECORD_DDL},
     received DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (station, seq));
 CREATE INDEX IF NOT EXISTS records_channel_t ON records (station, channel, t);
@@ -61,12 +68,12 @@ CREATE TABLE IF NOT EXISTS rollouts (
     created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL, extra TEXT NOT NULL)
 """
 
-RECORD_COLUMNS = (
-    "station, seq, kind, lane, t, sensor, channel, value, unit, raw, status, flag, reason, "
-    "payload, received"
-)
+_RECORD_NAMES = ("station", "lane", *RECORD_FIELDS, "received")
+"""The stored record's fields, in column order: the contract's record plus station, lane and
+the controller's receive time (:class:`fleet.store.StoredRecord` has exactly these)."""
+RECORD_COLUMNS = ", ".join(_COLUMN.get(n, n) for n in _RECORD_NAMES)
 INSERT_RECORD = (
-    f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO records ({RECORD_COLUMNS}) VALUES ({', '.join('?' * len(_RECORD_NAMES))}) "
     "ON CONFLICT (station, seq) DO NOTHING"
 )
 STATION_COLUMNS = (
@@ -96,27 +103,24 @@ def _dump(value: Any) -> str | None:
 
 
 def record_rows(batch: IngestBatch) -> list[tuple[Any, ...]]:
-    """A batch's records as rows in :data:`RECORD_COLUMNS` order."""
-    return [
-        (
-            batch.station,
-            r.seq,
-            r.kind,
-            r.lane,
-            r.time,
-            r.sensor,
-            r.channel,
-            r.value,
-            r.unit,
-            r.raw,
-            r.status,
-            r.flag,
-            r.reason,
-            _dump(r.payload),
-            batch.received,
-        )
-        for r in batch.records
-    ]
+    """A batch's records as rows in :data:`RECORD_COLUMNS` order, taken by field name."""
+    out = []
+    for r in batch.records:
+        values = {name: getattr(r, name) for name in ("lane", *RECORD_FIELDS)}
+        values["payload"] = _dump(r.payload)
+        out.append(tuple([batch.station, *values.values(), batch.received]))
+    return out
+
+
+def stored_record(row: Sequence[Any]) -> StoredRecord:
+    """A row selected as :data:`RECORD_COLUMNS` back as a stored record, by field name."""
+    d = dict(zip(_RECORD_NAMES, row, strict=True))
+    d["payload"] = _load(d["payload"])
+    for name in ("time", "received", "value"):
+        d[name] = None if d[name] is None else float(d[name])
+    for name in ("seq", "flag"):
+        d[name] = None if d[name] is None else int(d[name])
+    return StoredRecord(**d)
 
 
 def _load(text: str | None) -> Any:
@@ -296,26 +300,7 @@ class SqlStore:
             f"SELECT {RECORD_COLUMNS} FROM records {clause} ORDER BY t, station, seq LIMIT ?",
             [*params, int(limit)],
         )
-        return [
-            StoredRecord(
-                station=r[0],
-                seq=int(r[1]),
-                kind=r[2],
-                lane=r[3],
-                time=float(r[4]),
-                sensor=r[5],
-                channel=r[6],
-                value=None if r[7] is None else float(r[7]),
-                unit=r[8],
-                raw=r[9],
-                status=r[10],
-                flag=None if r[11] is None else int(r[11]),
-                reason=r[12],
-                payload=_load(r[13]),
-                received=float(r[14]),
-            )
-            for r in rows
-        ]
+        return [stored_record(r) for r in rows]
 
     def seqs(self, station: str) -> list[int]:
         rows = self._query("SELECT seq FROM records WHERE station = ? ORDER BY seq", [station])

@@ -129,6 +129,28 @@ _TEXT = frozenset({"kind", "sensor", "channel", "unit", "status", "reason"})
 _TIME = RECORD_FIELDS.index("time")
 
 
+def record_sql_types(time_type: str) -> dict[str, str]:
+    """Field -> SQL column type, derived from :class:`Record`'s annotations (``time`` as
+    ``time_type``; objects as JSON text): what the station's and the fleet's tables declare."""
+    out: dict[str, str] = {}
+    info = msgspec.inspect.type_info(Record)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for f in info.fields:
+        t = f.type
+        members = t.types if isinstance(t, msgspec.inspect.UnionType) else (t,)
+        kinds = {type(x) for x in members}
+        kinds.discard(msgspec.inspect.NoneType)
+        if f.name == "time":
+            out[f.name] = time_type
+        elif kinds == {msgspec.inspect.IntType}:
+            out[f.name] = "INTEGER"
+        elif kinds == {msgspec.inspect.FloatType}:
+            out[f.name] = "REAL"
+        else:  # text, mixed raw values, JSON objects
+            out[f.name] = "TEXT"
+    return out
+
+
 def from_mapping(d: Mapping[str, Any], **override: Any) -> Record:
     """A record from any mapping keyed by field name (None text -> "", unknown keys ignored)."""
     kw: dict[str, Any] = {n: d[n] for n in RECORD_FIELDS if n in d}

@@ -144,3 +144,19 @@ def test_a_staged_rollout_reaches_the_canary_first_then_everyone(
         assert station.agent.config.warnings["rainstorm"] == {"preset": "national"}
         assert station.agent.remote is not None
         assert station.agent.remote.versions()["fleet"]["version"] == rollout.version
+
+
+def test_a_status_naming_a_cell_the_registry_did_not_assign_is_refused(
+    fleet: FleetService, stations: dict[str, Station], contract_broker: MosquittoBroker
+) -> None:
+    from fleet.loadgen import StationClient
+
+    fleet.worker.assigned_cells = frozenset(CELLS.values())
+    rejected = fleet.worker.stats.rejected
+    intruder = StationClient(contract_broker.settings("bs-x"), "bs-x", grid_cell="G7").start()
+    try:
+        wait_for(lambda: fleet.worker.stats.rejected > rejected, what="status refused")
+        assert fleet.store.station("bs-x") is None or fleet.store.station("bs-x").grid_cell != "G7"  # type: ignore[union-attr]
+    finally:
+        intruder.stop()
+        fleet.worker.assigned_cells = None
