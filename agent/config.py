@@ -90,7 +90,7 @@ class BufferConfig(_Section):
     """The durable SQLite buffer."""
 
     path: str = DEFAULT_BUFFER_PATH
-    max_mb: float = Field(default=256.0, gt=0)
+    max_mb: float = Field(default=256.0, gt=0, le=1_000_000, allow_inf_nan=False)
     synchronous: Literal["full", "normal"] = "full"
     status_path: str | None = None  # defaults to <path>.status.json
 
@@ -226,12 +226,7 @@ def _expand(doc: dict[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
     out = dict(doc)
     sensors = doc.get("sensors")
     if isinstance(sensors, list):
-        out["sensors"] = [
-            {**s, "port": _path(s["port"], f"sensors[{i}].port", source, base_dir)}
-            if isinstance(s, dict) and isinstance(s.get("port"), str)
-            else s
-            for i, s in enumerate(sensors)
-        ]
+        out["sensors"] = [_expand_sensor(s, i, source, base_dir) for i, s in enumerate(sensors)]
     buffer = doc.get("buffer")
     if isinstance(buffer, dict):
         out["buffer"] = {
@@ -246,6 +241,19 @@ def _expand(doc: dict[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
             **nowcast,
             "model": _path(nowcast["model"], "nowcast.model", source, base_dir),
         }
+    return out
+
+
+def _expand_sensor(s: Any, i: int, source: str, base_dir: Path) -> Any:
+    """A sensor's port, and its profile when given as a file (``*.toml``), from ``base_dir``."""
+    if not isinstance(s, dict):
+        return s
+    out = dict(s)
+    if isinstance(s.get("port"), str):
+        out["port"] = _path(s["port"], f"sensors[{i}].port", source, base_dir)
+    profile = s.get("profile")
+    if isinstance(profile, str) and Path(profile).suffix:  # a file, not a bundled name
+        out["profile"] = _path(profile, f"sensors[{i}].profile", source, base_dir)
     return out
 
 
@@ -319,19 +327,52 @@ def _check_actions(cfg: StationConfig, source: str) -> None:
             )
 
 
+UPLINK_FILES = ("ca", "cert", "key", "fleet_key")
+
+
 def _check_uplink(cfg: StationConfig, source: str) -> None:
-    """With a host, the uplink needs its TLS files (the link reads the rest of the table)."""
+    """``[uplink]`` in full: known keys only, types of the link's tuning
+    (:class:`agent.uplink.UplinkSettings`), and the files it names exist (relative to the file)."""
     up = cfg.uplink
-    if not up.get("host"):
+    if not up:
         return
-    if not isinstance(up["host"], str):
+    import dataclasses
+
+    import pydantic
+
+    from agent.uplink import UplinkSettings  # only for a station with an uplink
+
+    tuning = {f.name for f in dataclasses.fields(UplinkSettings)} - {"codec", "software"}
+    known = {"host", "port", *UPLINK_FILES, *tuning}
+    for key in up:
+        if key not in known:
+            raise ConfigError(
+                f"{source}: key uplink.{key}: unknown key (expected one of "
+                f"{', '.join(sorted(known))})"
+            )
+    if "host" in up and (not isinstance(up["host"], str) or not up["host"]):
         raise ConfigError(f"{source}: key uplink.host: expected a host name")
     port = up.get("port", 8883)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"{source}: key uplink.port: expected a port 1-65535 (got {port!r})")
-    for key in ("ca", "cert", "key"):
+    try:
+        pydantic.TypeAdapter(UplinkSettings).validate_python(
+            {k: v for k, v in up.items() if k in tuning}
+        )
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        got = err.get("input")
+        raise ConfigError(f"{source}: key uplink.{key}: {err['msg']} (got {got!r})") from None
+    named = [k for k in UPLINK_FILES if k in up or (up.get("host") and k != "fleet_key")]
+    for key in named:  # without a host the uplink is off: only the files it names are checked
         if not isinstance(up.get(key), str) or not up[key]:
             raise ConfigError(f"{source}: key uplink.{key}: missing (expected a file path)")
+    base = Path(source).parent
+    for key in named:
+        path = Path(up[key]) if Path(up[key]).is_absolute() else base / up[key]
+        if not path.is_file():
+            raise ConfigError(f"{source}: key uplink.{key}: {path} is not a file")
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

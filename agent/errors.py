@@ -11,14 +11,14 @@ never raise here: they become reading statuses and QC flags.
 
 from __future__ import annotations
 
-from roadside.errors import RoadsideError
+from roadside.errors import InputError, RoadsideError
 
 
 class AgentError(RoadsideError):
     """Base of all agent errors."""
 
 
-class ConfigError(AgentError):
+class ConfigError(AgentError, InputError):
     """A station configuration file is missing or invalid."""
 
 

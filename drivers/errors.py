@@ -11,7 +11,7 @@ bad bytes become a reading status, never an exception out of the poller.
 
 from __future__ import annotations
 
-from roadside.errors import RoadsideError
+from roadside.errors import InputError, RoadsideError
 from roadside.records import DriverStatus
 
 
@@ -19,7 +19,7 @@ class DriverError(RoadsideError):
     """Base of all driver errors."""
 
 
-class ProfileError(DriverError):
+class ProfileError(DriverError, InputError):
     """A profile file is missing, unknown or malformed."""
 
 

@@ -99,6 +99,18 @@ class AsciiField(_Strict):
     counter: Counter | None = None
 
 
+ASCII_FIELDS: dict[str, tuple[str, ...]] = {
+    # Gill WindSonic frame Q,ddd,sss.ss,M,nn: direction and speed
+    "windsonic": ("direction", "speed"),
+    # Vaisala WXT5xx composite/wind/PTU/precipitation/supervisor answers (user guide field keys)
+    "wxt": (
+        "Dn", "Dm", "Dx", "Sn", "Sm", "Sx", "Ta", "Tp", "Ua", "Pa", "Rc", "Rd", "Ri", "Rp",
+        "Hc", "Hd", "Hi", "Hp", "Th", "Vh", "Vs", "Vr",
+    ),
+}  # fmt: skip
+"""The fields each ASCII driver can decode: a profile naming another is refused when it loads."""
+
+
 class Profile(_Strict):
     """One device model."""
 
@@ -122,6 +134,12 @@ class Profile(_Strict):
                 want = "'field'" if ascii_kind else "'register'"
                 raise ValueError(
                     f"channel {c.name!r}: a {self.device.protocol} channel needs {want}"
+                )
+            known = ASCII_FIELDS.get(self.device.protocol)
+            if isinstance(c, AsciiField) and known is not None and c.field not in known:
+                raise ValueError(
+                    f"channel {c.name!r}: field {c.field!r} is not one the "
+                    f"{self.device.protocol} driver decodes (one of {', '.join(known)})"
                 )
         return self
 
@@ -182,6 +200,12 @@ def load_profile(name_or_path: str) -> Profile:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ProfileError(f"{path}: profile file not found") from None
+    except IsADirectoryError:
+        raise ProfileError(f"{path}: is a directory, not a profile file") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from None
     return parse_profile(doc, str(path))

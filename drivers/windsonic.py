@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from drivers.errors import DeviceError, ProfileError
 from drivers.line import SerialLine
-from drivers.profile import AsciiField
+from drivers.profile import ASCII_FIELDS, AsciiField
 from drivers.samples import Sample, failed
 from roadside.records import DriverStatus
 
@@ -155,7 +155,7 @@ def decode(body: bytes) -> WindSonicMessage:
 class WindSonicDriver:
     """Reads a WindSonic's unsolicited frames; each poll reports the newest good one."""
 
-    FIELDS = ("direction", "speed")
+    FIELDS = ASCII_FIELDS["windsonic"]
 
     def __init__(
         self, line: SerialLine, channels: Sequence[AsciiField], unit_id: str = UNIT_ID

@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from fleet.service import DEFAULT_CLIENT_ID, FleetService
 from fleet.store import DEFAULT_URL, open_store
 from roadside import wire
 from roadside.clock import SystemClock
+from roadside.errors import RoadsideError
+from roadside.exitcodes import FAILURE, click_error, fail
 
 
 def _host_port(value: str, option: str, default_port: int) -> tuple[str, int]:
@@ -100,8 +103,8 @@ def run(
             tick_s=tick_s,
         )
         service.start()
-    except FleetError as exc:
-        raise click.ClickException(str(exc)) from None
+    except RoadsideError as exc:  # bad key or TLS files, unreachable database or broker
+        raise click_error(exc) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -119,7 +122,12 @@ def run(
             )
             # in a thread, so uvicorn installs no signal handlers: SIGTERM must reach the
             # clean stop below (leave the share, commit what was received, end the session)
-            threading.Thread(target=server.run, name="fleet-http", daemon=True).start()
+            thread = threading.Thread(target=server.run, name="fleet-http", daemon=True)
+            thread.start()
+            while not server.started and thread.is_alive():
+                time.sleep(0.05)
+            if not server.started:  # uvicorn logged why (the port is taken) and gave up
+                raise fail(f"--http {http}: cannot listen there (is the port taken?)", FAILURE)
         click.echo(f"fleet controller {client_id}: ingesting from {host}:{port}", err=True)
         stop.wait()
     finally:
@@ -155,7 +163,7 @@ def keygen(directory: Path, force: bool, as_json: bool) -> None:
 def stations(db: str, as_json: bool) -> None:
     """List the stations the controller knows, from the database."""
     try:
-        store = open_store(db)
+        store = open_store(db, create=False)
         rows = store.stations()
         store.close()
     except FleetError as exc:

@@ -13,7 +13,7 @@ them into 4xx/5xx answers with the message as ``detail``.
 
 from __future__ import annotations
 
-from roadside.errors import RoadsideError
+from roadside.errors import InputError, RoadsideError
 
 
 class FleetError(RoadsideError):
@@ -24,11 +24,11 @@ class StoreError(FleetError):
     """The database URL is bad or the database cannot be reached."""
 
 
-class KeyFileError(FleetError):
+class KeyFileError(FleetError, InputError):
     """A signing key file is missing, unreadable or of the wrong kind."""
 
 
-class DocumentError(FleetError):
+class DocumentError(FleetError, InputError):
     """A configuration document is malformed, unsafe or targets an unknown scope.
 
     ``code`` is the :data:`roadside.contract.NACK_CODES` code a station would answer with.

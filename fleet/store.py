@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from fleet.errors import StoreError
@@ -303,10 +304,17 @@ class DocumentMaker(Protocol):
     def __call__(self, version: int) -> tuple[dict[str, Any], str]: ...
 
 
-def open_store(url: str = DEFAULT_URL) -> Store:
-    """Open (and initialise) the store a URL names: ``sqlite:///path`` or ``postgresql://...``."""
+def open_store(url: str = DEFAULT_URL, *, create: bool = True) -> Store:
+    """Open (and initialise) the store a URL names: ``sqlite:///path`` or ``postgresql://...``.
+
+    ``create=False`` (read-only commands): a SQLite file that does not exist is an error, never
+    created.
+    """
     if url.startswith("sqlite:"):
-        from fleet.store_sqlite import SQLiteStore
+        from fleet.store_sqlite import SQLiteStore, sqlite_path
+
+        if not create and not Path(sqlite_path(url)).is_file():
+            raise StoreError(f"--db {url!r}: no fleet database there (has a controller run?)")
 
         store: Store = SQLiteStore(url)
     elif url.startswith(("postgresql:", "postgres:")):

@@ -45,7 +45,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from roadside import registry
-from roadside.errors import RoadsideError
+from roadside.errors import InputError
 
 CONTRACT_VERSION = "1.0"
 """The version this code writes."""
@@ -70,7 +70,7 @@ MAX_CLOCK_AHEAD_S = 3600.0  # a record this far in the receiver's future is refu
 MAX_STATUS_BYTES = 16_384
 
 
-class ContractError(RoadsideError, ValueError):
+class ContractError(InputError, ValueError):
     """A message or document body breaks the contract; ``code`` is one of :data:`NACK_CODES`."""
 
     def __init__(self, code: str, detail: str) -> None:

@@ -3,6 +3,7 @@
 ::
 
     RoadsideError                       roadside.errors: anything Roadside refuses or cannot do
+    │                                   (``exit_code`` 1; the InputError branches below: 2)
     ├── ContractError                   roadside.contract: a message or body breaks the contract;
     │   │                               ``code`` is a stable NACK/refusal code (NACK_CODES)
     │   └── WireError                   roadside.wire: a payload or topic off the contract
@@ -39,4 +40,13 @@ from __future__ import annotations
 
 
 class RoadsideError(Exception):
-    """Base of every error Roadside raises on purpose."""
+    """Base of every error Roadside raises on purpose; ``exit_code`` is what a command exits
+    with for it (:mod:`roadside.exitcodes`: 1 runtime failure, 2 bad usage or input)."""
+
+    exit_code = 1
+
+
+class InputError(RoadsideError):
+    """Mixin base of the errors that are a user's input mistake (exit code 2)."""
+
+    exit_code = 2

@@ -47,6 +47,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -521,9 +522,16 @@ class BrokerSettings:
 def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
     """A paho-mqtt 2.x MQTT v5 client with mutual TLS, not yet connected."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.tls_set(
-        ca_certs=str(settings.ca), certfile=str(settings.cert), keyfile=str(settings.key)
-    )
+    try:
+        client.tls_set(
+            ca_certs=str(settings.ca), certfile=str(settings.cert), keyfile=str(settings.key)
+        )
+    except (ssl.SSLError, OSError) as exc:  # mapped at the edge: a one-line error naming files
+        raise WireError(
+            f"TLS files (ca {settings.ca}, cert {settings.cert}, key {settings.key}) are not a "
+            f"usable PEM certificate chain and key: {exc}",
+            "malformed",
+        ) from None
     return client
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from roadside.exitcodes import click_error
+
 DEFAULT_LINK_DIR = Path("/tmp/roadside-sim")
 
 
@@ -222,5 +224,11 @@ def list_cmd(as_json: bool) -> None:
 def demo_cmd(scenario: str, speed: float, push_at_min: float, workdir: Path | None) -> None:
     """Run a simulated station, its agent, a broker and the fleet through a storm, live."""
     from sim.demo import run_demo
+    from sim.errors import SimError
+    from sim.scenario import load_scenario
 
+    try:
+        load_scenario(scenario)  # an unknown or broken scenario: one line, exit 2
+    except SimError as exc:
+        raise click_error(exc) from None
     raise SystemExit(run_demo(scenario, speed, push_at_min, workdir))

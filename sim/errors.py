@@ -9,12 +9,12 @@ A user's mistake in a scenario file is reported as one line: ``file: key.path: w
 
 from __future__ import annotations
 
-from roadside.errors import RoadsideError
+from roadside.errors import InputError, RoadsideError
 
 
 class SimError(RoadsideError):
     """Base of all simulator errors."""
 
 
-class ScenarioError(SimError):
+class ScenarioError(SimError, InputError):
     """A scenario file is missing, unknown or malformed."""
