@@ -45,6 +45,7 @@ STATION = "bs-demo-01"
 GRID_CELL = "310113-G042"
 FLAG_STYLE = {0: "green", 1: "yellow", 2: "red", 8: "dim", 9: "dim"}
 # What the fleet pushes part way through: the national rainstorm criteria instead of Shanghai's.
+CATCH_UP_S = 90.0  # real seconds the demo waits after the storm for late outcomes
 TIER_MM = min(t["water_depth"] for t in WATERLOGGING_TIERS.values())  # first tier (shipped)
 LOG_EVERY_MIN = 10.0  # scenario minutes between progress lines when not on a terminal
 THRESHOLD_CHANGE: dict[str, Any] = {"warnings": {"rainstorm": {"preset": "national"}}}
@@ -203,7 +204,7 @@ class Demo:
 
     def _check_alive(self) -> None:
         for name, p in self.procs.items():
-            if p.poll() is not None:
+            if p.poll() is not None and not (name == "sim" and p.returncode == 0):  # storm over
                 tail = (self.work / f"{name}.log").read_text(errors="replace")[-1500:]
                 raise DemoError(f"{name} exited with {p.returncode}; its log ends:\n{tail}")
 
@@ -504,6 +505,7 @@ def run_demo(
         console.print(f"starting broker, fleet controller, simulator and agent in {work}")
         demo.start()
         next_line_min = 0.0
+        caught_up: float | None = None
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while True:
                 snap = demo.poll()
@@ -513,8 +515,13 @@ def run_demo(
                 if not console.is_terminal and snap["minute"] >= next_line_min:
                     console.print(progress_line(demo, snap))  # a log, not a screen
                     next_line_min += LOG_EVERY_MIN
-                if snap["minute"] >= end_min - 1.0:  # the simulator ends its run at end_min
-                    break
+                if snap["minute"] >= end_min - 1.0:  # the simulator ends its run at end_min:
+                    # wait for the station and the fleet to catch up with what happened (on a
+                    # busy machine they run behind the accelerated clock), not on the clock
+                    if caught_up is None:
+                        caught_up = time.monotonic() + CATCH_UP_S
+                    if not demo.outcome.problems(demo.scenario) or time.monotonic() > caught_up:
+                        break
                 time.sleep(0.5)
     except DemoError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
