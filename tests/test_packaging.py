@@ -1,0 +1,57 @@
+"""Extras match where the code runs: the station's install carries no web stack or database
+client, every command finds what it needs in its extra, and station code never imports the test
+support."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB_AND_DB = ("fastapi", "uvicorn", "psycopg", "rich", "httpx", "starlette")
+
+
+def _requirements(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        line = line.split(";")[0].strip()
+        if line:
+            names.add(re.split(r"[<>=\[ ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def _setup() -> configparser.ConfigParser:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return cfg
+
+
+def test_the_station_install_has_no_web_stack_and_each_command_its_extra() -> None:
+    cfg = _setup()
+    base = _requirements(cfg["options"]["install_requires"])
+    assert not base & set(WEB_AND_DB), base & set(WEB_AND_DB)
+    assert "msgspec" in base  # the contract
+    extras = {k: _requirements(v) for k, v in cfg["options.extras_require"].items()}
+    assert {"fastapi", "uvicorn", "psycopg", "httpx"} <= extras["fleet"]  # run, push
+    assert "rich" in extras["demo"]
+    assert {"flatbuffers", "rich"} <= extras["model"]  # the TFLite export, training progress
+    makefile = (ROOT / "Makefile").read_text()
+    assert "'.[dev,systemd,fleet,demo,model]'" in makefile
+
+
+def test_station_code_imports_neither_the_web_stack_nor_the_test_support() -> None:
+    code = (
+        "import sys\n"
+        "import agent.cli, agent.runner, agent.uplink, agent.remote_config, agent.pipeline\n"
+        "import drivers.bus, roadside.contract, roadside.wire, roadside.registry\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {WEB_AND_DB!r}"
+        " or m.startswith('roadside.testing')]\n"
+        "print(','.join(sorted(bad)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == ""
