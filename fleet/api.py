@@ -415,9 +415,7 @@ class GuardMiddleware:
         if too_large:
             return
         principal: Principal | None = scope.get(PRINCIPAL_KEY)
-        auth: Auth | None = (
-            getattr(scope.get("app").state, "auth", None) if "app" in scope else None
-        )
+        auth: Auth | None = getattr(getattr(scope.get("app"), "state", None), "auth", None)
         if (
             scope["method"] in UNSAFE_METHODS
             and status < 400
