@@ -33,11 +33,12 @@ Spawn = Callable[[str], tuple[subprocess.Popen[bytes], str]]
 def spawn(broker: MosquittoBroker, store_url: str, tmp_path: Path, fleet_key) -> Iterator[Spawn]:
     """Start `python -m fleet run` with a client id; returns the process and its API base URL."""
     procs: list[subprocess.Popen[bytes]] = []
-    files = broker.pki.client(CONTROLLER_IDENTITY)
     key_file = tmp_path / "fleet-signing.key"
     signing.save_private_key(fleet_key, key_file)
 
     def start(client_id: str) -> tuple[subprocess.Popen[bytes], str]:
+        # each process its own certificate: the broker makes the CN the client id
+        files = broker.pki.client(f"{CONTROLLER_IDENTITY}-{client_id}")
         port = free_port()
         log = open(tmp_path / f"{client_id}-{len(procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(

@@ -77,7 +77,7 @@ def test_rows_stay_unsynced_without_an_ack_and_are_resent(
     buf = new_buffer(tmp_path / "buf.db")
     buf.append(readings(300))
     got: list[bytes] = []
-    mute = wire.new_client(broker.settings(CONTROLLER_IDENTITY), "mute-controller")
+    mute = wire.new_client(broker.settings(f"{CONTROLLER_IDENTITY}-mute"), "mute-controller")
     mute.on_message = lambda c, u, m: got.append(m.payload)
     mute.connect("127.0.0.1", broker.port)
     mute.subscribe(wire.FLEET_UPLINK_SUBSCRIPTION, qos=1)
@@ -375,7 +375,7 @@ def test_a_warning_does_not_wait_behind_a_full_window_of_backlog(
     """The controller is slow to ack (here: never); an event still goes out at once."""
     lanes: list[str] = []
     subscribed = threading.Event()
-    mute = wire.new_client(broker.settings(CONTROLLER_IDENTITY), "mute-controller")
+    mute = wire.new_client(broker.settings(f"{CONTROLLER_IDENTITY}-mute"), "mute-controller")
     mute.on_message = lambda c, u, m: lanes.append(wire.decode_batch(m.payload).lane)
     mute.on_subscribe = lambda *a: subscribed.set()
     mute.connect("127.0.0.1", broker.port)
