@@ -61,6 +61,7 @@ from fleet.errors import (
     AuthError,
     BrokerError,
     DocumentError,
+    DocumentTooLarge,
     FleetError,
     KeyFileError,
     RolloutError,
@@ -322,6 +323,7 @@ _FLEET_CODES: tuple[tuple[type[FleetError], int, str], ...] = (
     (StoreError, 503, "store_unavailable"),
     (BrokerError, 503, "broker_unavailable"),
     (KeyFileError, 503, "no_signing_key"),
+    (DocumentTooLarge, 413, "document_too_large"),
     (DocumentError, 400, "bad_document"),
     (RolloutError, 400, "bad_rollout"),
     (AuthError, 400, "bad_user"),
@@ -480,6 +482,10 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, "invalid_request", _one_line(exc))
+
+    @app.exception_handler(RecursionError)
+    def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        return _error(400, "too_deep", "the request nests too deep to parse")
 
     @app.exception_handler(Exception)
     def _internal(_: Request, exc: Exception) -> JSONResponse:

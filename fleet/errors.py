@@ -4,6 +4,7 @@
     ├── StoreError      the database URL is bad or the database is unreachable (names the URL)
     ├── KeyFileError    a key file is missing, unreadable or of the wrong kind (names the file)
     ├── DocumentError   a configuration document is malformed or targets an unknown scope
+    │   └── DocumentTooLarge  it would not fit through the broker (refused before signing)
     ├── RolloutError    a staged rollout cannot start or advance (names the group or rollout)
     ├── BrokerError     the MQTT broker is unreachable or refused the controller (names host:port)
     └── AuthError       a user, token or password is refused (names the user)
@@ -29,6 +30,10 @@ class KeyFileError(FleetError):
 
 class DocumentError(FleetError):
     """A configuration document is malformed or targets an unknown scope."""
+
+
+class DocumentTooLarge(DocumentError):
+    """A document would not fit through the broker (refused before it is signed)."""
 
 
 class RolloutError(FleetError):

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 STATUS_SUBSCRIPTION = f"{wire.PREFIX}/st/+/up/status"
 DEFAULT_CLIENT_ID = "fleet-controller-1"
 SESSION_EXPIRY_S = 600
+MAX_PACKET_BYTES = 1 << 20  # the shipped broker's max_packet_size (deploy/mosquitto)
+PACKET_OVERHEAD = 64  # fixed header, packet id, properties
 TICK_S = 5.0
 
 
@@ -137,7 +139,18 @@ class FleetService:
         return self._connected.is_set()
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> None:
-        """QoS 1 publish (paho queues it while disconnected and sends it on reconnect)."""
+        """QoS 1 publish (paho queues it while disconnected and sends it on reconnect).
+
+        A message over the broker's packet limit is refused here with :class:`BrokerError`:
+        handed to paho, the broker would drop the connection and paho would resend it on every
+        reconnect, stopping ingest for the whole fleet.
+        """
+        size = len(payload) + len(topic.encode()) + PACKET_OVERHEAD
+        if size > MAX_PACKET_BYTES:
+            raise BrokerError(
+                f"{topic}: {len(payload)} bytes is over the broker's {MAX_PACKET_BYTES} byte "
+                "packet limit; not sent"
+            )
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         with self._out_lock:
             self._outgoing = [i for i in self._outgoing if not _settled(i)]
