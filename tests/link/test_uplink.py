@@ -226,7 +226,9 @@ def test_kill_9_during_sync_loses_nothing(
     synced = {r.seq for r in buf.where("synced = 1")}
     stored = set(sink.seqs(ST))
     assert synced and synced <= stored  # nothing marked synced that the controller lacks
-    assert buf.stats().unsynced == 8000 - len(synced)
+    # the unclean stop left one seq_skipped gap row (its numbers are never reused)
+    assert [g.reason for g in buf.gaps()] == ["seq_skipped"]
+    assert buf.stats().unsynced == 8000 - len(synced) + 1
     buf.close()
     # the restarted uplink finishes the job
     done = subprocess.run(
@@ -235,7 +237,7 @@ def test_kill_9_during_sync_loses_nothing(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    assert sink.seqs(ST) == list(range(1, 8001))
+    assert sink.seqs(ST)[:8000] == list(range(1, 8001)) and len(sink.seqs(ST)) == 8001
 
 
 def test_controller_refusal_keeps_rows_and_names_the_reason(
