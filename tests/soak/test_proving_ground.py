@@ -607,6 +607,7 @@ def phase_scale(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
     }
 
 
+@pytest.mark.timeout(4 * 3600)
 def test_proving_ground(tmp_path: Path) -> None:
     figures: dict[str, Any] = {"crashes": 0}
     plots: list[str] = []
