@@ -14,7 +14,7 @@ help:
 	@echo "make demo   - install into .venv and run a simulated station through a storm"
 	@echo "make test   - static checks (ruff, mypy) and the whole test suite"
 	@echo "make bench  - benchmarks (each prints one JSON line last)"
-	@echo "make soak   - long soak tests (not part of make test)"
+	@echo "make soak   - the proving ground: attacks, kills, faults, fuzz -> soak-report/ (SOAK_SCALE=0.1)"
 	@echo "make model  - retrain the waterlogging nowcast and export it"
 
 sysdeps:
@@ -52,8 +52,11 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# SOAK_SCALE: fraction of issue 9's full counts (200 kills, 100,000 frames, 10,000 stations, 24 h)
+SOAK_SCALE ?= 0.1
 soak: $(STAMP)
-	$(BIN)/pytest -m soak -q
+	SOAK_SCALE=$(SOAK_SCALE) $(BIN)/pytest -m soak -q -p no:randomly
+	@echo "report: soak-report/index.html and soak-report/soak-summary.json"
 
 model: $(STAMP)
 	$(BIN)/python -m edge_models.train

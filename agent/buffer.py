@@ -18,8 +18,22 @@ fsync per commit costs little. ``normal`` is available for hardware with a UPS o
 
 At open the file gets ``PRAGMA quick_check``. A file that fails it (or is not a database) is moved
 aside as ``<name>.corrupt-<UTC timestamp>`` (with its -wal/-shm) and reported in
-:attr:`Buffer.recovered_from`; the new file continues the sequence above the old one's high-water
-mark and starts with a gap row naming the moved file. Nothing is silently emptied.
+:attr:`Buffer.recovered_from`; the unsynced rows still readable in it are copied into the new
+file under their own sequence numbers (and sent as usual), the sequence continues above the old
+file's high-water mark, and a gap row names the moved file and the seq range that could not be
+read. Nothing is silently emptied. A path that cannot be opened at all (a directory, a card not
+mounted yet, no permission) is not corrupt: :class:`BufferStoreError` says so and nothing moves.
+
+The sequence is never reused. Beside the file, ``<name>.hwm`` holds a reservation: a number no
+record has reached yet (rewritten and fsynced every ``HWM_RESERVE / 2`` records), and after a
+clean close the exact last seq. At every open the file's last seq is checked against it: after
+an unclean stop, or when the database lost its newest transactions (a damaged WAL frame after a
+power cut passes ``quick_check`` but rolls the sequence back), numbering continues above the
+reservation and a ``seq_skipped`` gap row records the range skipped.
+
+Storage errors (a full card, an I/O error) never escape as raw ``sqlite3`` errors: they are
+:class:`BufferStoreError` (the agent holds its records and keeps running its warnings); when
+writes work again a ``storage_unavailable`` gap row records how long they failed.
 
 A small key-value table ``state`` keeps agent state (rain counters) in the same transaction as the
 readings it belongs to.
@@ -32,12 +46,13 @@ status``) use sqlite-utils.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +67,8 @@ log = logging.getLogger(__name__)
 Kind = Literal["reading", "derived", "event", "gap", "forecast"]
 Lane = Literal["event", "live"]
 EVENT_KINDS = frozenset({"event", "gap"})  # never dropped unsynced; sent on the event lane
-HWM_STEP = 10_000  # the high-water-mark side file is rewritten once per this many sequence numbers
+SALVAGE_CHUNK = 200  # rows read at once from a corrupt file before going row by row
+HWM_RESERVE = 1_000  # the high-water-mark reservation runs this far ahead of the last seq
 LOW_WATER = 0.9  # enforce_cap frees space down to this fraction of max_bytes
 
 _SQL = record_sql_types("TEXT")  # time as ISO 8601 text
@@ -170,15 +186,24 @@ class Buffer:
         self._lock = threading.RLock()
         self._closed = False
         self._synchronous = synchronous.upper()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._failing: dict[str, Any] | None = None  # a run of failed writes, for its gap row
+        self._salvaged: list[tuple[Any, ...]] = []  # unsynced rows read from a corrupt file
+        self._cannot_open_check()
         floor = self._check_or_move_aside()
-        self._conn = self._connect()
-        self._last_seq = self._read_last_seq()
-        self._hwm_written = self._read_hwm()
+        try:
+            self._conn = self._connect()
+            self._last_seq = self._read_last_seq()
+        except sqlite3.Error as exc:
+            raise BufferStoreError(f"{self.path}: cannot open the buffer: {exc}") from exc
+        reserved, clean = self._read_hwm_state()
+        self._hwm_written = 0
         self._counts: list[int] | None = None  # [rows, unsynced], kept as rows come and go
         self._since_cap_check = 0  # bytes appended since the size was last looked at
         if self.recovered_from is not None:
             self._restart_after_corruption(floor)
+        else:
+            self._check_high_water(reserved, clean)
+        self._write_hwm()  # a fresh reservation: the clean marker must not outlive this start
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -197,6 +222,20 @@ class Buffer:
         conn.executescript(SCHEMA)
         return conn
 
+    def _cannot_open_check(self) -> None:
+        """Refuse (without touching anything) a path that cannot hold the buffer right now."""
+        parent = self.path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BufferStoreError(f"{self.path}: cannot create {parent}: {exc.strerror}") from exc
+        if self.path.is_dir():
+            raise BufferStoreError(f"{self.path}: is a directory, not a buffer file")
+        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
+            raise BufferStoreError(f"{self.path}: cannot read and write it (permissions)")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise BufferStoreError(f"{self.path}: cannot write in {parent} (read-only or mode)")
+
     def _check_or_move_aside(self) -> int:
         """Quick-check an existing file; move a bad one aside. Returns the old high-water mark."""
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -210,11 +249,15 @@ class Buffer:
                     problem = "; ".join(str(r[0]) for r in rows[:5])
             finally:
                 conn.close()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            if "unable to open" in str(exc) or "disk I/O" in str(exc) or "locked" in str(exc):
+                raise BufferStoreError(f"{self.path}: cannot open the buffer: {exc}") from exc
+            problem = str(exc)
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
             problem = str(exc)
         if not problem:
             return 0
-        floor = max(self._salvage_last_seq(), self._read_hwm())
+        floor = max(self._salvage_last_seq(), self._read_hwm_state()[0])
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
         moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         for suffix in ("", "-wal", "-shm"):
@@ -222,6 +265,7 @@ class Buffer:
             if src.exists():
                 os.replace(src, Path(str(moved) + suffix))
         self.recovered_from = moved
+        self._salvaged = self._salvage_rows(moved, max(floor, 1))
         log.error(
             "buffer %s failed its integrity check (%s); moved aside to %s",
             self.path,
@@ -243,39 +287,140 @@ class Buffer:
         except sqlite3.DatabaseError:
             return 0
 
+    def _salvage_rows(self, moved: Path, upto: int) -> list[tuple[Any, ...]]:
+        """The unsynced rows still readable in a moved-aside file, with their own seqs: read in
+        chunks, and row by row through a chunk that hits a damaged page."""
+        out: list[tuple[Any, ...]] = []
+        try:
+            conn = sqlite3.connect(f"file:{moved}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return out
+        select = f"SELECT seq, {COLUMNS} FROM records"
+        try:
+            after, dead = 0, 0
+            while after < upto and dead < 50:  # 50 unreadable chunks in a row: the tree is gone
+                try:
+                    rows = conn.execute(
+                        f"{select} WHERE seq > ? AND seq <= ? ORDER BY seq",
+                        (after, after + SALVAGE_CHUNK),
+                    ).fetchall()
+                    dead = 0
+                except sqlite3.DatabaseError:
+                    rows = []
+                    for seq in range(after + 1, after + SALVAGE_CHUNK + 1):
+                        try:
+                            rows += conn.execute(f"{select} WHERE seq = ?", (seq,)).fetchall()
+                        except sqlite3.DatabaseError:
+                            continue
+                    dead = 0 if rows else dead + 1
+                out.extend(r for r in rows if not r[-1])
+                after += SALVAGE_CHUNK
+        finally:
+            conn.close()
+        return out
+
     def _restart_after_corruption(self, floor: int) -> None:
+        salvaged, self._salvaged = self._salvaged, []
         with self._lock, self._tx():
-            if floor > self._last_seq:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('records', ?)",
-                    (floor,),
+            if salvaged:
+                self._conn.executemany(
+                    f"INSERT OR IGNORE INTO records (seq, {COLUMNS}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    salvaged,
                 )
+            readable = max((int(r[0]) for r in salvaged), default=0)
+            top = max(floor, readable, self._read_last_seq())
+            self._set_sequence(top)
             gap = BufferRecord(
                 kind="gap",
                 time=self.clock.now(),
                 reason="buffer_corrupt",
-                payload={"moved_to": str(self.recovered_from), "seq_floor": floor},
+                payload={
+                    "moved_to": str(self.recovered_from),
+                    "seq_floor": top,
+                    "salvaged": len(salvaged),
+                    "first_seq": readable + 1,
+                    "last_seq": top,
+                },
             )
             self._insert([gap])
+        self._counts = None
+        log.error(
+            "buffer %s: %d unsynced rows salvaged from %s; seq %d-%d unreadable",
+            self.path,
+            len(salvaged),
+            self.recovered_from,
+            readable + 1,
+            top,
+        )
+
+    def _set_sequence(self, top: int) -> None:
+        """Make AUTOINCREMENT continue above ``top`` (sqlite_sequence has no unique key)."""
+        cur = self._conn.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'records'", (top,)
+        )
+        if cur.rowcount == 0:
+            self._conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('records', ?)", (top,)
+            )
+
+    def _check_high_water(self, reserved: int, clean: int | None) -> None:
+        """Continue above every seq ever used: after a clean close its exact last seq, else the
+        reservation (the newest transactions may be lost; their numbers are not reused)."""
+        top = clean if clean is not None else reserved
+        if top <= self._last_seq:
+            return
+        first = self._last_seq + 1
+        why = "rolled back" if clean is not None else "after an unclean stop"
+        with self._lock, self._tx():
+            self._set_sequence(top)
+            self._last_seq = top
+            gap = BufferRecord(
+                kind="gap",
+                time=self.clock.now(),
+                reason="seq_skipped",
+                payload={"first_seq": first, "last_seq": top, "why": why},
+            )
+            self._insert([gap])
+        self._counts = None
+        level = logging.ERROR if clean is not None else logging.INFO
+        log.log(level, "buffer %s: sequence %s; continuing above %d", self.path, why, top)
 
     @property
     def _hwm_path(self) -> Path:
         return Path(str(self.path) + ".hwm")
 
-    def _read_hwm(self) -> int:
+    def _read_hwm_state(self) -> tuple[int, int | None]:
+        """The reservation, and the exact last seq if the buffer was closed cleanly."""
         try:
-            return int(self._hwm_path.read_text().strip() or 0)
-        except (FileNotFoundError, ValueError):
-            return 0
+            parts = self._hwm_path.read_text().split()
+            reserved = int(parts[0]) if parts else 0
+            clean = int(parts[2]) if len(parts) >= 3 and parts[1] == "clean" else None
+            return reserved, clean
+        except (OSError, ValueError):
+            return 0, None
 
-    def _write_hwm(self) -> None:
-        """Keep an upper bound of used sequence numbers beside the file, for corruption recovery."""
-        bound = (self._last_seq // HWM_STEP + 1) * HWM_STEP
-        if bound <= self._hwm_written:
+    def _write_hwm(self, *, clean: bool = False) -> None:
+        """Keep the reservation ahead of the last seq (fsynced: it must survive a power cut)."""
+        if not clean and self._last_seq < self._hwm_written - HWM_RESERVE // 2:
             return
+        bound = max(self._hwm_written, self._last_seq + HWM_RESERVE)
+        text = f"{bound} clean {self._last_seq}\n" if clean else f"{bound}\n"
         tmp = self._hwm_path.with_suffix(".hwm.tmp")
-        tmp.write_text(f"{bound}\n")
-        os.replace(tmp, self._hwm_path)
+        try:
+            with open(tmp, "w") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self._hwm_path)
+            dirfd = os.open(self._hwm_path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+        except OSError as exc:  # a full card: the next append tries again
+            log.warning("buffer %s: high-water mark not written: %s", self.path, exc)
+            return
         self._hwm_written = bound
 
     def _read_last_seq(self) -> int:
@@ -286,6 +431,15 @@ class Buffer:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Storage errors as :class:`BufferStoreError` naming the file (never raw sqlite3)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            kind = BufferFullError if "full" in str(exc) else BufferStoreError
+            raise kind(f"{self.path}: {exc}") from exc
 
     def _count(self, rows: int, unsynced: int) -> None:
         if self._counts is not None:
@@ -322,24 +476,66 @@ class Buffer:
             return []
         with self._lock:
             try:
-                seqs = self._append_once(records, state)
-            except sqlite3.Error as exc:
-                if "full" not in str(exc):
-                    raise BufferStoreError(f"{self.path}: {exc}") from exc
-                log.warning("buffer %s: disk full, dropping by the size policy", self.path)
-                self._free(target=int(self.bytes_used() * LOW_WATER))
-                try:
-                    seqs = self._append_once(records, state)
-                except sqlite3.OperationalError as again:
-                    raise BufferFullError(f"{self.path}: {again}") from again
+                seqs = self._append_or_free(records, state)
+            except BufferStoreError as exc:
+                self._note_failure(records, exc)
+                raise
             self._since_cap_check += sum(_size(r) for r in records)
             try:
                 if self._since_cap_check >= max(4096, self.max_bytes // 100):
                     self.enforce_cap()
-            except BufferFullError as exc:  # committed all the same; the next append may fail
+            except BufferStoreError as exc:  # committed all the same; the next append may fail
                 log.error("%s", exc)
             self._write_hwm()
+            if self._failing is not None:
+                self._record_failure_gap()
             return seqs
+
+    def _append_or_free(
+        self, records: Sequence[BufferRecord], state: dict[str, Any] | None
+    ) -> list[int]:
+        try:
+            return self._append_once(records, state)
+        except sqlite3.Error as exc:
+            if "full" not in str(exc):
+                raise BufferStoreError(f"{self.path}: {exc}") from exc
+        log.warning("buffer %s: disk full, dropping by the size policy", self.path)
+        try:
+            self._free(target=int(self.bytes_used() * LOW_WATER))
+            return self._append_once(records, state)
+        except sqlite3.Error as again:
+            raise BufferFullError(f"{self.path}: {again}") from again
+
+    def _note_failure(self, records: Sequence[BufferRecord], exc: Exception) -> None:
+        """Remember a run of failed writes (times, error) for the gap row written on recovery."""
+        now = self.clock.now().isoformat()
+        times = [r.time.isoformat() for r in records] or [now]
+        if self._failing is None:
+            self._failing = {"since": now, "time_from": min(times), "failed_writes": 0}
+        self._failing["failed_writes"] += 1
+        self._failing["time_to"] = max(times)
+        self._failing["error"] = str(exc)[:300]
+
+    def _record_failure_gap(self) -> None:
+        failing, self._failing = self._failing, None
+        assert failing is not None
+        payload = {**failing, "until": self.clock.now().isoformat()}
+        try:
+            with self._tx():
+                self._insert(
+                    [
+                        BufferRecord(
+                            kind="gap",
+                            time=self.clock.now(),
+                            reason="storage_unavailable",
+                            payload=payload,
+                        )
+                    ]
+                )
+        except sqlite3.Error:
+            self._failing = failing  # next time
+            return
+        log.warning("buffer %s: writes work again after %s", self.path, failing["since"])
 
     def _append_once(
         self, records: Sequence[BufferRecord], state: dict[str, Any] | None
@@ -358,7 +554,7 @@ class Buffer:
         seqs = list(seqs)
         if not seqs:
             return 0
-        with self._lock, self._tx():
+        with self._lock, self._errors(), self._tx():
             total = 0
             for i in range(0, len(seqs), 500):
                 chunk = seqs[i : i + 500]
@@ -383,7 +579,7 @@ class Buffer:
 
     def enforce_cap(self) -> int:
         """Drop rows by the size policy while above ``max_bytes``; returns rows dropped."""
-        with self._lock:
+        with self._lock, self._errors():
             self._since_cap_check = 0
             if self.bytes_used() <= self.max_bytes:
                 return 0
@@ -468,7 +664,7 @@ class Buffer:
 
     def pending(self, lane: Lane, after_seq: int = 0, limit: int = 500) -> list[StoredRecord]:
         """Unsynced records of ``lane`` after ``after_seq``, in sequence order."""
-        with self._lock:
+        with self._lock, self._errors():
             rows = self._conn.execute(
                 "SELECT * FROM records WHERE synced = 0 AND lane = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
@@ -487,7 +683,7 @@ class Buffer:
         sql = f"SELECT * FROM records WHERE {clause} ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
+        with self._lock, self._errors():
             return [StoredRecord.from_row(r) for r in self._conn.execute(sql, list(params))]
 
     def records_since(
@@ -518,13 +714,13 @@ class Buffer:
 
     def get_state(self, key: str) -> Any:
         """A value stored with :meth:`append`'s ``state``, or None."""
-        with self._lock:
+        with self._lock, self._errors():
             row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def stats(self) -> BufferStats:
         """Row counts, bytes in use, age of the oldest unsynced record and the last seq."""
-        with self._lock:
+        with self._lock, self._errors():
             rows, unsynced = self._counted()
             firsts = [
                 self._conn.execute(
@@ -565,6 +761,7 @@ class Buffer:
             except sqlite3.OperationalError as exc:
                 log.warning("buffer %s: checkpoint at close failed: %s", self.path, exc)
             self._conn.close()
+            self._write_hwm(clean=True)
 
     def __enter__(self) -> Buffer:
         return self

@@ -29,6 +29,13 @@ the directory), handed to ``apply``, and acknowledged with version and hash. If 
 the previous state file is restored and the answer is a nack ``apply: ...``. A bad document never
 replaces a good one. At start the persisted documents are verified again; any that no longer
 verify are dropped with an error in the log (the station falls back to the broader scopes).
+
+Replay protection survives the loss of any one file: besides the documents in ``state_path``,
+the newest (version, hash) applied per scope is kept in ``<state>.versions.json``; at start the
+floor per scope is the newest of both, so a captured older document is refused ``older`` even
+after ``remote-config.json`` is deleted (and the documents still hold the floor if the versions
+file is lost). A payload over :data:`MAX_DOCUMENT_BYTES` or nested deeper than
+:data:`MAX_DEPTH` is refused ``malformed`` before or right after parsing, with an answer.
 """
 
 from __future__ import annotations
@@ -56,6 +63,11 @@ log = logging.getLogger(__name__)
 REMOTE_SECTIONS = contract.REMOTE_SECTIONS
 SCOPE_ORDER = contract.SCOPE_KINDS
 scope_key = contract.scope_key
+
+MAX_DOCUMENT_BYTES = 512 * 1024
+"""Largest configuration payload parsed (the fleet signs at most 256 KiB)."""
+MAX_DEPTH = 32
+"""Deepest nesting of objects and lists in a document."""
 
 ApplyFn = Callable[[StationConfig], None]
 AckFn = Callable[[wire.ConfigAck], None]
@@ -89,6 +101,21 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """Depth of nested dicts/lists (iteratively, stopping past ``limit``)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children)
+    return deepest
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -136,7 +163,9 @@ class RemoteConfig:
         self.base_dir = base_dir
         self.running: dict[str, Applied] = {}
         self.acks: list[wire.ConfigAck] = []  # every answer given, newest last
+        self.floors: dict[str, tuple[int, str]] = {}  # scope -> newest (version, hash) applied
         self._load()
+        self._load_floors()
         self.config = self._effective(self.running)
 
     @classmethod
@@ -215,10 +244,18 @@ class RemoteConfig:
     def _answer(self, topic_scope: str, payload: bytes) -> wire.ConfigAck:
         claimed: dict[str, Any] = {}
         try:
+            if len(payload) > MAX_DOCUMENT_BYTES:
+                raise Refused(
+                    "malformed", f"payload of {len(payload)} bytes is over {MAX_DOCUMENT_BYTES}"
+                )
             try:
                 envelope = signing.decode_envelope(payload)
             except signing.SignatureError as exc:
                 raise Refused("malformed", str(exc)) from None
+            except RecursionError:
+                raise Refused("malformed", "document nests too deep to parse") from None
+            if nesting_depth(envelope, MAX_DEPTH) > MAX_DEPTH:
+                raise Refused("malformed", f"document nests deeper than {MAX_DEPTH} levels")
             if isinstance(envelope, dict) and isinstance(envelope.get("doc"), dict):
                 claimed = envelope["doc"]
             doc = self._verify(envelope)
@@ -293,6 +330,14 @@ class RemoteConfig:
             raise Refused(exc.code, exc.detail) from None
         version = typed.version
         applied = Applied(key, version, signing.document_hash(doc), doc, envelope)
+        floor = self.floors.get(key) if key not in self.running else None
+        if floor is not None:  # what ran here before, even if its document file was lost
+            if version < floor[0]:
+                raise Refused(
+                    "older", f"version {version} is older than version {floor[0]} applied"
+                )
+            if version == floor[0] and applied.hash != floor[1]:
+                raise Refused("older", f"version {version} was applied with different content")
         current = self.running.get(key)
         if current is not None:
             if version < current.version:
@@ -341,11 +386,45 @@ class RemoteConfig:
                 raise Refused("apply", f"{type(exc).__name__}: {exc}") from None
         self.running = candidate
         self.config = cfg
+        self._raise_floor(applied)
 
     @staticmethod
     def _state_bytes(running: dict[str, Applied]) -> bytes:
         docs = {k: a.envelope for k, a in sorted(running.items())}
         return json.dumps({"documents": docs}, indent=1, sort_keys=True).encode()
+
+    @property
+    def floor_path(self) -> Path:
+        return self.state_path.with_name(f"{self.state_path.stem}.versions.json")
+
+    def _raise_floor(self, applied: Applied) -> None:
+        """Record the newest applied (version, hash) of a scope in the second file."""
+        have = self.floors.get(applied.scope)
+        if have is not None and have[0] > applied.version:
+            return
+        self.floors[applied.scope] = (applied.version, applied.hash)
+        data = {k: {"version": v, "hash": h} for k, (v, h) in sorted(self.floors.items())}
+        try:
+            write_atomically(self.floor_path, json.dumps({"floors": data}, indent=1).encode())
+        except OSError as exc:  # the documents file still holds it
+            log.error("%s: replay floor not written: %s", self.floor_path, exc)
+
+    def _load_floors(self) -> None:
+        """Floors from the versions file and from the running documents, the newest of both."""
+        for key, applied in self.running.items():
+            self.floors[key] = (applied.version, applied.hash)
+        try:
+            saved = json.loads(self.floor_path.read_bytes())["floors"]
+            items = [(k, int(v["version"]), str(v["hash"])) for k, v in saved.items()]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            log.error("%s: unreadable replay floors (%s); documents used", self.floor_path, exc)
+            return
+        for key, version, digest in items:
+            have = self.floors.get(key)
+            if have is None or version > have[0]:
+                self.floors[key] = (version, digest)
 
     def _load(self) -> None:
         """Read persisted documents, keeping only those that still verify and check out."""
@@ -356,7 +435,7 @@ class RemoteConfig:
             docs = state["documents"]
             if not isinstance(docs, dict):
                 raise TypeError("documents is not an object")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             log.error(
                 "%s: unreadable remote configuration state (%s); ignored", self.state_path, exc
             )

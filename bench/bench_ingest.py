@@ -84,19 +84,21 @@ class Database:
 def start_controllers(
     n: int, url: str, broker: MosquittoBroker, workdir: Path
 ) -> list[subprocess.Popen[bytes]]:
-    files = broker.pki.client(CONTROLLER_IDENTITY)
     procs, apis = [], []
     for i in range(n):
+        # one certificate per process: the broker binds the client id to the certificate's CN
+        ident = f"{CONTROLLER_IDENTITY}-{uuid.uuid4().hex[:6]}-{i}"
+        files = broker.pki.client(ident)
         port = free_port()
         cmd = [
             sys.executable, "-m", "fleet", "run", "--db", url,
             "--broker", f"127.0.0.1:{broker.port}", "--ca", str(files.ca),
             "--cert", str(files.cert), "--key", str(files.key),
-            "--client-id", f"bench-{uuid.uuid4().hex[:6]}-{i}", "--http", f"127.0.0.1:{port}",
+            "--client-id", ident, "--http", f"127.0.0.1:{port}",
         ]  # fmt: skip
         log = open(workdir / f"ctl-{i}.log", "ab")  # noqa: SIM115
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
-        apis.append(f"http://127.0.0.1:{port}/health")
+        apis.append(f"http://127.0.0.1:{port}/livez")
     for proc, api in zip(procs, apis, strict=True):
         deadline = time.monotonic() + 30
         while True:

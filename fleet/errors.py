@@ -4,8 +4,10 @@
     ├── StoreError      the database URL is bad or the database is unreachable (names the URL)
     ├── KeyFileError    a key file is missing, unreadable or of the wrong kind (names the file)
     ├── DocumentError   a document is malformed, unsafe or mis-scoped (``code``: the NACK code)
+    │   └── DocumentTooLarge  it would not fit through the broker (refused before signing)
     ├── RolloutError    a staged rollout cannot start or advance (names the group or rollout)
-    └── BrokerError     the MQTT broker is unreachable or refused the controller (names host:port)
+    ├── BrokerError     the MQTT broker is unreachable or refused the controller (names host:port)
+    └── AuthError       a user, token or password is refused (names the user)
 
 The command line turns each into one line of text and a non-zero exit code; the HTTP API turns
 them into 4xx/5xx answers with the message as ``detail``.
@@ -39,9 +41,17 @@ class DocumentError(FleetError, InputError):
         self.code = code
 
 
+class DocumentTooLarge(DocumentError):
+    """A document would not fit through the broker (refused before it is signed)."""
+
+
 class RolloutError(FleetError):
     """A staged rollout cannot start or advance."""
 
 
 class BrokerError(FleetError):
     """The MQTT broker cannot be reached or refused the controller."""
+
+
+class AuthError(FleetError):
+    """A user, token or password is refused (names the user)."""

@@ -7,9 +7,12 @@ the private key at start; signing itself is :mod:`roadside.signing`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.errors import KeyFileError
@@ -37,9 +40,37 @@ def generate_keypair(directory: Path, *, force: bool = False) -> KeyPair:
     if private.exists() and not force:
         raise KeyFileError(f"{private}: already exists (use --force to replace the fleet's key)")
     key = signing.generate_key()
-    signing.save_private_key(key, private)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    write_private(private, pem, replace=force)
     signing.save_public_key(key.public_key(), public)
     return KeyPair(private, public, signing.key_id(key.public_key()))
+
+
+def write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
+    """Write a secret file that is 0600 from its first byte: created with that mode (no window
+    between write and chmod), fsynced, then renamed over ``path`` when ``replace``."""
+    target = path if not replace else path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{target}: already exists") from None
+    except OSError as exc:
+        raise KeyFileError(f"{target}: cannot create: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if replace:
+            os.replace(target, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            target.unlink()
+        raise KeyFileError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:

@@ -44,7 +44,7 @@ from fleet.documents import (
     parse_scope,
     released_to_all,
 )
-from fleet.errors import RolloutError
+from fleet.errors import BrokerError, DocumentError, DocumentTooLarge, RolloutError
 from fleet.store import ConfigReport, Document, Rollout, StationInfo, Store
 from roadside import signing, wire
 from roadside.clock import Clock
@@ -52,7 +52,34 @@ from roadside.clock import Clock
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, bool], None]
-"""``publish(topic, payload, retain)``: QoS 1 publish through the controller's MQTT client."""
+"""``publish(topic, payload, retain)``: QoS 1 publish through the controller's MQTT client;
+raises :class:`fleet.errors.BrokerError` for a message the broker would refuse (never retried)."""
+
+MAX_DOCUMENT_BYTES = 256 * 1024
+"""Largest signed document (well inside the broker's 1 MiB packet limit and the station's
+parse limit); larger bodies are refused before they are signed or stored."""
+ENVELOPE_OVERHEAD = 1024  # signature, key id, scope, version, time around the body
+MAX_BODY_DEPTH = 16
+
+
+def check_size(body: dict[str, Any]) -> None:
+    """Refuse a body whose signed document would exceed :data:`MAX_DOCUMENT_BYTES` or that
+    nests deeper than :data:`MAX_BODY_DEPTH` (checked before anything is signed)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise DocumentError(f"document body nests deeper than {MAX_BODY_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    size = len(signing.encode_envelope(body)) + ENVELOPE_OVERHEAD
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(
+            f"document of about {size} bytes is over the {MAX_DOCUMENT_BYTES} byte limit "
+            "(the broker would drop it); split it or push per scope"
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,7 @@ class ConfigManager:
         self.policy = policy
         self._lock = threading.Lock()
         self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
+        self._refused: set[tuple[str, int]] = set()  # documents the broker would not take
         self._by_hash: dict[str, Document] = {}
 
     # -- documents -------------------------------------------------------------------------------
@@ -137,6 +165,7 @@ class ConfigManager:
         body: dict[str, Any],
         staged: Callable[[Document], Rollout] | None = None,
     ) -> Document:
+        check_size(body)
         check_body(body)
         issued = self.clock.now()
 
@@ -349,16 +378,20 @@ class ConfigManager:
         sent = 0
         for (scope, version), stations in sorted(due.items()):
             doc = self.store.document(scope, version)
-            if doc is None:
+            if doc is None or (scope, version) in self._refused:
                 continue
             payload = signing.encode_envelope(doc.signed)
-            if (scope, version) in unreleased:  # a canary's copy: only to the canaries
-                for station in stations:
-                    self.publish(wire.down_topic(station, "config"), payload, False)
+            try:
+                if (scope, version) in unreleased:  # a canary's copy: only to the canaries
+                    for station in stations:
+                        self.publish(wire.down_topic(station, "config"), payload, False)
+                        sent += 1
+                else:
+                    self.publish(parse_scope(scope).topic, payload, True)
                     sent += 1
-            else:
-                self.publish(parse_scope(scope).topic, payload, True)
-                sent += 1
+            except BrokerError as exc:  # refused for good: never again (a new version is the fix)
+                self._refused.add((scope, version))
+                log.error("%s version %d is not retried: %s", scope, version, exc)
         return sent
 
     def tick(self) -> None:

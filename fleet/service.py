@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.properties import Properties
 
 from fleet.errors import BrokerError
-from fleet.ingest import Inbound, IngestWorker
+from fleet.ingest import Inbound, IngestLimits, IngestWorker
 from fleet.rollout import DEFAULT_POLICY, ConfigManager, RolloutPolicy
 from fleet.store import Store
 from roadside import wire
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 STATUS_SUBSCRIPTION = f"{wire.PREFIX}/st/+/up/status"
 DEFAULT_CLIENT_ID = "fleet-controller-1"
 SESSION_EXPIRY_S = 600
+MAX_PACKET_BYTES = 1 << 20  # the shipped broker's max_packet_size (deploy/mosquitto)
+PACKET_OVERHEAD = 64  # fixed header, packet id, properties
 TICK_S = 5.0
 
 
@@ -57,6 +59,7 @@ class FleetService:
         tick_s: float = TICK_S,
         session_expiry_s: int = SESSION_EXPIRY_S,
         max_group: int = 64,
+        limits: IngestLimits | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -79,6 +82,7 @@ class FleetService:
             on_config_acks=self.config.on_acks if self.config else None,
             on_status=self._on_status if self.config else None,
             max_group=max_group,
+            limits=limits,
         )
         self.client = self._make_client()
 
@@ -135,7 +139,18 @@ class FleetService:
         return self._connected.is_set()
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> None:
-        """QoS 1 publish (paho queues it while disconnected and sends it on reconnect)."""
+        """QoS 1 publish (paho queues it while disconnected and sends it on reconnect).
+
+        A message over the broker's packet limit is refused here with :class:`BrokerError`:
+        handed to paho, the broker would drop the connection and paho would resend it on every
+        reconnect, stopping ingest for the whole fleet.
+        """
+        size = len(payload) + len(topic.encode()) + PACKET_OVERHEAD
+        if size > MAX_PACKET_BYTES:
+            raise BrokerError(
+                f"{topic}: {len(payload)} bytes is over the broker's {MAX_PACKET_BYTES} byte "
+                "packet limit; not sent"
+            )
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         with self._out_lock:
             self._outgoing = [i for i in self._outgoing if not _settled(i)]

@@ -10,7 +10,10 @@ Used by tests, the demo and benchmarks::
         broker.kill()                           # SIGKILL, no save
 
 The configuration is ``deploy/mosquitto/mosquitto.conf.template`` rendered with this port, the
-test CA's files and the shipped ``acl``; nothing about the broker is faked. For a demo:
+test CA's files and the shipped ``dynamic-security.json`` roles; nothing about the broker is faked.
+Every client identity the test CA hands out is registered with the broker's dynamic-security
+plugin as provisioning would do it (:func:`client_commands`): a station gets a role with its own
+topics, ``fleet-controller`` and ``fleet-controller-*`` the controller role. For a demo:
 ``python -m roadside.testing.broker DIR [--port N]`` runs one in the foreground.
 """
 
@@ -26,17 +29,64 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 from string import Template
 
 import click
 
-from roadside.testing.pki import TestPKI
+from roadside import wire
+from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.wire import BrokerSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+ADMIN_IDENTITY = "broker-admin"
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+
+
+def is_controller(identity: str) -> bool:
+    """The test CA's convention: ``fleet-controller`` and ``fleet-controller-<n>``."""
+    return identity == CONTROLLER_IDENTITY or identity.startswith(CONTROLLER_IDENTITY + "-")
+
+
+def station_role(station: str) -> dict[str, object]:
+    """The dynamic-security role of one station: its own uplink (write) and downlink (read).
+
+    Mosquitto 2.0's plugin has no ``%u`` in ACL topics (tested), so each station has a role of
+    literal topics; fleet and grid configuration come from the shared ``station`` role.
+    """
+    up, down = (
+        f"{wire.PREFIX}/st/{wire.check_id(station)}/up/#",
+        f"{wire.PREFIX}/st/{station}/down/#",
+    )
+    acl = [("publishClientSend", up), ("subscribePattern", down), ("publishClientReceive", down)]
+    return {
+        "rolename": f"station-{station}",
+        "acls": [{"acltype": t, "topic": topic, "priority": 0, "allow": True} for t, topic in acl],
+    }
+
+
+def client_commands(identity: str) -> list[dict[str, object]]:
+    """Dynamic-security commands registering an identity (``$CONTROL`` or ``mosquitto_ctrl``)."""
+    if identity == ADMIN_IDENTITY:
+        roles = [{"rolename": "broker-admin"}]
+        return [{"command": "createClient", "username": identity, "roles": roles}]
+    if is_controller(identity):
+        roles = [{"rolename": "controller"}]
+        return [{"command": "createClient", "username": identity, "roles": roles}]
+    role = station_role(identity)
+    return [
+        {"command": "createRole", **role},
+        {
+            "command": "createClient",
+            "username": identity,
+            "roles": [{"rolename": "station"}, {"rolename": role["rolename"]}],
+        },
+    ]
 
 
 def _die_with_parent() -> None:
@@ -60,8 +110,14 @@ def render_config(
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
     data.mkdir(exist_ok=True)
-    acl = workdir / "acl"
-    shutil.copyfile(deploy / "acl", acl)
+    dynsec = workdir / "dynamic-security.json"
+    if not dynsec.exists():  # the plugin keeps its own changes here across restarts
+        base = json.loads((deploy / "dynamic-security.json").read_text())
+        for identity in (ADMIN_IDENTITY, *pki.identities()):
+            _apply(base, client_commands(identity))
+        dynsec.write_text(json.dumps(base, indent=1))
+        dynsec.chmod(0o600)
+    pki.client(ADMIN_IDENTITY)
     server = pki.server("localhost")
     text = Template((deploy / "mosquitto.conf.template").read_text()).substitute(
         data_dir=data,
@@ -71,12 +127,24 @@ def render_config(
         cafile=server.ca,
         certfile=server.cert,
         keyfile=server.key,
-        acl_file=acl,
+        dynsec_plugin=DYNSEC_PLUGIN,
+        dynsec_file=dynsec,
         run_as=pwd.getpwuid(os.getuid()).pw_name,  # our own files stay readable
     )
     conf = workdir / "mosquitto.conf"
     conf.write_text(text)
     return conf
+
+
+def _apply(doc: dict[str, list[dict[str, object]]], commands: list[dict[str, object]]) -> None:
+    """Apply createRole/createClient commands to a dynamic-security file's content."""
+    for c in commands:
+        body = {k: v for k, v in c.items() if k != "command"}
+        if c["command"] == "createRole":
+            if all(r["rolename"] != body["rolename"] for r in doc["roles"]):
+                doc["roles"].append(body)
+        elif all(x["username"] != body["username"] for x in doc["clients"]):
+            doc["clients"].append(body)
 
 
 class MosquittoBroker:
@@ -88,6 +156,68 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.conf = render_config(self.workdir, pki, self.port)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._registered: set[str] = set(pki.identities())
+        self._reg_lock = threading.Lock()
+        ref = weakref.WeakMethod(self.register)
+
+        def listener(identity: str) -> None:
+            method = ref()
+            if method is not None:
+                method(identity)
+
+        pki.listeners.append(listener)
+
+    def register(self, *identities: str) -> None:
+        """Register client identities with the broker (at its next start, or now through
+        ``$CONTROL`` when it runs), as provisioning does for a new station."""
+        with self._reg_lock:
+            new = [i for i in dict.fromkeys(identities) if i not in self._registered]
+            if not new:
+                return
+            self._registered.update(new)
+            commands = [c for i in new for c in client_commands(i)]
+            if not self.running:
+                path = self.workdir / "dynamic-security.json"
+                with contextlib.suppress(OSError):  # a broker long gone (its directory too)
+                    doc = json.loads(path.read_text())
+                    _apply(doc, commands)
+                    path.write_text(json.dumps(doc, indent=1))
+                return
+            for i in range(0, len(commands), 400):  # well under the packet limit
+                self._control(commands[i : i + 400])
+
+    def _control(self, commands: list[dict[str, object]]) -> None:
+        """Send dynamic-security commands as the admin client and wait for every answer."""
+        files = self.pki._issue(ADMIN_IDENTITY, server=False)
+        client = wire.new_client(
+            BrokerSettings("127.0.0.1", self.port, files.ca, files.cert, files.key),
+            ADMIN_IDENTITY,
+        )
+        answered, ready = threading.Event(), threading.Event()
+        errors: list[str] = []
+
+        def on_message(_c: object, _u: object, msg: object) -> None:
+            for r in json.loads(msg.payload).get("responses", []):  # type: ignore[attr-defined]
+                if r.get("error") and "already exists" not in r["error"]:
+                    errors.append(f"{r.get('command')}: {r['error']}")
+            answered.set()
+
+        client.on_message = on_message
+        client.on_subscribe = lambda *_: ready.set()
+        client.connect("127.0.0.1", self.port)
+        client.loop_start()
+        try:
+            client.subscribe(CONTROL_TOPIC + "/response", qos=1)
+            if not ready.wait(10):
+                raise RuntimeError("broker: no SUBACK for the dynamic-security response topic")
+            client.publish(CONTROL_TOPIC, json.dumps({"commands": commands}), qos=1)
+            if not answered.wait(30):
+                raise RuntimeError("broker: dynamic-security did not answer")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        if errors:
+            raise RuntimeError(f"broker: dynamic-security refused: {errors[:3]}")
 
     @property
     def log(self) -> str:
@@ -95,8 +225,10 @@ class MosquittoBroker:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def settings(self, identity: str, **kw: object) -> BrokerSettings:
-        """Connection settings for a client presenting ``identity``'s certificate."""
+        """Connection settings for a client presenting ``identity``'s certificate (registered
+        with the broker)."""
         files = self.pki.client(identity)
+        self.register(identity)
         return BrokerSettings(
             host="127.0.0.1",
             port=self.port,

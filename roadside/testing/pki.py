@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,8 @@ class TestPKI:
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
+        # called with each client identity handed out (a running test broker registers it)
+        self.listeners: list[Callable[[str], None]] = []
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ca = self.dir / "ca.crt"
         ca_key = self.dir / "ca.key"
@@ -138,7 +141,22 @@ class TestPKI:
 
     def client(self, identity: str) -> ClientFiles:
         """A client certificate with CN ``identity`` (issued once, then reused)."""
-        return self._issue(identity, server=False)
+        files = self._issue(identity, server=False)
+        for listener in list(self.listeners):
+            listener(identity)
+        return files
+
+    def identities(self) -> list[str]:
+        """Every client identity issued so far in this directory."""
+        return sorted(
+            p.stem
+            for p in self.dir.glob("*.crt")
+            if p.stem != "ca"
+            and ExtendedKeyUsageOID.CLIENT_AUTH
+            in x509.load_pem_x509_certificate(p.read_bytes())
+            .extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+            .value
+        )
 
     def foreign_client(self, identity: str) -> ClientFiles:
         """A client certificate for ``identity`` signed by a *different* CA (must be refused)."""

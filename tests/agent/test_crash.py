@@ -141,15 +141,16 @@ def rows(db: Path) -> dict[int, tuple[object, ...]]:
 
 
 def last_seq(db: Path) -> int:
+    """The newest reading's seq (a restart's seq_skipped gap row is not the agent committing)."""
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='records'").fetchone()
+            row = conn.execute("SELECT max(seq) FROM records WHERE kind = 'reading'").fetchone()
         finally:
             conn.close()
     except sqlite3.OperationalError:
         return 0
-    return int(row[0]) if row else 0
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def verify(db: Path, seen: dict[int, tuple[object, ...]]) -> dict[int, tuple[object, ...]]:

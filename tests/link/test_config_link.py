@@ -37,7 +37,7 @@ def _doc(version: int, body: dict[str, Any], scope: str = "station", target: str
 
 
 def _publish(broker: MosquittoBroker, topic: str, payload: bytes) -> None:
-    c = wire.new_client(broker.settings(CONTROLLER_IDENTITY), "publisher")
+    c = wire.new_client(broker.settings(f"{CONTROLLER_IDENTITY}-publisher"), "publisher")
     done = threading.Event()
     c.on_publish = lambda *a: done.set()
     c.connect("127.0.0.1", broker.port)
