@@ -215,6 +215,7 @@ def agent_config(
         out += f'[nowcast]\nbackend = "{nowcast}"\n'
     out += f'[uplink]\nhost = "127.0.0.1"\nport = {broker.port}\n'
     out += f'ca = "{files.ca}"\ncert = "{files.cert}"\nkey = "{files.key}"\n'
+    out += "live_linger_s = 10.0\n"  # a message carries ten seconds of polls
     for i in range(REGISTERS):  # QC on every register: range, climate, step, persistence, gap
         out += (
             f"[qc.channels.reg{i}]\nlow = 0.0\nhigh = 6553.5\nclimate_low = 50.0\n"

@@ -59,6 +59,8 @@ import zstandard
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
+from roadside import columnar
+
 CONTRACT_VERSION = "1.0"
 """The version this code writes."""
 SUPPORTED_CONTRACTS: tuple[str, ...] = ("1.0",)
@@ -71,13 +73,13 @@ SHARED_GROUP = "fleet"
 UpKind = Literal["data", "events", "status", "cfg_ack"]
 DownKind = Literal["ack", "config"]
 Lane = Literal["event", "live", "backlog"]
-Codec = Literal["json", "cbor", "json+zstd", "cbor+zstd"]
+Codec = Literal["json", "cbor", "json+zstd", "cbor+zstd", "columnar"]
 Payload = bytes | bytearray
 
 UP_KINDS: tuple[str, ...] = ("data", "events", "status", "cfg_ack")
 DOWN_KINDS: tuple[str, ...] = ("ack", "config")
 LANES: tuple[str, ...] = ("event", "live", "backlog")
-CODECS: tuple[str, ...] = ("json", "cbor", "json+zstd", "cbor+zstd")
+CODECS: tuple[str, ...] = ("json", "cbor", "json+zstd", "cbor+zstd", "columnar")
 DEFAULT_CODEC: Codec = "json+zstd"
 ZSTD_LEVEL = 3
 
@@ -378,7 +380,7 @@ def encode_rows(
 
 def decode_batch(data: Payload, supported: Sequence[str] = SUPPORTED_CONTRACTS) -> Batch:
     """Parse a batch written with any codec; refuse unknown contract majors and inconsistencies."""
-    doc = _unpack(data)
+    doc = _columnar(data) if columnar.is_columnar(data) else _unpack(data)
     if not isinstance(doc, dict):
         raise WireError("batch payload is not a map")
     check_contract(str(doc.get("c", "")), supported)
@@ -408,9 +410,18 @@ def decode_batch(data: Payload, supported: Sequence[str] = SUPPORTED_CONTRACTS) 
     return batch
 
 
+def _columnar(data: Payload) -> Any:
+    try:
+        return columnar.decode(data)
+    except columnar.ColumnarError as exc:
+        raise WireError(f"undecodable payload ({len(data)} bytes): {exc}") from None
+
+
 def _pack(doc: Any, codec: Codec) -> bytes:
     if codec not in CODECS:
         raise WireError(f"unknown codec {codec!r} (one of {', '.join(CODECS)})")
+    if codec == "columnar":
+        return columnar.encode(doc)
     if codec.startswith("json"):
         raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
     else:
