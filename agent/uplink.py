@@ -536,6 +536,8 @@ class Uplink:
         size = self.settings.batch_size
         if stream == "live" and self._holding(after, now):
             return False
+        if stream == "backlog" and after >= self._live_from:
+            return False  # the backlog is sent: no query for rows it would only filter out
         rows = self.buffer.pending_rows(lane, after_seq=after, limit=size)  # type: ignore[arg-type]
         if stream == "live":
             self._live_due = None
