@@ -36,7 +36,9 @@ repeated text compresses better than CBOR's binary floats) at the same speed, so
 (level 3) is the default (:data:`DEFAULT_CODEC`). Records travel column-wise as rows of a fixed
 field order, with times as integer milliseconds. Decoding is self-describing: a zstd frame is
 recognised by its magic bytes, JSON by its leading ``{``, anything else is CBOR, so a reader
-accepts all four codecs.
+accepts all four codecs. Live batches from a station go ``columnar`` (:mod:`roadside.columnar`:
+columns, scaled integer deltas, run lengths, zstd with a trained dictionary; 1-2 bytes a value),
+recognised by its own magic bytes.
 
 Status, acknowledgements and configuration acks are small JSON objects (readable with
 ``mosquitto_sub``); configuration documents are signed JSON (see :mod:`roadside.signing`).
