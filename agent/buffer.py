@@ -672,6 +672,42 @@ class Buffer:
             )
             return [StoredRecord.from_row(r) for r in rows]
 
+    def pending_rows(self, lane: Lane, after_seq: int = 0, limit: int = 500) -> list[list[Any]]:
+        """:meth:`pending` as wire rows (:data:`roadside.wire.RECORD_FIELDS` order, time in
+        integer ms): what the uplink sends, without building a record per row."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.row_factory = None
+            rows = cur.execute(
+                "SELECT seq, kind, time, sensor, channel, value, unit, raw, status, flag, reason,"
+                " payload FROM records WHERE synced = 0 AND lane = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                [lane, after_seq, limit],
+            ).fetchall()
+        parse, loads = datetime.fromisoformat, json.loads
+        return [
+            [
+                r[0],
+                r[1],
+                round(parse(r[2]).timestamp() * 1000),
+                r[3] or "",
+                r[4] or "",
+                r[5],
+                r[6] or "",
+                r[7],
+                r[8] or "",
+                r[9],
+                r[10] or "",
+                loads(r[11]) if r[11] else None,
+            ]
+            for r in rows
+        ]
+
+    @property
+    def last_seq(self) -> int:
+        """The newest seq written (cheap: no query)."""
+        return self._last_seq
+
     def gaps(self) -> list[StoredRecord]:
         """All gap rows still held, in sequence order."""
         return self.where("kind = 'gap'")

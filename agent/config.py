@@ -62,8 +62,8 @@ class SensorConfig(_Section):
     port: str = Field(min_length=1)
     slave: int | None = Field(default=None, ge=0, le=247)
     channels: tuple[str, ...] | None = None
-    interval_s: float = Field(default=10.0, ge=1.0, le=600.0)
-    wet_interval_s: float | None = Field(default=None, ge=1.0, le=600.0)
+    interval_s: float = Field(default=10.0, ge=0.1, le=600.0)
+    wet_interval_s: float | None = Field(default=None, ge=0.1, le=600.0)
 
     @field_validator("port")
     @classmethod

@@ -1,9 +1,14 @@
 """The station's uplink: buffered records to the fleet over MQTT v5, nothing lost.
 
-One worker thread owns the paho client (it drives ``client.loop`` itself) and the send queue:
+One worker thread owns the paho client and the send queue. It sleeps in ``select`` on the
+broker socket and a wake-up pipe until a packet arrives, :meth:`Uplink.notify` says records were
+appended, or the next deadline (ack timeout, status, idle poll, keepalive) comes: no polling
+wake-ups while nothing happens (paho's own ``loop`` wakes every few milliseconds).
 
 - Three streams, filled in this order each turn: warning **events** (buffer lane ``event``), then
-  **live** data (lane ``live`` appended since the current connection came up), then **backlog**
+  **live** data (lane ``live`` appended since the current connection came up; with
+  ``live_linger_s`` it waits that long, or for a full batch, so a message carries many polls and
+  compresses to a byte or two a value), then **backlog**
   (older ``live`` rows), which is metered by a token bucket of ``backfill_bytes_per_s`` on metered
   links. Each stream goes in ascending sequence order, in batches of up to ``batch_size``.
   Backlog may fill the in-flight window; events and live data always have two more slots.
@@ -30,6 +35,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +47,7 @@ from typing import Any
 import click
 import paho.mqtt.client as mqtt
 
-from agent.buffer import Buffer, StoredRecord
+from agent.buffer import Buffer
 from agent.errors import BufferStoreError
 from roadside import wire
 from roadside.clock import Clock, SystemClock
@@ -69,7 +76,8 @@ class UplinkSettings:
     backoff_max_s: float = 300.0
     idle_poll_s: float = 1.0
     status_interval_s: float = 60.0
-    codec: wire.Codec = wire.DEFAULT_CODEC
+    live_linger_s: float = 0.0  # hold live rows up to this long (or a full batch) per message
+    codec: wire.Codec = "columnar"
     software: str = ""
 
 
@@ -136,24 +144,6 @@ class UplinkStatus:
     last_error: str
 
 
-def wire_row(rec: StoredRecord) -> list[Any]:
-    """A buffered record as a row of the wire contract (:data:`roadside.wire.RECORD_FIELDS`)."""
-    return [
-        rec.seq,
-        rec.kind,
-        wire.to_ms(rec.time),
-        rec.sensor or "",
-        rec.channel or "",
-        rec.value,
-        rec.unit or "",
-        rec.raw,
-        rec.status or "",
-        rec.flag,
-        rec.reason or "",
-        rec.payload or None,
-    ]
-
-
 class Uplink:
     """Sends a station's buffer to the fleet (see the module docstring)."""
 
@@ -197,6 +187,10 @@ class Uplink:
         self._bucket: TokenBucket | None = None
         self._next_status = 0.0
         self._next_poll = 0.0
+        self._live_due: float | None = None  # clock monotonic when held live rows must go
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._counts = {"sent": 0, "resent": 0, "acked": 0, "bytes": 0, "reconnects": 0}
         self._last_error = ""
         self.topic_ack = wire.down_topic(station, "ack")
@@ -214,14 +208,18 @@ class Uplink:
     def stop(self, timeout: float = 10.0) -> None:
         """Publish ``offline`` status, disconnect cleanly and join the worker."""
         self._stop.set()
-        self._wake.set()
+        self._wake.clear()
+        self.notify()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
 
     def notify(self) -> None:
         """New records were appended: look at the buffer now rather than at the next poll."""
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
+            with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+                self._wake_w.send(b"\0")
 
     def status(self) -> UplinkStatus:
         c = self._counts
@@ -277,7 +275,7 @@ class Uplink:
         if not self._connected and not self._connect():
             self._sleep_backoff()
             return
-        rc = self._client.loop(timeout=0.02) if self._client else mqtt.MQTT_ERR_NO_CONN
+        rc = self._io(self._timeout()) if self._client else mqtt.MQTT_ERR_NO_CONN
         if rc != mqtt.MQTT_ERR_SUCCESS or self._lost:
             self._on_lost(f"connection lost ({mqtt.error_string(rc)})")
             self._sleep_backoff()
@@ -290,6 +288,45 @@ class Uplink:
             self._last_error = f"buffer: {exc}"
             log.error("uplink %s: %s", self.station, self._last_error)
             self._sleep_backoff()
+
+    def _timeout(self) -> float:
+        """Real seconds until the next thing this worker must do unprompted."""
+        if self._wake.is_set():
+            return 0.0
+        now = self.clock.monotonic()
+        due = [self._next_poll, self._next_status]
+        due += [f.sent_at + self.settings.ack_timeout_s for f in self._inflight.values()]
+        if self._live_due is not None:
+            due.append(self._live_due)
+        speed = max(self.clock.speed, 1e-9)  # clock seconds per real second
+        wait = (min(due) - now) / speed
+        return min(max(wait, 0.0), 1.0)  # keepalive and lost links are checked every second
+
+    def _io(self, timeout: float) -> int:
+        """Wait for the socket, a wake-up or ``timeout``; then let paho read, write and ping."""
+        client = self._client
+        assert client is not None
+        sock = client.socket()
+        if sock is None:
+            return int(mqtt.MQTT_ERR_NO_CONN)
+        pending = isinstance(sock, socket.socket) and getattr(sock, "pending", lambda: 0)()
+        readable: list[Any] = []
+        writable: list[Any] = []
+        if not pending:
+            want = [sock] if client.want_write() else []
+            readable, writable, _ = select.select([sock, self._wake_r], want, [], timeout)
+        if self._wake_r in readable:
+            with contextlib.suppress(OSError):
+                self._wake_r.recv(4096)
+        if pending or sock in readable:
+            rc = client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return int(rc)
+        if writable or client.want_write():
+            rc = client.loop_write()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return int(rc)
+        return int(client.loop_misc())
 
     def _connect(self) -> bool:
         """Open TCP+TLS and send CONNECT; then wait for the CONNACK in the loop."""
@@ -407,6 +444,8 @@ class Uplink:
         self.clock.wait(self._stop, delay)
 
     def _shutdown(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
         client = self._client
         if client is not None and self._connected:
             info = client.publish(
@@ -430,7 +469,8 @@ class Uplink:
         if now >= self._next_status:
             self._publish_status()
         woken = self._wake.is_set()
-        if acked or woken or now >= self._next_poll:
+        due = self._live_due is not None and now >= self._live_due
+        if acked or woken or due or now >= self._next_poll:
             self._wake.clear()
             self._fill(now)
             self._next_poll = now + self.settings.idle_poll_s
@@ -493,13 +533,20 @@ class Uplink:
         after = self._cursor[stream]
         if stream == "live":
             after = max(after, self._live_from)
-        rows = self.buffer.pending(lane, after_seq=after, limit=self.settings.batch_size)  # type: ignore[arg-type]
-        if stream == "backlog":
-            rows = [r for r in rows if r.seq <= self._live_from]
+        size = self.settings.batch_size
+        if stream == "live" and self._holding(after, now):
+            return False
+        if stream == "backlog" and after >= self._live_from:
+            return False  # the backlog is sent: no query for rows it would only filter out
+        rows = self.buffer.pending_rows(lane, after_seq=after, limit=size)  # type: ignore[arg-type]
+        if stream == "live":
+            self._live_due = None
+        elif stream == "backlog":
+            rows = [r for r in rows if r[0] <= self._live_from]
         if not rows:
             return False
         lane_out: wire.Lane = stream  # type: ignore[assignment]
-        records = [wire_row(r) for r in rows]
+        records = rows
         while True:
             payload = wire.encode_rows(
                 self.station, lane_out, records, sent=self.clock.now(), codec=self.settings.codec
@@ -518,6 +565,17 @@ class Uplink:
         if stream == "backlog" and self._bucket is not None:
             self._bucket.spend(len(payload))
         return True
+
+    def _holding(self, after: int, now: float) -> bool:
+        """Whether live rows after ``after`` wait for more (``live_linger_s``, not a full batch)."""
+        linger = self.settings.live_linger_s
+        if linger <= 0 or self.buffer.last_seq - after >= self.settings.batch_size:
+            return False
+        if self.buffer.last_seq <= after:
+            return False  # nothing new: nothing to hold
+        if self._live_due is None:
+            self._live_due = now + linger
+        return now < self._live_due
 
     # -- status ----------------------------------------------------------------------------
 

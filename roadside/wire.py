@@ -36,7 +36,9 @@ repeated text compresses better than CBOR's binary floats) at the same speed, so
 (level 3) is the default (:data:`DEFAULT_CODEC`). Records travel column-wise as rows of a fixed
 field order, with times as integer milliseconds. Decoding is self-describing: a zstd frame is
 recognised by its magic bytes, JSON by its leading ``{``, anything else is CBOR, so a reader
-accepts all four codecs.
+accepts all four codecs. Live batches from a station go ``columnar`` (:mod:`roadside.columnar`:
+columns, scaled integer deltas, run lengths, zstd with a trained dictionary; 1-2 bytes a value),
+recognised by its own magic bytes.
 
 Status, acknowledgements and configuration acks are small JSON objects (readable with
 ``mosquitto_sub``); configuration documents are signed JSON (see :mod:`roadside.signing`).
@@ -60,6 +62,7 @@ import zstandard
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
+from roadside import columnar
 from roadside.contract import (  # re-exported: the contract is their home
     CONTRACT_VERSION,
     MAX_STATUS_BYTES,
@@ -97,13 +100,13 @@ SHARED_GROUP = "fleet"
 UpKind = Literal["data", "events", "status", "cfg_ack"]
 DownKind = Literal["ack", "config"]
 Lane = Literal["event", "live", "backlog"]
-Codec = Literal["json", "cbor", "json+zstd", "cbor+zstd"]
+Codec = Literal["json", "cbor", "json+zstd", "cbor+zstd", "columnar"]
 Payload = bytes | bytearray
 
 UP_KINDS: tuple[str, ...] = ("data", "events", "status", "cfg_ack")
 DOWN_KINDS: tuple[str, ...] = ("ack", "config")
 LANES: tuple[str, ...] = ("event", "live", "backlog")
-CODECS: tuple[str, ...] = ("json", "cbor", "json+zstd", "cbor+zstd")
+CODECS: tuple[str, ...] = ("json", "cbor", "json+zstd", "cbor+zstd", "columnar")
 DEFAULT_CODEC: Codec = "json+zstd"
 ZSTD_LEVEL = 3
 
@@ -315,7 +318,7 @@ def decode_batch(
 ) -> Batch:
     """Parse a batch written with any codec; refuse unknown contract majors, inconsistencies and
     records off the contract (:func:`roadside.contract.check_record`; times against ``now``)."""
-    doc = _unpack(data)
+    doc = _columnar(data) if columnar.is_columnar(data) else _unpack(data)
     if not isinstance(doc, dict):
         raise WireError("batch payload is not a map")
     check_contract(str(doc.get("c", "")), supported)
@@ -341,9 +344,18 @@ def decode_batch(
     return batch
 
 
+def _columnar(data: Payload) -> Any:
+    try:
+        return columnar.decode(data)
+    except columnar.ColumnarError as exc:
+        raise WireError(f"undecodable payload ({len(data)} bytes): {exc}") from None
+
+
 def _pack(doc: Any, codec: Codec) -> bytes:
     if codec not in CODECS:
         raise WireError(f"unknown codec {codec!r} (one of {', '.join(CODECS)})")
+    if codec == "columnar":
+        return columnar.encode(doc)
     if codec.startswith("json"):
         raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
     else:

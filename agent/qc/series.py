@@ -7,10 +7,18 @@ flagged distance) are applied by :class:`agent.qc.engine.QCEngine`, which sees w
 
 The step and rise-rate checks are scans: their reference (the last accepted sample) travels in a
 :class:`SeriesState` from one call to the next.
+
+A streaming batch judges a handful of new samples against a long history; numpy's per-call cost
+then outweighs the work. For up to :data:`SMALL` judged samples of a channel without rain or
+water specifics, :func:`qc_series` takes a plain-Python path with the same checks in the same
+order and the same merge (``tests/agent_qc/test_fast_path.py`` holds the two paths equal); the
+persistence check then looks at the last few samples first, which already disprove "stuck" when
+they differ by ``stuck_min_range``, and only scans the whole window when they do not.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +35,10 @@ SEVERITY_OF_DIGIT = np.array(
 """Severity rank indexed by flag digit, for vectorised worst-flag merging."""
 
 CheckResult = tuple[str, np.ndarray]  # (reason, flags of the judged samples)
+SMALL = 8  # judged samples up to which the plain-Python path runs
+_TAIL = 12  # recent samples that usually disprove "stuck" on their own
+_SEVERITY = [int(x) for x in SEVERITY_OF_DIGIT]
+_NOT_SMALL = (q.RAIN_TOTAL, q.WATER_DEPTH, q.WATER_DISTANCE)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ def qc_series(
         flags = np.full(m, Flag.NOT_CHECKED, dtype=np.uint8)
         return Verdicts(flags, np.full(m, "", dtype=object), state)
     context = context or SeriesContext()
+    if m <= SMALL and channel not in _NOT_SMALL:
+        return _qc_small(channel, times, values, params, limits, context, first, state)
     new = values[first:]
     valid = c.valid_mask(values, limits.low, limits.high)
     results: list[CheckResult] = [
@@ -204,3 +218,126 @@ def _dry_rise(
         min_rise_mm=params.water_dry_rise_mm,
         first=first,
     )
+
+
+def _qc_small(
+    channel: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    params: QCParams,
+    limits: ChannelLimits,
+    context: SeriesContext,
+    first: int,
+    state: SeriesState,
+) -> Verdicts:
+    """:func:`qc_series` for a few judged samples, in plain Python (same flags and reasons)."""
+    lo, hi = limits.low, limits.high
+    clo, chi = limits.climate_low, limits.climate_high
+    ts, vs = times[first:].tolist(), values[first:].tolist()
+    prev_t = float(times[first - 1]) if first > 0 else None
+    m = len(vs)
+    valid = [math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi) for v in vs]
+    results: list[tuple[str, list[int]]] = []
+    fmt, missing, rng, climate, gap = [0] * m, [0] * m, [0] * m, [0] * m, [0] * m
+    for j, v in enumerate(vs):
+        if math.isinf(v):
+            fmt[j] = Flag.WRONG
+        if math.isnan(v):
+            missing[j] = Flag.MISSING
+        elif math.isfinite(v):
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                rng[j] = Flag.WRONG
+            if (clo is not None and v < clo) or (chi is not None and v > chi):
+                climate[j] = Flag.SUSPECT
+        before = ts[j - 1] if j else prev_t
+        if before is not None and ts[j] - before > params.max_gap_s:
+            gap[j] = Flag.SUSPECT
+    results += [
+        (Reason.FORMAT, fmt),
+        (Reason.MISSING, missing),
+        (Reason.RANGE, rng),
+        (Reason.CLIMATE, climate),
+    ]
+    reference = state.reference
+    if limits.max_step is not None:
+        step, reference = c.check_step(
+            times[first:],
+            values[first:],
+            np.array(valid, dtype=bool),
+            limits.max_step,
+            params.max_gap_s,
+            state=reference,
+        )
+        results.append((Reason.STEP, step.tolist()))
+    stuck = _stuck_small(channel, times, values, valid, limits, params, context, first)
+    if stuck is not None:
+        results.append((Reason.STUCK, stuck))
+    results.append((Reason.GAP, gap))
+    flags = np.zeros(m, dtype=np.uint8)
+    reasons = np.full(m, "", dtype=object)
+    for j in range(m):
+        best, why = 0, ""
+        for reason, fl in results:
+            f = fl[j]
+            if _SEVERITY[f] > _SEVERITY[best]:
+                best, why = f, reason
+        flags[j] = best
+        reasons[j] = why if best != Flag.CORRECT else ""
+    return Verdicts(flags, reasons, SeriesState(reference))
+
+
+def _stuck_small(
+    channel: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    valid_new: list[bool],
+    limits: ChannelLimits,
+    params: QCParams,
+    context: SeriesContext,
+    first: int,
+) -> list[int] | None:
+    """The persistence check of :func:`_stuck` for a few judged samples."""
+    window, min_range = limits.stuck_window_s, limits.stuck_min_range
+    if window is None or min_range is None:
+        return None
+    if channel == q.WIND_DIR and context.speed_mean is None:
+        return None
+    circular = channel == q.WIND_DIR
+    m = len(valid_new)
+    out = [0] * m
+    undecided = []
+    for j in range(m):
+        i = first + j
+        if not valid_new[j]:
+            continue
+        tail = values[max(0, i - _TAIL) : i + 1].tolist()
+        t_tail = times[max(0, i - _TAIL) : i + 1].tolist()
+        t0 = t_tail[-1] - window
+        lo, hi = limits.low, limits.high
+        tail = [
+            v
+            for v, t in zip(tail, t_tail, strict=True)
+            if t >= t0 and math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi)
+        ]
+        spread = max(tail) - min(tail)
+        if circular and spread >= min_range:
+            shifted = [(v + 180.0) % 360.0 for v in tail]
+            spread = min(spread, max(shifted) - min(shifted))
+        if spread < min_range:
+            undecided.append(j)
+    if not undecided:
+        return out
+    full = _stuck(
+        channel,
+        times,
+        values,
+        c.valid_mask(values, limits.low, limits.high),
+        limits,
+        params,
+        context,
+        first,
+    )
+    if full is not None:
+        for j in undecided:
+            out[j] = int(full[j])
+    return out

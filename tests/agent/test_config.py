@@ -86,7 +86,7 @@ def test_content_hash_ignores_comments_and_order_but_not_values(tmp_path: Path) 
     [
         (('version = "7"', ""), "key version", "missing"),
         (("lat = 31.4", "lat = 131.4"), "key station.lat", "less than or equal to 90"),
-        (("interval_s = 30", "interval_s = 0.5"), "key sensors[0].interval_s", "greater than"),
+        (("interval_s = 30", "interval_s = 0.05"), "key sensors[0].interval_s", "greater than"),
         (("interval_s = 30", "interval_s = 900"), "key sensors[0].interval_s", "less than"),
         (("slave = 192", "slave = 300"), "key sensors[0].slave", "247"),
         (("slave = 192", 'slave = "x"'), "key sensors[0].slave", "integer"),

@@ -163,7 +163,13 @@ def test_live_data_overtakes_metered_backlog(
     buf = new_buffer(tmp_path / "buf.db")
     buf.append(readings(3000))
     rate = 4000.0  # bytes per second for backfill
-    settings = replace(FAST, batch_size=100, backfill_bytes_per_s=rate, backfill_burst_s=0.5)
+    settings = replace(
+        FAST,
+        batch_size=100,
+        backfill_bytes_per_s=rate,
+        backfill_burst_s=0.5,
+        codec="json+zstd",  # batches large enough that the budget, not the backlog, runs out
+    )
     with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
         assert sink.wait_for(lambda: sink.count(ST) > 0, 10)
         started = time.monotonic()

@@ -1,0 +1,515 @@
+"""The peer's workload, run by the project: values per CPU-second, idle CPU, RSS and wire bytes.
+
+The workload of the ThingsBoard IoT Gateway comparison (issue 10): one Modbus TCP server (the
+project's simulator, :class:`sim.devices.tcp.TcpBus`) with three devices of ten holding registers
+each, every value changing each second (a slow swing plus per-second noise of up to +-1.0 at a
+0.1 scale), polled by the real agent (``python -m agent run``: bus scheduler, QC with limits on
+every register, derived products, the nowcast with its default backend (LiteRT where installed),
+warnings, the SQLite buffer) with its mutual-TLS MQTT uplink to a real Mosquitto configured as
+``deploy/mosquitto`` (:mod:`roadside.testing.broker`, :mod:`roadside.testing.pki`), and a
+committing controller (:class:`roadside.testing.sink.CommittingSink`) acknowledging every batch.
+
+Passes: polls every 100 ms, every 1 s, and idle (one poll every 10 minutes, i.e. none in the
+measured windows). For each, after a warm-up, ``--windows`` windows of ``--seconds``: CPU
+(user + system of every thread, from ``/proc/<pid>/task/*/schedstat``, nanoseconds), values
+committed in the agent's buffer, peak RSS (``VmHWM``) and anonymous RSS (``RssAnon``). Medians of
+the windows are reported. Wire: payload bytes of every batch the controller received and the bytes
+a TCP proxy in front of the controller's connection carried from the broker (TLS records with MQTT
+framing) over all windows, per value delivered.
+
+Baseline in the same run: a bare pymodbus + SQLite loop, one register per request (as the peer
+reads), 100 ms polls, one transaction per cycle (WAL).
+
+External reference (not installed by the project): ThingsBoard IoT Gateway 3.8.5 on the same
+workload, one run on this machine, medians of three passes (ranges)::
+
+    peer, 100 ms polls (memory store)  2,030 values/CPU-s (1,764-2,159)  14.6 % of a core
+                                       peak RSS 64.3 MB (anon 36.6)  17.7 B/value (20.5 on TCP)
+    peer, 100 ms polls (SQLite store)  1,174 (1,090-1,438)  24.8 %  64.5 MB (36.5)  17.0 B/value
+    peer, 1 s polls                      386 (344-421)       7.8 %  63.9 MB (36.3)  17.8 B/value
+    peer, idle (one poll an hour)          -                 7.3 %  63.6 MB (36.1)
+    bare pymodbus + SQLite, 100 ms    11,718                 2.6 %  26.5 MB (14.0)
+
+The last JSON line: ``value`` = values per CPU-second at 1 s polls, ``baseline`` = 386 (the peer
+at 1 s), plus ``cpu_per_value_100ms`` (CPU microseconds a value), ``idle_pct``, ``rss_mb``,
+``rss_anon_mb``, ``wire_bytes_per_value`` and ``wire_bytes_per_value_tls``.
+
+    .venv/bin/python bench/bench_peer.py [--seconds 5] [--windows 3] [--idle-seconds 15]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PEER_AT_1S = 386.0
+PEER_TABLE = {"100ms_memory": 2030, "100ms_sqlite": 1174, "1s": 386, "bare_100ms": 11718}
+STATION = "peer-st"
+DEVICES = 3
+REGISTERS = 10
+SCALE = 0.1
+MODES = {"100ms": 0.1, "1s": 1.0, "idle": 600.0}
+
+
+# -- the simulator --------------------------------------------------------------------------------
+
+
+def profile_text() -> str:
+    """A generic ten-register Modbus device (holding 0-9, 0.1 units)."""
+    out = (
+        '[device]\nmodel = "peer-ten-registers"\nkind = "weather_transmitter"\n'
+        'protocol = "modbus"\ndescription = "Ten holding registers (the peer benchmark)"\n'
+        "[serial]\ndefault_slave = 1\n"
+    )
+    for i in range(REGISTERS):
+        out += f'[[channels]]\nname = "reg{i}"\nregister = {i}\nscale = {SCALE}\nunit = "u"\n'
+    return out
+
+
+class PeerDevice:
+    """What :class:`sim.devices.tcp.TcpBus` needs of a device: ten values changing each second."""
+
+    def __init__(self, profile: Any, slave: int) -> None:
+        self.profile = profile
+        self.slave = slave
+        self.name = f"dev{slave}"
+        self.settings: dict[str, int] = {}
+        self.coils: list[bool] = []
+        self.rng = random.Random(slave)
+
+    def values(self, t_s: float) -> dict[str, float]:
+        sec = int(t_s)
+        out = {}
+        for i in range(REGISTERS):
+            noise = random.Random(sec * 131 + self.slave * 17 + i).uniform(-1.0, 1.0)
+            swing = 50.0 * math.sin(2 * math.pi * sec / 600.0 + i + self.slave)
+            out[f"reg{i}"] = 200.0 + 10.0 * i + swing + noise
+        return out
+
+    def frame_faults(self, _t_s: float) -> list[Any]:
+        return []
+
+
+def start_simulator(profile_path: Path) -> Any:
+    from drivers.profile import load_profile
+    from sim.devices.tcp import TcpBus
+    from sim.spec import BusSpec
+
+    profile = load_profile(str(profile_path))
+    devices = [PeerDevice(profile, s) for s in range(1, DEVICES + 1)]
+    bus = TcpBus(BusSpec("peer", "tcp", pacing=False), devices, time.time)  # type: ignore[arg-type]
+    bus.start()
+    return bus
+
+
+# -- measuring a process --------------------------------------------------------------------------
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds of every live thread of ``pid`` (schedstat: nanoseconds, not clock ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def status_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def count_rows(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return int(conn.execute(sql).fetchone()[0] or 0)
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+class ByteProxy:
+    """A TCP forwarder counting the bytes the upstream (broker) sends to the client."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = upstream_port
+        self.down = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if count:
+                    self.down += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the agent ----------------------------------------------------------------------------------
+
+
+def agent_config(
+    station: str, profile: Path, sim_port: int, interval: float, db: Path, broker: Any, nowcast: str
+) -> str:
+    files = broker.pki.client(station)
+    out = f'version = "peer"\n[station]\nid = "{station}"\nlat = 31.4\nlon = 121.4\n'
+    out += 'grid_cell = "g1"\n'
+    for s in range(1, DEVICES + 1):
+        out += f'[[sensors]]\nname = "dev{s}"\nprofile = "{profile}"\n'
+        out += f'port = "tcp://127.0.0.1:{sim_port}"\nslave = {s}\ninterval_s = {interval}\n'
+    out += f'[buffer]\npath = "{db}"\n[metrics]\nport = {free_port()}\n'
+    out += '[time]\nsync_check = "none"\n'
+    if nowcast == "off":
+        out += "[nowcast]\nenabled = false\n"
+    else:
+        out += f'[nowcast]\nbackend = "{nowcast}"\n'
+    out += f'[uplink]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+    out += f'ca = "{files.ca}"\ncert = "{files.cert}"\nkey = "{files.key}"\n'
+    out += "live_linger_s = 10.0\n"  # a message carries ten seconds of polls
+    for i in range(REGISTERS):  # QC on every register: range, climate, step, persistence, gap
+        out += (
+            f"[qc.channels.reg{i}]\nlow = 0.0\nhigh = 6553.5\nclimate_low = 50.0\n"
+            "climate_high = 1000.0\nmax_step = 100.0\nstuck_window_s = 600.0\n"
+            "stuck_min_range = 0.05\n"
+        )
+    return out
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure_agent(
+    mode: str,
+    workdir: Path,
+    profile: Path,
+    sim_port: int,
+    broker: Any,
+    sink: Any,
+    proxy: ByteProxy,
+    windows: int,
+    seconds: float,
+    nowcast: str,
+) -> dict[str, Any]:
+    """One pass of the agent at ``mode``'s interval."""
+    db = workdir / f"agent-{mode}.db"
+    cfg = workdir / f"agent-{mode}.toml"
+    station = f"{STATION}-{mode}"  # its own seqs in the controller's store
+    cfg.write_text(agent_config(station, profile, sim_port, MODES[mode], db, broker, nowcast))
+    cmd = [sys.executable, "-m", "agent", "run", "--config", str(cfg), "--log-level", "error"]
+    cmd += ["--status-file", str(workdir / f"status-{mode}.json")]
+    readings = "SELECT count(*) FROM records WHERE kind = 'reading'"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _started(mode, db, sink, station):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise click.ClickException(f"agent ({mode}) sent nothing: {err[-1500:]}")
+            time.sleep(0.05)
+        time.sleep(3.0)  # warm-up: first windows filled, first batches acknowledged
+        rows: list[dict[str, float]] = []
+        d0 = _deliveries(sink, station)
+        p0 = proxy.down
+        for _ in range(windows):
+            c0, n0 = cpu_s(proc.pid), count_rows(db, readings)
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            c1, n1 = cpu_s(proc.pid), count_rows(db, readings)
+            wall = time.monotonic() - t0
+            cpu = c1 - c0
+            rows.append(
+                {
+                    "values": n1 - n0,
+                    "cpu_s": cpu,
+                    "rate": (n1 - n0) / max(cpu, 1e-9),
+                    "pct": 100.0 * cpu / wall,
+                }
+            )
+        d1 = _deliveries(sink, station)
+        p1 = proxy.down
+        rss, anon = status_mb(proc.pid, "VmHWM"), status_mb(proc.pid, "RssAnon")
+    finally:
+        stop_process(proc)
+    n_delivered, payload = d1[0] - d0[0], d1[1] - d0[1]
+    return {
+        "mode": mode,
+        "windows": rows,
+        "rate": statistics.median(r["rate"] for r in rows),
+        "rate_range": [min(r["rate"] for r in rows), max(r["rate"] for r in rows)],
+        "pct": statistics.median(r["pct"] for r in rows),
+        "rss": rss,
+        "anon": anon,
+        "delivered": n_delivered,
+        "payload_per_value": payload / n_delivered if n_delivered else None,
+        "tls_per_value": (p1 - p0) / n_delivered if n_delivered else None,
+    }
+
+
+def _started(mode: str, db: Path, sink: Any, station: str) -> bool:
+    """Polling and uplink running: readings committed and delivered (idle: the uplink is up,
+    its first poll may be ten minutes away)."""
+    if mode == "idle":
+        return station in sink.statuses
+    return count_rows(db, "SELECT count(*) FROM records WHERE kind = 'reading'") > 0 and bool(
+        sink.count(station)
+    )
+
+
+def _deliveries(sink: Any, station: str) -> tuple[int, int]:
+    rows = sink.deliveries(station)
+    return sum(r[3] for r in rows), sum(r[5] for r in rows)
+
+
+# -- the bare loop ---------------------------------------------------------------------------------
+
+
+def bare_loop(port: int, db_path: str, interval: float) -> None:
+    """Per-register reads with pymodbus, one SQLite transaction per cycle, until SIGTERM."""
+    from datetime import UTC, datetime
+
+    from pymodbus.client import ModbusTcpClient
+
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=1)
+    client.connect()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY, device INTEGER,"
+        " register INTEGER, time TEXT, value REAL)"
+    )
+    stop = False
+
+    def on_term(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    next_due = time.monotonic()
+    while not stop:
+        rows = []
+        for unit in range(1, DEVICES + 1):
+            for reg in range(REGISTERS):
+                reply = client.read_holding_registers(reg, count=1, device_id=unit)
+                if not reply.isError():
+                    rows.append(
+                        (unit, reg, datetime.now(UTC).isoformat(), reply.registers[0] * SCALE)
+                    )
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO readings (device, register, time, value) VALUES (?,?,?,?)", rows
+        )
+        conn.execute("COMMIT")
+        next_due += interval
+        time.sleep(max(0.0, next_due - time.monotonic()))
+    conn.close()
+    client.close()
+
+
+def measure_bare(workdir: Path, sim_port: int, windows: int, seconds: float) -> dict[str, Any]:
+    db = workdir / "bare.db"
+    cmd = [sys.executable, __file__, "--bare", str(sim_port), str(db)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sql = "SELECT count(*) FROM readings"
+    try:
+        deadline = time.monotonic() + 30
+        while count_rows(db, sql) == 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise click.ClickException(f"bare loop produced nothing: {err[-800:]}")
+            time.sleep(0.05)
+        time.sleep(1.0)
+        rows = []
+        for _ in range(windows):
+            c0, n0, t0 = cpu_s(proc.pid), count_rows(db, sql), time.monotonic()
+            time.sleep(seconds)
+            c1, n1 = cpu_s(proc.pid), count_rows(db, sql)
+            cpu = c1 - c0
+            rows.append(
+                {"rate": (n1 - n0) / max(cpu, 1e-9), "pct": 100 * cpu / (time.monotonic() - t0)}
+            )
+        rss, anon = status_mb(proc.pid, "VmHWM"), status_mb(proc.pid, "RssAnon")
+    finally:
+        stop_process(proc)
+    return {
+        "rate": statistics.median(r["rate"] for r in rows),
+        "pct": statistics.median(r["pct"] for r in rows),
+        "rss": rss,
+        "anon": anon,
+    }
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def _fmt(x: float | None, nd: int = 1) -> str:
+    return "-" if x is None else f"{x:,.{nd}f}"
+
+
+@click.command()
+@click.option("--seconds", default=5.0, show_default=True, help="Measured window (real s).")
+@click.option("--windows", default=3, show_default=True, help="Windows per pass (medians).")
+@click.option("--idle-seconds", default=15.0, show_default=True, help="Idle window (real s).")
+@click.option(
+    "--nowcast",
+    type=click.Choice(["auto", "numpy", "off"]),
+    default="auto",
+    show_default=True,
+    help="The agent's nowcast backend (auto: LiteRT where installed).",
+)
+@click.option(
+    "--modes", default="100ms,1s,idle", show_default=True, help="Passes to run (comma list)."
+)
+@click.option("--bare", "bare_args", nargs=2, hidden=True, help="Internal: run the bare loop.")
+def main(
+    seconds: float,
+    windows: int,
+    idle_seconds: float,
+    nowcast: str,
+    modes: str,
+    bare_args: tuple[str, str],
+) -> None:
+    """The peer's Modbus TCP workload: the agent against a bare pymodbus + SQLite loop."""
+    if bare_args:
+        bare_loop(int(bare_args[0]), bare_args[1], 0.1)
+        return
+    from roadside.testing.broker import MosquittoBroker
+    from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+    from roadside.testing.sink import CommittingSink
+
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        profile = tmp / "peer-ten-registers.toml"
+        profile.write_text(profile_text())
+        sim = start_simulator(profile)
+        pki = TestPKI(tmp / "pki")
+        try:
+            with MosquittoBroker(tmp / "broker", pki) as broker:
+                proxy = ByteProxy(broker.port)
+                settings = broker.settings(CONTROLLER_IDENTITY)
+                from dataclasses import replace
+
+                with CommittingSink(replace(settings, port=proxy.port), tmp / "sink.db") as sink:
+                    for mode in modes.split(","):
+                        secs = idle_seconds if mode == "idle" else seconds
+                        results[mode] = measure_agent(
+                            mode, tmp, profile, sim.tcp_port, broker, sink, proxy,
+                            windows, secs, nowcast,
+                        )  # fmt: skip
+                proxy.close()
+            bare = measure_bare(tmp, sim.tcp_port, windows, seconds)
+        finally:
+            sim.stop()
+    for mode, r in results.items():
+        click.echo(
+            f"roadside {mode:>5}: {_fmt(r['rate'], 0)} values/CPU-s "
+            f"({_fmt(r['rate_range'][0], 0)}-{_fmt(r['rate_range'][1], 0)}), "
+            f"{r['pct']:.2f} % of a core, peak RSS {r['rss']:.1f} MB (anon {r['anon']:.1f}), "
+            f"{_fmt(r['payload_per_value'], 2)} B/value ({_fmt(r['tls_per_value'], 2)} with TLS)"
+            f" over {r['delivered']} values",
+            err=True,
+        )
+    click.echo(
+        f"bare   100ms: {bare['rate']:,.0f} values/CPU-s, {bare['pct']:.2f} % of a core, "
+        f"peak RSS {bare['rss']:.1f} MB (anon {bare['anon']:.1f})",
+        err=True,
+    )
+    one = results.get("1s") or next(iter(results.values()))
+    fast = results.get("100ms")
+    idle = results.get("idle")
+    value = one["rate"]
+    click.echo(
+        json.dumps(
+            {
+                "bench": "peer",
+                "metric": "values_per_cpu_second_1s",
+                "value": round(value, 1),
+                "unit": "values/cpu-s",
+                "baseline": PEER_AT_1S,
+                "ratio": round(value / PEER_AT_1S, 2),
+                "values_per_cpu_s_100ms": round(fast["rate"], 1) if fast else None,
+                "cpu_per_value_100ms": round(1e6 / fast["rate"], 2) if fast else None,
+                "cpu_pct_100ms": round(fast["pct"], 2) if fast else None,
+                "cpu_pct_1s": round(one["pct"], 2),
+                "idle_pct": round(idle["pct"], 3) if idle else None,
+                "rss_mb": round(max(r["rss"] for r in results.values()), 1),
+                "rss_anon_mb": round(max(r["anon"] for r in results.values()), 1),
+                "wire_bytes_per_value": _round(one["payload_per_value"]),
+                "wire_bytes_per_value_tls": _round(one["tls_per_value"]),
+                "wire_bytes_per_value_100ms": _round(fast["payload_per_value"]) if fast else None,
+                "bare_values_per_cpu_s_100ms": round(bare["rate"], 1),
+                "bare_rss_mb": round(bare["rss"], 1),
+                "bare_rss_anon_mb": round(bare["anon"], 1),
+                "vs_bare_100ms": round(fast["rate"] / bare["rate"], 3) if fast else None,
+                "peer_reference": PEER_TABLE,
+                "windows": windows,
+                "seconds": seconds,
+                "nowcast": nowcast,
+            }
+        )
+    )
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    main()
