@@ -62,8 +62,10 @@ class Surface:
     pond_loss_mmh: float = 1.0
 
 
-SURFACE = Surface()
-"""The shipped surface terms (calibrated against SWMM: ``python -m sim.weather.swmm_check``)."""
+SURFACE = Surface(flow_length_m=60.0, horton_decay_per_h=6.0, pond_loss_mmh=3.0)
+"""The point model's terms: the defaults (what SWMM is given) calibrated against EPA SWMM's
+dynamic-wave run of the same sites (``python -m sim.weather.swmm --calibrate``, mean NSE 0.976
+over 60 storms of every family)."""
 
 NEWTON_STEPS = 4  # relative error < 1e-14 for dt * alpha up to 30 (an hour's step)
 
