@@ -9,11 +9,11 @@ doubt, its outputs are clipped to it:
 - **no water on a dry road**: the same rule with no water standing and none on its way gives 0;
 - **no tier out of reach**: with no rain, a tier's probability is 0 unless the depth now or the
   no-more-rain run reaches it within the tier horizon;
-- **no rise beyond the rain**: while the rain is not picking up (it is picking up when the last
-  5-min sum exceeds the one before by more than one tip and that one did not fall), the depth stays at or below
-  the higher of the depth now and the point model's run with the rain held (plus
-  :data:`MARGIN_SHARE` of it and :data:`MARGIN_MM`), and a tier that run does not reach has probability 0. Steady rain the drain
-  takes leaves the road dry in the forecast too.
+- **no rise beyond the rain**: while the rain is not picking up (it is when the last 5-min sum
+  exceeds the one before by more than one tip and that one did not fall), the depth stays at or
+  below the higher of the depth now and the point model's run with the rain held (plus
+  :data:`MARGIN_SHARE` of it and :data:`MARGIN_MM`), and a tier that run does not reach has
+  probability 0. Steady rain the drain takes leaves the road dry in the forecast too.
 
 The rules read only the features, so training, the benchmark and the station clip alike.
 """
