@@ -5,16 +5,23 @@ numpy pass of the same weights) for the site in ``[site]``; a model that cannot 
 logged and the station runs without a forecast. The agent feeds it every batch of derived values
 (:meth:`StationNowcast.step`, which returns a buffer record when a forecast is due), refills its
 three-hour history from the buffer after a restart (:meth:`StationNowcast.refill`) and hands
-:meth:`StationNowcast.current` to the warning rules.
+:meth:`StationNowcast.current` to the warning rules. Each forecast is scored against the observed
+depth when its time comes (:meth:`StationNowcast.shadow_skill`, also Prometheus gauges through
+:meth:`StationNowcast.register_metrics`), so the fleet sees a station whose model drifts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from agent.buffer import Buffer, BufferRecord
 from agent.config import StationConfig
@@ -109,6 +116,16 @@ class StationNowcast:
             return None
         return self.runner.last
 
+    def shadow_skill(self) -> dict[str, Any]:
+        """Rolling skill of the forecasts against what was observed when they came due:
+        ``{"rmse_cm", "hits", "misses", "false_alarms", "n"}`` (the status message's
+        ``nowcast_skill``; +30 min depth, 15 cm tier, last 24 h)."""
+        return self.runner.shadow.as_dict()
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Expose the shadow skill as ``roadside_nowcast_shadow_*`` gauges on ``registry``."""
+        registry.register(_ShadowCollector(self))
+
     def status(self) -> dict[str, Any]:
         """Model, backend and the latest forecast, as plain data."""
         last = self.runner.last
@@ -121,3 +138,27 @@ class StationNowcast:
             if last is None
             else {**last.as_dict(), "issued": self.issued.isoformat() if self.issued else None},
         }
+
+
+SHADOW_HELP = {
+    "rmse_cm": "RMSE (cm) of +30 min depth forecasts against the observed depth, last 24 h",
+    "hits": "15 cm tier forecasts that came true, last 24 h",
+    "misses": "15 cm tier passings not forecast, last 24 h",
+    "false_alarms": "15 cm tier forecasts that did not come true, last 24 h",
+    "n": "Forecasts scored, last 24 h",
+}
+"""Prometheus help text of each shadow-skill gauge (``roadside_nowcast_shadow_<key>``)."""
+
+
+class _ShadowCollector(Collector):
+    """Reads the shadow skill at each scrape (so the gauges never go stale)."""
+
+    def __init__(self, nowcast: StationNowcast) -> None:
+        self.nowcast = nowcast
+
+    def collect(self) -> Iterable[Metric]:
+        skill = self.nowcast.shadow_skill()
+        for key, text in SHADOW_HELP.items():
+            name = "roadside_nowcast_shadow_" + ("scored" if key == "n" else key)
+            value = skill[key]
+            yield GaugeMetricFamily(name, text, value=math.nan if value is None else float(value))

@@ -1,17 +1,16 @@
-"""Training data for the nowcast: seeded storms run through the simulator's physics.
+"""Training data for the nowcast: seeded storms of many families run through the point model.
 
 Each storm (:func:`make_storm`) draws from its own generator ``default_rng([seed, storm_id])``, so
 a storm is the same whatever the dataset size. A storm is:
 
-- a hyetograph from ``sim.weather.rain``: Chicago single peak (55 %), two peaks (30 %), drizzle
-  (10 %) or dry (5 %); return period log-uniform 0.5-100 y, duration 60-360 min, peak ratio
-  0.25-0.55, with a correlated lognormal roughness (sigma 0-0.15, 10-min cells) on top;
-- a site: drain capacity 25-60 mm/h, catchment 500-6000 m², pond 150-1200 m² (catchment/pond
-  ratio kept in 2-15), runoff 0.75-0.95, installation height 1.5-6 m; a site is redrawn (up to 20
-  times) while the storm would pond deeper than :data:`MAX_DEPTH_MM`, where a real street spills
-  over the kerb and the point model no longer holds;
-- the truth depth from ``sim.weather.ponding.simulate_ponding`` at 60-s steps, 30-120 min dry
-  lead-in and 180 min after the rain;
+- a family, taken in turn by storm id from :attr:`DatasetConfig.families` (so every family has the
+  same share and a leave-one-family-out split is a filter on ids), with parameters drawn from the
+  family's ranges (``sim.weather.storms.FAMILIES``) and recorded on the storm;
+- a site from :data:`sim.weather.storms.TRAIN_SITES` (or the held-out-site ranges); a site is
+  redrawn (up to 20 times) while the storm would pond deeper than :data:`MAX_DEPTH_MM`, where a
+  real street spills over the kerb and the point model no longer holds;
+- the truth depth from ``sim.weather.ponding.simulate_ponding`` at 60-s steps (routed
+  catchment, depression storage, Horton infiltration, drain), 30-120 min dry lead-in, 180 min after;
 - what the station sees: rain per minute from a tipping counter (resolution 0.0001, 0.1 or
   0.2 mm, catch bias +-10 %), depth with radar noise (2 mm + 0.5 mm per metre of height, offset
   +-3 mm), obstruction spikes (flagged wrong 85 % of the time, suspect otherwise) and outages
@@ -20,13 +19,13 @@ a storm is the same whatever the dataset size. A storm is:
 Samples are issued every ``issue_every_min`` minutes from 30 min before the rain to 60 min before
 the end; targets are the *true* depths at +15/+30/+60 min and whether the true depth passes each
 tier within 30 min. Splits are by storm (``storm_id`` mod a seeded permutation), never by row.
-The baselines (persistence, physics with the current intensity held) are computed here too, from
-the same observed inputs the model gets.
+The baselines (persistence; the point model with the current intensity held, which is part of the
+features) come from the same observed inputs the model gets.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -41,22 +40,25 @@ from edge_models.features import (
 )
 from edge_models.model import HORIZONS_MIN, TIER_HORIZON_MIN, TIERS_MM
 from sim.spec import SiteSpec
-from sim.weather.ponding import ponding_step, simulate_ponding
-from sim.weather.rain import chicago_hyetograph, drizzle, dry, two_peak_hyetograph
+from sim.weather.ponding import simulate_ponding
+from sim.weather.storms import FAMILIES, HELD_OUT_SITES, TRAIN_SITES, SiteRanges
 
 SPLITS = ("train", "val", "test")
 TAIL_MIN = 180
 MAX_DEPTH_MM = 600.0  # water spills over the kerb beyond this; the point model has no spill
 FEATURE_DEPTH = FEATURES.index("depth_mm")
-FEATURE_RAIN_5 = FEATURES.index("rain_5min_mm")
+PHYS_HELD = [FEATURES.index(f"phys_held_{h}_mm") for h in HORIZONS_MIN]
+PHYS_HELD_MAX = FEATURES.index("phys_held_max30_mm")
+HELD_OUT_SITE_SEED = 1 << 20  # storm ids from here on stand at held-out sites
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
     """How many storms, which seed, how often a forecast is issued, how storms are split."""
 
-    n_storms: int = 5000
+    n_storms: int = 3000
     seed: int = 20260721
+    families: tuple[str, ...] = tuple(FAMILIES)
     issue_every_min: int = 5
     val_share: float = 0.15
     test_share: float = 0.15
@@ -67,10 +69,10 @@ class Storm:
     """One simulated storm at one site: truth and what the station observed, per minute."""
 
     storm_id: int
-    kind: str
-    return_period_y: float
-    duration_min: int
+    family: str
+    params: dict[str, float]  # the family's parameters drawn for this storm
     start_min: int  # first minute of rain
+    duration_min: int  # minutes from the first rain to the end of the family's series
     site: SiteSpec
     intensity_mmh: np.ndarray  # truth, per minute
     depth_mm: np.ndarray  # truth at the end of each minute
@@ -88,6 +90,7 @@ class Samples:
     depth: np.ndarray  # (N, 3) true depth (mm) at +15/+30/+60
     tier: np.ndarray  # (N, 2) true depth passes 150/300 mm within 30 min
     storm: np.ndarray  # (N,) storm id
+    minute: np.ndarray  # (N,) issue minute within the storm
     persistence: np.ndarray  # (N, 3) observed current depth (mm) held
     physics: np.ndarray  # (N, 3) ponding with the current intensity held (mm)
     physics_tier: np.ndarray  # (N, 2) physics run passes the tier within 30 min
@@ -95,54 +98,19 @@ class Samples:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def subset(self, rows: np.ndarray) -> Samples:
+        """The samples at ``rows`` (a boolean mask or indices)."""
+        return Samples(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    def with_features(self, n: int) -> Samples:
+        """The same samples with only the first ``n`` features."""
+        return dataclasses.replace(self, x=self.x[:, :n])
+
     @classmethod
     def concat(cls, parts: list[Samples]) -> Samples:
         return cls(
             **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
         )
-
-
-def _roughness(n: int, rng: np.random.Generator, sigma: float) -> np.ndarray:
-    """Correlated lognormal factor with mean 1 (10-min cells)."""
-    phi = math.exp(-1.0 / 10.0)
-    z = np.empty(n)
-    eps = rng.standard_normal(n)
-    z[0] = eps[0]
-    for k in range(1, n):
-        z[k] = phi * z[k - 1] + math.sqrt(1 - phi * phi) * eps[k]
-    f = np.exp(sigma * z)
-    return f / f.mean()
-
-
-def _hyetograph(rng: np.random.Generator) -> tuple[str, float, int, np.ndarray]:
-    kind = str(rng.choice(["chicago", "two_peak", "drizzle", "dry"], p=[0.55, 0.3, 0.1, 0.05]))
-    period = float(math.exp(rng.uniform(math.log(0.5), math.log(100.0))))
-    duration = int(rng.integers(60, 361))
-    peak = float(rng.uniform(0.25, 0.55))
-    if kind == "chicago":
-        i = chicago_hyetograph(period, duration, peak_ratio=peak)
-    elif kind == "two_peak":
-        split, share = float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.2, 0.8))
-        i = two_peak_hyetograph(period, duration, split=split, first_share=share, peak_ratio=peak)
-    elif kind == "drizzle":
-        i = drizzle(duration, rng, intensity_mmh=float(rng.uniform(0.5, 8.0)))
-    else:
-        i = dry(duration)
-    if kind in ("chicago", "two_peak"):
-        i = i * _roughness(duration, rng, float(rng.uniform(0.0, 0.15)))
-    return kind, period, duration, i
-
-
-def _site(rng: np.random.Generator) -> SiteSpec:
-    pond = float(math.exp(rng.uniform(math.log(150.0), math.log(1200.0))))
-    ratio = float(math.exp(rng.uniform(math.log(2.0), math.log(15.0))))
-    return SiteSpec(
-        drain_capacity_mmh=float(rng.uniform(25.0, 60.0)),
-        catchment_m2=float(np.clip(pond * ratio, 500.0, 6000.0)),
-        pond_area_m2=pond,
-        runoff_coeff=float(rng.uniform(0.75, 0.95)),
-        installation_height_cm=float(rng.uniform(150.0, 600.0)),
-    )
 
 
 def _outages(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -158,14 +126,25 @@ def _outages(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return rain, depth
 
 
-def make_storm(seed: int, storm_id: int) -> Storm:
-    """Simulate storm ``storm_id`` of the dataset seeded by ``seed``."""
+def make_storm(
+    seed: int,
+    storm_id: int,
+    families: tuple[str, ...] = tuple(FAMILIES),
+    sites: SiteRanges | None = None,
+) -> Storm:
+    """Simulate storm ``storm_id`` of the dataset seeded by ``seed``.
+
+    The family is ``families[storm_id % len(families)]``; sites come from ``sites`` (default:
+    the training ranges, or the held-out ones for ids from :data:`HELD_OUT_SITE_SEED`).
+    """
     rng = np.random.default_rng([seed, storm_id])
-    kind, period, duration, rain_i = _hyetograph(rng)
+    family = FAMILIES[families[storm_id % len(families)]]
+    ranges = sites or (HELD_OUT_SITES if storm_id >= HELD_OUT_SITE_SEED else TRAIN_SITES)
     lead = int(rng.integers(30, 121))
-    intensity = np.concatenate([np.zeros(lead), rain_i, np.zeros(TAIL_MIN)])
     for _ in range(20):  # a site where this storm stays below the spill depth
-        site = _site(rng)
+        site = ranges.draw(rng)
+        params, rain_i = family.generate(rng, site)
+        intensity = np.concatenate([np.zeros(lead), rain_i, np.zeros(TAIL_MIN)])
         depth = simulate_ponding(intensity, 60.0, site)
         if depth.max() <= MAX_DEPTH_MM:
             break
@@ -188,7 +167,7 @@ def make_storm(seed: int, storm_id: int) -> Storm:
     rain_obs[rain_missing] = np.nan
     depth_obs[depth_missing] = np.nan
     return Storm(
-        storm_id, kind, period, duration, lead, site, intensity, depth,
+        storm_id, family.name, params, lead, rain_i.size, site, intensity, depth,
         rain_obs, rain_flag, depth_obs, depth_flag,
     )  # fmt: skip
 
@@ -216,26 +195,8 @@ def storm_history(storm: Storm, issue_min: np.ndarray) -> FeatureInput:
     )
 
 
-def physics_forecast(
-    depth_now_mm: np.ndarray, intensity_mmh: np.ndarray, site: SiteSpec
-) -> tuple[np.ndarray, np.ndarray]:
-    """Baseline: ponding run forward with the intensity held.
-
-    Returns the depth at each horizon and the highest depth within the tier horizon.
-    """
-    h = np.asarray(depth_now_mm, dtype=float)
-    out, peak = {}, np.zeros_like(h)
-    for minute in range(1, max(HORIZONS_MIN) + 1):
-        h = ponding_step(h, intensity_mmh, 60.0, site)
-        if minute <= TIER_HORIZON_MIN:
-            peak = np.maximum(peak, h)
-        if minute in HORIZONS_MIN:
-            out[minute] = h
-    return np.stack([out[m] for m in HORIZONS_MIN], axis=-1), peak
-
-
-def storm_samples(storm: Storm, issue_every_min: int, *, baselines: bool = True) -> Samples:
-    """Forecast issue times of one storm with features, targets and baselines (NaN if not)."""
+def storm_samples(storm: Storm, issue_every_min: int) -> Samples:
+    """Forecast issue times of one storm with features, targets and baselines."""
     n = storm.depth_mm.size
     last = n - 1 - max(HORIZONS_MIN[-1], TIER_HORIZON_MIN)
     issue = np.arange(max(storm.start_min - 30, 0), last + 1, issue_every_min)
@@ -246,16 +207,13 @@ def storm_samples(storm: Storm, issue_every_min: int, *, baselines: bool = True)
     tier = np.stack([future_max > t for t in TIERS_MM], axis=-1)
 
     d_obs = x[:, FEATURE_DEPTH].astype(float)
-    i_obs = x[:, FEATURE_RAIN_5].astype(float) * 12.0
-    if baselines:
-        phys, phys_max = physics_forecast(d_obs, i_obs, storm.site)
-    else:
-        phys, phys_max = np.full(depth.shape, np.nan), np.full(issue.size, np.nan)
+    phys, phys_max = x[:, PHYS_HELD], x[:, PHYS_HELD_MAX]
     return Samples(
         x=x,
         depth=depth.astype(np.float32),
         tier=tier,
         storm=np.full(issue.size, storm.storm_id, dtype=np.int32),
+        minute=issue.astype(np.int32),
         persistence=np.repeat(d_obs[:, None], len(HORIZONS_MIN), axis=1).astype(np.float32),
         physics=phys.astype(np.float32),
         physics_tier=np.stack([phys_max > t for t in TIERS_MM], axis=-1),
@@ -274,19 +232,30 @@ def split_of(config: DatasetConfig) -> dict[str, np.ndarray]:
     }
 
 
-def build(
-    config: DatasetConfig, progress: Callable[[int], None] | None = None
-) -> dict[str, Samples]:
-    """All splits (storms never shared between splits; no baselines for train).
+def storm_truth(storm: Storm) -> tuple[float, int]:
+    """The storm's highest true depth (mm) and the first minute past the 15 cm tier (-1: never)."""
+    past = np.flatnonzero(storm.depth_mm > TIERS_MM[0])
+    return float(storm.depth_mm.max()), int(past[0]) if past.size else -1
 
-    ``progress`` is called with 1 after each storm (for a progress bar).
+
+def build(
+    config: DatasetConfig,
+    progress: Callable[[int], None] | None = None,
+    truth: dict[int, tuple[float, int]] | None = None,
+) -> dict[str, Samples]:
+    """All splits (storms never shared between splits).
+
+    ``progress`` is called with 1 after each storm (for a progress bar); ``truth``, when given,
+    receives :func:`storm_truth` of every storm by id.
     """
     out = {}
     for name, ids in split_of(config).items():
         parts = []
         for s in ids:
-            storm = make_storm(config.seed, int(s))
-            parts.append(storm_samples(storm, config.issue_every_min, baselines=name != "train"))
+            storm = make_storm(config.seed, int(s), config.families)
+            parts.append(storm_samples(storm, config.issue_every_min))
+            if truth is not None:
+                truth[storm.storm_id] = storm_truth(storm)
             if progress is not None:
                 progress(1)
         out[name] = Samples.concat(parts)

@@ -13,6 +13,10 @@ was, depth to stay where it was) and counted in indicator features (share of mas
 minutes since the last good depth). Suspect (1), corrected (3), modified (4) and not-checked (9)
 values are used as they are. The same rule runs in training and on the station.
 
+The last features are the point model's outlook (``edge_models.physics``): the simulator's routed
+catchment and pond spun up over the rain history and run an hour ahead with no more rain and with
+the last ten minutes' rain held, from the observed depth. The network corrects these.
+
 Every array function here works on one history (1-D arrays, returns shape ``(F,)``) or a batch
 (2-D arrays ``(N, WINDOW_MIN)``, returns ``(N, F)``).
 """
@@ -21,9 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+
+from edge_models.physics import OUTLOOK, point_outlook
 
 WINDOW_MIN = 180
 """Minutes of history the features look at (the longest accumulation window)."""
@@ -45,7 +51,7 @@ FEATURES: tuple[str, ...] = (
     "min_since_rain_began",
     "min_since_last_rain",
     "depth_mm",
-    "depth_mean_3min_mm",
+    "depth_median_3min_mm",
     *(f"rise_{w}min_mm_per_min" for w in RISE_WINDOWS_MIN),
     "depth_max_mm",
     "drain_capacity_mmh",
@@ -57,10 +63,13 @@ FEATURES: tuple[str, ...] = (
     "rain_masked_share_60min",
     "depth_masked_share_15min",
     "min_since_good_depth",
+    *OUTLOOK,
 )
-"""Names of the model's inputs, in order."""
+"""Names of the model's inputs, in order (the last ones: the point model's outlook)."""
 
 N_FEATURES = len(FEATURES)
+N_BASE_FEATURES = N_FEATURES - len(OUTLOOK)
+"""Features before the physics outlook (what a pure network sees)."""
 
 
 class SiteLike(Protocol):
@@ -118,6 +127,15 @@ class FeatureInput:
         nan = np.full(WINDOW_MIN, np.nan)
         eight = np.full(WINDOW_MIN, 8, dtype=np.int8)
         return cls(nan, eight, nan.copy(), eight.copy())
+
+
+class _Site(NamedTuple):
+    """One row's site terms, for the point model."""
+
+    drain_capacity_mmh: float
+    catchment_m2: float
+    pond_area_m2: float
+    runoff_coeff: float
 
 
 def _mask(values: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -182,8 +200,9 @@ def features_from_history(history: FeatureInput, site: SiteLike) -> np.ndarray:
 
     cap = np.asarray(site.drain_capacity_mmh, dtype=float) * np.ones_like(d_now)
     psi = np.asarray(site.runoff_coeff, dtype=float) * np.ones_like(d_now)
-    gain = psi * np.asarray(site.catchment_m2, dtype=float) / np.asarray(site.pond_area_m2)
-    gain = gain * np.ones_like(d_now)
+    area = np.asarray(site.catchment_m2, dtype=float) * np.ones_like(d_now)
+    pond = np.asarray(site.pond_area_m2, dtype=float) * np.ones_like(d_now)
+    gain = psi * area / pond
     to_pond = gain / psi / 60.0  # mm/h of excess over the catchment -> mm/min in the pond
 
     def excess(rain_mm: np.ndarray, minutes: int) -> np.ndarray:
@@ -203,7 +222,7 @@ def features_from_history(history: FeatureInput, site: SiteLike) -> np.ndarray:
         began,
         since_rain,
         d_now,
-        depth[:, -3:].mean(axis=-1),
+        np.median(depth[:, -3:], axis=-1),  # one spike does not move it
         *rises,
         depth.max(axis=-1),
         cap,
@@ -216,5 +235,10 @@ def features_from_history(history: FeatureInput, site: SiteLike) -> np.ndarray:
         depth_bad[:, -15:].mean(axis=-1),
         np.minimum(since_good, 60.0),
     ]
-    x = np.stack(cols, axis=-1).astype(np.float32)
+    d3 = cols[FEATURES.index("depth_median_3min_mm")]
+    outlook = [
+        point_outlook(rain[k], float(d3[k]), _Site(cap[k], area[k], pond[k], psi[k]))
+        for k in range(rain.shape[0])
+    ]
+    x = np.concatenate([np.stack(cols, axis=-1), np.asarray(outlook)], axis=-1).astype(np.float32)
     return x[0] if single else x

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edge_models import guards
 from edge_models.errors import FeatureMismatchError, ModelFileError
 from edge_models.features import FEATURES, FeatureInput, SiteLike, features_from_history
 from edge_models.model import Net
@@ -130,8 +131,8 @@ class Nowcaster:
             outs = {d["name"]: d["index"] for d in self._interp.get_output_details()}
             self._out_depth, self._out_prob = outs["depth_m"], outs["tier_prob"]
 
-    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The network's outputs for one feature vector: depth (m, 3) and tier probabilities (2)."""
+    def network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network's own outputs for one feature vector: depth (m, 3), tier probabilities."""
         x = np.asarray(x, dtype=np.float32)
         if x.shape != (len(FEATURES),):
             raise FeatureMismatchError(f"expected {len(FEATURES)} features, got shape {x.shape}")
@@ -146,6 +147,13 @@ class Nowcaster:
             depth = self._interp.get_tensor(self._out_depth)[0].copy()
             prob = self._interp.get_tensor(self._out_prob)[0].copy()
         return depth, prob
+
+    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The forecast for one feature vector: the network's outputs within the physical limits
+        (``edge_models.guards``): depth (m, 3) and tier probabilities (2)."""
+        depth, prob = self.network(x)
+        depth_mm, p = guards.clip(np.asarray(x, np.float32)[None, :], depth[None, :] * 1e3, prob)
+        return depth_mm[0] / np.float32(1000.0), p[0]
 
     def predict_features(self, x: np.ndarray) -> Forecast:
         """Forecast from a feature vector (``edge_models.features.features_from_history``)."""

@@ -5,6 +5,7 @@ history from buffer rows after a restart with :meth:`MinuteHistory.from_rows`); 
 :class:`~edge_models.runtime.Forecast` when one is due: every :data:`CALM_INTERVAL_S` seconds,
 every :data:`STORM_INTERVAL_S` while it rains, water stands or a tier looks likely (both
 intervals can be set per runner).
+:class:`ShadowSkill` scores each forecast against the observed depth when its time comes.
 :func:`forecast_record` gives the fields of the buffer record (kind ``forecast``, synced like
 readings); ``Nowcaster.version`` belongs in the station's reported state.
 
@@ -23,7 +24,9 @@ rounded up to the minute); the last value of a minute wins. A minute without a v
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -99,6 +102,10 @@ class MinuteHistory:
             h.add(str(row.get("channel") or row.get("name")), t, row["value"], flag or 0)
         return h
 
+    def value(self, name: str, minute: int) -> tuple[float, int] | None:
+        """The value and flag of ``name`` at a minute index (None when nothing was recorded)."""
+        return self._series[name].get(minute)
+
     def window(self, now: datetime) -> FeatureInput:
         """History ending at the last complete minute before ``now``; drops older minutes."""
         end = math.floor(now.timestamp() / 60.0 + 1e-9)
@@ -112,6 +119,72 @@ class MinuteHistory:
             arrays.append(np.array([v for v, _ in values]))
             arrays.append(np.array([f for _, f in values], dtype=np.int8))
         return FeatureInput(*arrays)
+
+
+SHADOW_WINDOW_MIN = 24 * 60
+"""Shadow skill is over the forecasts that came due in the last day."""
+SHADOW_HORIZON_MIN = 30
+SHADOW_TIER_MM = 150.0
+_GOOD_FLAGS = (0, 1, 3, 4, 9)  # flag digits whose depth counts as observed (not wrong/missing)
+
+
+@dataclass
+class _Scored:
+    due: int  # minute index the forecast was for
+    sq_err_cm2: float
+    warned: bool
+    observed: bool
+
+
+class ShadowSkill:
+    """Each forecast scored against the observed depth when its time comes (+30 min).
+
+    :meth:`record` keeps the latest forecast of each minute; :meth:`score` scores those whose
+    +30 min has passed against the observed depth then (squared error) and the highest observed
+    depth over the 30 minutes (15 cm tier: hit, miss, false alarm). Forecasts whose minute has
+    no good observation are dropped unscored. Skill is over the last :data:`SHADOW_WINDOW_MIN`.
+    """
+
+    def __init__(self, threshold: float, window_min: int = SHADOW_WINDOW_MIN) -> None:
+        self.threshold = threshold
+        self.window_min = window_min
+        self._pending: dict[int, tuple[float, bool]] = {}  # issue minute -> (depth +30, warned)
+        self._scored: deque[_Scored] = deque()
+        self.unscored = 0
+
+    def record(self, issued: datetime, forecast: Forecast) -> None:
+        minute = math.floor(issued.timestamp() / 60.0 + 1e-9)
+        self._pending[minute] = (forecast.depth_30_mm, forecast.p_15cm >= self.threshold)
+
+    def score(self, history: MinuteHistory, now: datetime) -> None:
+        """Score the forecasts due by ``now`` (the last complete minute)."""
+        end = math.floor(now.timestamp() / 60.0 + 1e-9)
+        for issued in sorted(m for m in self._pending if m + SHADOW_HORIZON_MIN <= end):
+            depth_30, warned = self._pending.pop(issued)
+            due = issued + SHADOW_HORIZON_MIN
+            seen = [history.value(DEPTH_NAME, m) for m in range(issued + 1, due + 1)]
+            good = [v for v, f in (s for s in seen if s is not None) if f in _GOOD_FLAGS]
+            at_due = seen[-1]
+            if at_due is None or at_due[1] not in _GOOD_FLAGS or not math.isfinite(at_due[0]):
+                self.unscored += 1
+                continue
+            err_cm = (depth_30 - at_due[0]) / 10.0
+            passed = max(good) > SHADOW_TIER_MM
+            self._scored.append(_Scored(due, err_cm * err_cm, warned, passed))
+        while self._scored and self._scored[0].due <= end - self.window_min:
+            self._scored.popleft()
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """``{"rmse_cm", "hits", "misses", "false_alarms", "n"}`` (rmse None before any)."""
+        n = len(self._scored)
+        s = self._scored
+        return {
+            "rmse_cm": round(math.sqrt(sum(x.sq_err_cm2 for x in s) / n), 3) if n else None,
+            "hits": sum(1 for x in s if x.warned and x.observed),
+            "misses": sum(1 for x in s if x.observed and not x.warned),
+            "false_alarms": sum(1 for x in s if x.warned and not x.observed),
+            "n": n,
+        }
 
 
 class NowcastRunner:
@@ -134,6 +207,7 @@ class NowcastRunner:
         self.last: Forecast | None = None
         self._last_run: datetime | None = None
         self._stormy = False
+        self.shadow = ShadowSkill(float(nowcaster.tier_thresholds[0]))
 
     @property
     def interval_s(self) -> float:
@@ -148,12 +222,14 @@ class NowcastRunner:
     def step(self, derived: Iterable[DerivedLike], now: datetime) -> Forecast | None:
         """Record ``derived``; return a new forecast if one is due at ``now``."""
         self.history.update(derived)
+        self.shadow.score(self.history, now)
         if not self.due(now):
             return None
         x = features_from_history(self.history.window(now), self.site)
         forecast = self.nowcaster.predict_features(x)
         self._stormy = x[_RAIN_10] > 0.0 or x[_DEPTH] > 10.0 or forecast.p_15cm > 0.1
         self._last_run, self.last = now, forecast
+        self.shadow.record(now, forecast)
         return forecast
 
 

@@ -36,25 +36,29 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from edge_models.dataset import DatasetConfig, Samples, build
+from edge_models import guards
+from edge_models.dataset import PHYS_HELD, DatasetConfig, Samples, build
 from edge_models.features import FEATURES
 from edge_models.model import HORIZONS_MIN, TIER_HORIZON_MIN, TIERS_MM, Net
 from edge_models.skill import compare, markdown
 from edge_models.tflite_export import build_tflite
+from sim.weather.ponding import SURFACE
+from sim.weather.storms import FAMILIES, TRAIN_SITES
 
 MODEL_FAMILY = "roadside-nowcast"
 MODEL_MAJOR = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEPTH_UNIT_MM = 100.0  # training target unit (10 cm)
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)  # candidate tier thresholds
+FAR_LIMIT = 0.15  # tier thresholds keep the validation false-alarm ratio at or below this
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Network size and optimiser settings."""
 
-    hidden: tuple[int, ...] = (96, 64)
-    epochs: int = 40
+    hidden: tuple[int, ...] = (64, 32)
+    epochs: int = 30
     batch: int = 512
     lr: float = 3e-3
     weight_decay: float = 1e-5
@@ -141,9 +145,17 @@ def _fold(p: _Params, mean: np.ndarray, std: np.ndarray) -> Net:
 
 
 def fit(
-    train: Samples, val: Samples, cfg: TrainConfig, log: Any = print
+    train: Samples,
+    val: Samples,
+    cfg: TrainConfig,
+    log: Any = print,
+    anchor: tuple[int, ...] | None = None,
 ) -> tuple[Net, list[dict[str, float]]]:
-    """Train on ``train``; keep the epoch with the best validation RMSE at +30 min."""
+    """Train on ``train``; keep the epoch with the best validation RMSE at +30 min.
+
+    ``anchor``: per depth output, the feature it starts equal to (the point model's forecast for
+    that horizon): the skip begins as that identity, so the network learns a correction to it.
+    """
     rng = np.random.default_rng(cfg.seed)
     mean = train.x.astype(np.float64).mean(0)
     std = train.x.astype(np.float64).std(0)
@@ -152,6 +164,10 @@ def fit(
     y = (train.depth / DEPTH_UNIT_MM).astype(np.float32)
     tier = train.tier.astype(np.float32)
     p = _init(x.shape[1], cfg, rng)
+    if anchor is not None:
+        for k, col in enumerate(anchor):
+            p.arrays[-3][col, k] = std[col] / DEPTH_UNIT_MM
+            p.arrays[2 * p.n_hidden + 1][k] = mean[col] / DEPTH_UNIT_MM
     m = [np.zeros_like(v) for v in p.arrays]
     v2 = [np.zeros_like(v) for v in p.arrays]
     b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
@@ -186,28 +202,34 @@ def fit(
     return best[1], history
 
 
-def choose_thresholds(net: Net, val: Samples) -> list[float]:
-    """Per tier, the probability threshold with the best critical success index on validation.
+def pick_threshold(prob: np.ndarray, observed: np.ndarray) -> float:
+    """The lowest threshold (the most hits, the earliest warnings) whose false-alarm ratio stays
+    at or below :data:`FAR_LIMIT`; the best critical success index if none does.
 
-    CSI = hits / (hits + misses + false alarms): it weighs misses and false alarms alike and
-    ignores the many easy dry forecasts.
+    CSI = hits / (hits + misses + false alarms).
     """
-    _, prob = net.forward(val.x)
-    out = []
-    for j in range(len(TIERS_MM)):
-        observed = val.tier[:, j]
-        csi = [
-            np.sum((prob[:, j] >= t) & observed) / max(np.sum((prob[:, j] >= t) | observed), 1)
-            for t in THRESHOLD_GRID
-        ]
-        out.append(float(THRESHOLD_GRID[int(np.argmax(csi))]))
-    return out
+    observed = np.asarray(observed, bool)
+    csi, ok = [], []
+    for t in THRESHOLD_GRID:
+        warned = prob >= t
+        hits, alarms = np.sum(warned & observed), np.sum(warned)
+        csi.append(hits / max(np.sum(warned | observed), 1))
+        ok.append(alarms > 0 and (alarms - hits) / alarms <= FAR_LIMIT)
+    if any(ok):
+        return float(THRESHOLD_GRID[ok.index(True)])
+    return float(THRESHOLD_GRID[int(np.argmax(csi))])
+
+
+def choose_thresholds(net: Net, val: Samples) -> list[float]:
+    """Per tier, :func:`pick_threshold` on the validation storms (outputs clipped)."""
+    _, prob = guards.forward(net, val.x)
+    return [pick_threshold(prob[:, j], val.tier[:, j]) for j in range(len(TIERS_MM))]
 
 
 def evaluate(net: Net, test: Samples, thresholds: list[float]) -> dict[str, list[dict[str, Any]]]:
-    """Skill of the network and both baselines on held-out storms."""
-    depth_m, prob = net.forward(test.x)
-    return compare(depth_m * 1000.0, prob >= np.asarray(thresholds, np.float32), test)
+    """Skill of the network (clipped to the physical limits) and both baselines on ``test``."""
+    depth_mm, prob = guards.forward(net, test.x)
+    return compare(depth_mm, prob >= np.asarray(thresholds, np.float32), test)
 
 
 def model_version(tflite_without_version: bytes) -> str:
@@ -254,7 +276,7 @@ def main(storms: int, epochs: int, out_dir: Path) -> None:
         data = build(dcfg, progress=lambda n: bar.advance(task, n))
     sizes = {k: len(v) for k, v in data.items()}
     click.echo(f"dataset: {storms} storms, samples {sizes} ({time.perf_counter() - t0:.0f} s)")
-    net, history = fit(data["train"], data["val"], tcfg, log=click.echo)
+    net, history = fit(data["train"], data["val"], tcfg, log=click.echo, anchor=tuple(PHYS_HELD))
     thresholds = choose_thresholds(net, data["val"])
     version = model_version(build_tflite(net, metadata("unversioned", thresholds)))
     blob = build_tflite(net, metadata(version, thresholds))
@@ -266,7 +288,12 @@ def main(storms: int, epochs: int, out_dir: Path) -> None:
         "sha256": hashlib.sha256(blob).hexdigest(),
         "bytes": len(blob),
         "params": net.n_params(),
-        "dataset": asdict(dcfg),
+        "dataset": {
+            **asdict(dcfg),
+            "families": {f: FAMILIES[f].manifest() for f in dcfg.families},
+            "sites": asdict(TRAIN_SITES),
+            "surface": asdict(SURFACE),
+        },
         "samples": sizes,
         "training": {**asdict(tcfg), "history": history},
         "skill_test": skill,

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edge_models import guards
 from edge_models.dataset import Samples, make_storm, storm_samples
 from edge_models.train import (
     DEPTH_UNIT_MM,
+    FAR_LIMIT,
     THRESHOLD_GRID,
     TrainConfig,
     _fold,
@@ -21,6 +23,7 @@ from edge_models.train import (
     evaluate,
     fit,
     main,
+    pick_threshold,
 )
 
 
@@ -83,22 +86,36 @@ def test_training_is_deterministic_and_beats_persistence(small_data: dict[str, S
     assert skill[("model", 30)]["rmse_cm"] < skill[("persistence", 30)]["rmse_cm"]
 
 
-def test_thresholds_maximise_the_critical_success_index(small_data: dict[str, Samples]) -> None:
+def _far(prob: np.ndarray, observed: np.ndarray, theta: float) -> float:
+    warned = prob >= theta
+    return float((warned & ~observed).sum() / max(warned.sum(), 1))
+
+
+def test_thresholds_are_the_lowest_within_the_false_alarm_limit() -> None:
+    rng = np.random.default_rng(3)
+    observed = rng.uniform(size=4000) < 0.2
+    prob = np.clip(observed * 0.5 + rng.uniform(0, 0.6, 4000), 0, 1)
+    theta = pick_threshold(prob, observed)
+    assert theta in THRESHOLD_GRID
+    assert _far(prob, observed, theta) <= FAR_LIMIT
+    lower = THRESHOLD_GRID[theta > THRESHOLD_GRID]
+    assert all(_far(prob, observed, t) > FAR_LIMIT for t in lower)
+    # no threshold keeps the limit: the best critical success index
+    noise = rng.uniform(size=4000)
+    theta = pick_threshold(noise, observed)
+    csi = [
+        ((noise >= t) & observed).sum() / ((noise >= t) | observed).sum() for t in THRESHOLD_GRID
+    ]
+    assert theta == THRESHOLD_GRID[int(np.argmax(csi))]
+
+
+def test_chosen_thresholds_on_validation(small_data: dict[str, Samples]) -> None:
     cfg = TrainConfig(hidden=(16, 16), epochs=3, batch=128)
     net, _ = fit(small_data["train"], small_data["val"], cfg, log=lambda _: None)
     val = small_data["val"]
+    _, prob = guards.forward(net, val.x)
     thresholds = choose_thresholds(net, val)
-    _, prob = net.forward(val.x)
-
-    def csi(j: int, theta: float) -> float:
-        forecast, observed = prob[:, j] >= theta, val.tier[:, j]
-        return float((forecast & observed).sum() / max((forecast | observed).sum(), 1))
-
-    assert val.tier[:, 0].any()
-    for j, theta in enumerate(thresholds):
-        assert theta in THRESHOLD_GRID
-        assert all(csi(j, theta) >= csi(j, t) for t in THRESHOLD_GRID)
-    assert csi(0, thresholds[0]) > 0.0
+    assert thresholds == [pick_threshold(prob[:, j], val.tier[:, j]) for j in range(2)]
 
 
 def test_model_card_skill_block_is_replaced(tmp_path: Path) -> None:
