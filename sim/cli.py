@@ -48,6 +48,36 @@ def _state(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, Path]:
+    """``BUS=PATH`` options as a dict; one-line usage errors for anything else."""
+    out: dict[str, Path] = {}
+    for text in values:
+        bus, sep, path = text.partition("=")
+        if not sep or not bus or not path:
+            raise click.BadParameter(f"{text!r} is not BUS=PATH", param_hint=option)
+        if bus in out:
+            raise click.BadParameter(f"bus {bus!r} given twice", param_hint=option)
+        out[bus] = Path(path)
+    return out
+
+
+def _listen(address: str | None) -> str:
+    """The address TCP devices listen on: loopback unless ``--listen`` names an IPv4 address."""
+    import ipaddress
+
+    from sim.devices.tcp import LOOPBACK
+
+    if address is None:
+        return LOOPBACK
+    try:
+        return str(ipaddress.IPv4Address(address))
+    except ValueError:
+        raise click.BadParameter(
+            f"{address!r} is not an IPv4 address (e.g. 0.0.0.0 for every interface)",
+            param_hint="--listen",
+        ) from None
+
+
 @main.command("run")
 @click.argument("scenario")
 @click.option("--speed", type=float, help="Scenario seconds per real second (default: scenario's).")
@@ -65,6 +95,18 @@ def _state(path: Path) -> dict[str, Any]:
 )
 @click.option("--no-pacing", is_flag=True, help="Serve bytes at once instead of at the baud rate.")
 @click.option("--duration-min", type=float, help="Stop after this many scenario minutes.")
+@click.option(
+    "--bind", "binds", multiple=True, metavar="BUS=DEVICE",
+    help="Serve serial BUS on a real serial device (e.g. rs485-1=/dev/ttyUSB0); repeatable.",
+)  # fmt: skip
+@click.option(
+    "--listen", metavar="ADDRESS",
+    help="Address Modbus TCP devices listen on (default 127.0.0.1; 0.0.0.0 for the lab LAN).",
+)  # fmt: skip
+@click.option(
+    "--capture", "captures", multiple=True, metavar="BUS=FILE",
+    help="Record serial BUS's traffic (both directions, timed) to FILE; repeatable.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON object.")
 def run_cmd(
     scenario: str,
@@ -73,12 +115,18 @@ def run_cmd(
     state_file: Path | None,
     no_pacing: bool,
     duration_min: float | None,
+    binds: tuple[str, ...],
+    listen: str | None,
+    captures: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Start a simulated station for SCENARIO (a bundled name or a file) and run it.
 
     Prints where each device is (port, slave address, profile) and serves until the scenario ends,
-    --duration-min passes or Ctrl-C.
+    --duration-min passes or Ctrl-C. Serial buses are served on pseudo-terminals linked in
+    LINK_DIR, or with --bind on real serial devices (a USB-RS485 adapter wired to the device under
+    test) at the bus's baud rate, parity and stop bits; Modbus TCP devices listen on loopback
+    unless --listen names another address.
     """
     from roadside.clock import ScaledClock
     from sim.devices.errors import SimDeviceError
@@ -88,10 +136,20 @@ def run_cmd(
 
     if speed is not None and speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
+    bind, capture = _pairs(binds, "--bind"), _pairs(captures, "--capture")
+    address = _listen(listen)
     try:
         sc = load_scenario(scenario)
         clock = ScaledClock(sc.start, speed or sc.speed)
-        station = SimStation(sc, clock, link_dir, pacing=False if no_pacing else None)
+        station = SimStation(
+            sc,
+            clock,
+            link_dir,
+            pacing=False if no_pacing else None,
+            bind=bind,
+            listen=address,
+            capture=capture,
+        )
         station.start()
     except SimError as exc:
         raise click.ClickException(str(exc)) from None
