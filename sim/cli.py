@@ -193,6 +193,54 @@ def _announce(station: Any, state_path: Path, as_json: bool) -> None:
     click.echo(f"state {state_path}  control {station.control_path}")
 
 
+@main.command("replay")
+@click.argument("capture", type=click.Path(path_type=Path))
+@click.option(
+    "--link-dir", type=click.Path(path_type=Path), default=DEFAULT_LINK_DIR, show_default=True,
+    help="Directory for the replayed port's symlink (named as the captured bus's link).",
+)  # fmt: skip
+@click.option("--bind", "device", type=click.Path(path_type=Path), help="Serve on this device.")
+@click.option("--json", "as_json", is_flag=True, help="Print the port as one JSON object.")
+def replay_cmd(capture: Path, link_dir: Path, device: Path | None, as_json: bool) -> None:
+    """Serve the bus traffic recorded in CAPTURE (``run --capture``) as a device again.
+
+    Each recorded request is answered with what was recorded for it, in order; unsolicited output
+    is re-sent on its recorded times. Serves until Ctrl-C.
+    """
+    from sim.devices.capture import load_capture
+    from sim.devices.replay import replay_bus
+    from sim.errors import SimError
+
+    try:
+        cap = load_capture(capture)
+        t0 = time.monotonic()
+        start_s = cap.chunks[0].s if cap.chunks else 0.0
+        line = replay_bus(
+            cap,
+            link_dir / (cap.bus.link or cap.bus.name),
+            lambda: start_s + time.monotonic() - t0,
+            device,
+        )
+        line.start()
+    except SimError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the replay: {exc.strerror or exc}") from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    if as_json:
+        click.echo(json.dumps({"port": line.path, "bus": cap.bus.name, "kind": cap.bus.kind}))
+    else:
+        click.echo(f"replaying {capture} ({cap.bus.kind} bus {cap.bus.name}) on {line.path}")
+    try:
+        while True:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        line.stop()
+
+
 @main.command("fault")
 @click.argument("state_file", type=click.Path(path_type=Path))
 @click.argument("device")
