@@ -241,6 +241,62 @@ def replay_cmd(capture: Path, link_dir: Path, device: Path | None, as_json: bool
         line.stop()
 
 
+@main.command("qualify")
+@click.argument("run_file", type=click.Path(path_type=Path))
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("hil-results"), show_default=True,
+    help="Directory for scorecard.json, scorecard.html and the run's logs.",
+)  # fmt: skip
+@click.option(
+    "--listen", metavar="ADDRESS",
+    help="Address Modbus TCP devices listen on (overrides the run file; 0.0.0.0 for the LAN).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the scorecard as one JSON object.")
+def qualify_cmd(run_file: Path, out: Path, listen: str | None, as_json: bool) -> None:
+    """Qualify a device under test with RUN_FILE (TOML): simulator, faults, checkpoints, scorecard.
+
+    Serves the run's scenario on its ports, collects what the DUT reports (MQTT uplink, HTTP
+    status or SQLite buffer), and writes OUT/scorecard.json and OUT/scorecard.html. Exit status:
+    0 every checkpoint and warning target met, 1 the DUT failed one (or the run could not be
+    carried out), 2 a bad run file or option.
+    """
+    from sim.errors import SimError
+    from sim.hil.errors import RunFileError
+    from sim.hil.report import render_html
+    from sim.hil.run import HilRun
+    from sim.hil.runfile import load_run_file
+
+    address = None if listen is None else _listen(listen)
+    try:
+        spec = load_run_file(run_file)
+    except RunFileError as exc:
+        raise click.UsageError(str(exc)) from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    run = HilRun(spec, out / "work", listen=address)
+    total = int(spec.duration_s // 60)
+    try:
+        with run, click.progressbar(length=total, label="scenario minutes", file=None) as bar:
+            run.wait(lambda m: bar.update(int(m) - bar.pos))
+            run.stop()
+    except KeyboardInterrupt:
+        click.echo("interrupted: scoring what was collected", err=True)
+    except (SimError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    card = run.scorecard()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scorecard.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    assert run.observed is not None
+    (out / "scorecard.html").write_text(render_html(card, spec, run.observed), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(card))
+    else:
+        for c in card["checkpoints"]:
+            click.echo(f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['detail']}")
+        click.echo(f"scorecard {out / 'scorecard.json'}  page {out / 'scorecard.html'}")
+    raise SystemExit(0 if card["passed"] else 1)
+
+
 @main.command("fault")
 @click.argument("state_file", type=click.Path(path_type=Path))
 @click.argument("device")

@@ -92,7 +92,7 @@ def _diff(channel: str, a: float, b: float) -> float:
     return a - b
 
 
-def _accumulated(values: list[Value]) -> list[tuple[float, float]]:
+def accumulated(values: list[Value]) -> list[tuple[float, float]]:
     """A counter as rain since the first value; a drop (reset) re-bases instead of subtracting."""
     out, total, prev = [], 0.0, None
     for v in values:
@@ -119,7 +119,7 @@ def channel_stats(
     if not usable:
         return {**out, "bias": None, "rmse": None, "lag_s": None}
     if channel == "rain_total":  # rain since the first value, on both sides
-        pts = _accumulated(usable)
+        pts = accumulated(usable)
         base = truth(pts[0][0])
     else:
         pts = [(v.t_s, float(v.value)) for v in usable if v.value is not None]
@@ -293,11 +293,18 @@ def warning_table(
     crossings: dict[tuple[str, str], float],
     targets: dict[str, float],
     levels: dict[str, dict[str, dict[str, float]]],
+    end_s: float,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Lead/lag of the DUT's warnings on the truth's crossings, and unfounded warnings."""
+    """Lead/lag of the DUT's warnings on the truth's crossings, and unfounded warnings.
+
+    ``crossings`` covers the whole scenario: a level the DUT forecast within the run and the
+    truth reached only after it is a lead, not an unfounded warning.
+    """
     rows = []
     for (signal, level), t_truth in sorted(crossings.items(), key=lambda kv: kv[1]):
         t_dut = first_raise(obs, signal, level)
+        if t_truth > end_s and t_dut is None:  # after the run, and not forecast within it
+            continue
         lead = None if t_dut is None else round((t_truth - t_dut) / 60.0, 2)
         target = targets.get(signal)
         rows.append(
@@ -364,8 +371,9 @@ def scorecard(run: RunSpec, obs: Observed, end_s: float | None = None) -> dict[s
             channels.append({"sensor": sensor, "channel": channel, **stats})
     faults, kinds, false_flags = qc_table(obs.readings, windows, end)
     levels = signal_levels(run.scorecard.rainstorm_preset)
-    crossings = truth_crossings(truth_products(sc, end), levels)
-    warnings, unfounded = warning_table(obs, crossings, run.scorecard.lead_target_min, levels)
+    crossings = truth_crossings(truth_products(sc, sc.duration_s), levels)
+    targets = run.scorecard.lead_target_min
+    warnings, unfounded = warning_table(obs, crossings, targets, levels, end)
     checkpoints = [check(cp, obs, sc, end) for cp in run.checkpoints]
     return {
         "run": {
