@@ -51,6 +51,14 @@ class SerialPair:
         self.proc.wait(5)
 
 
+@pytest.fixture(scope="module")
+def bench_cable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SerialPair]:
+    """One socat pair for a whole module (a qualification run lasts the module)."""
+    pair = SerialPair(tmp_path_factory.mktemp("cable"), "rs485")
+    yield pair
+    pair.close()
+
+
 @pytest.fixture
 def serial_pair(tmp_path: Path) -> Iterator[Callable[[str], SerialPair]]:
     """``serial_pair(name)``: a socat pty pair under tmp_path, stopped after the test."""
