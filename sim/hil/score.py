@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from agent.warnings import (
     GALE_NATIONAL,
     LEVELS,
@@ -37,6 +39,7 @@ from sim.hil.runfile import Checkpoint, RunSpec
 from sim.spec import FaultSpec, Scenario
 
 LAGS_S = range(-300, 301, 5)
+GRID_S = 1.0
 STEP_S = 60.0
 GOOD_FLAGS = (0, 1, 3, 4, None)  # values the DUT keeps as usable (correct, suspect, corrected)
 DETECTED_FLAGS = (1, 2, 3, 4, 8)  # flags that say "something is wrong here"
@@ -86,9 +89,9 @@ def truth_of(sc: Scenario, channel: str) -> Callable[[float], float] | None:
     return table.get(channel)
 
 
-def _diff(channel: str, a: float, b: float) -> float:
+def _diff(channel: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if channel == "wind_dir":
-        return (a - b + 180.0) % 360.0 - 180.0
+        return np.asarray((a - b + 180.0) % 360.0 - 180.0)
     return a - b
 
 
@@ -124,18 +127,24 @@ def channel_stats(
     else:
         pts = [(v.t_s, float(v.value)) for v in usable if v.value is not None]
         base = 0.0
+    ts = np.array([t for t, _ in pts])
+    ys = np.array([y for _, y in pts])
+    # the truth on a 1 s grid covering every shift tried, interpolated between
+    grid = np.arange(ts.min() + LAGS_S[0] - GRID_S, ts.max() + LAGS_S[-1] + 2 * GRID_S, GRID_S)
+    ref = np.array([truth(float(t)) - base for t in grid])
+    if channel == "wind_dir":
+        ref = np.degrees(np.unwrap(np.radians(ref)))
 
-    def ref(t: float) -> float:
-        return truth(t) - base
+    def errors(shift: float) -> np.ndarray:
+        return _diff(channel, ys, np.interp(ts - shift, grid, ref))
 
     def rmse(shift: float) -> float:
-        return math.sqrt(sum(_diff(channel, y, ref(t - shift)) ** 2 for t, y in pts) / len(pts))
+        return float(np.sqrt(np.mean(errors(shift) ** 2)))
 
-    errors = [_diff(channel, y, ref(t)) for t, y in pts]
-    best = min(LAGS_S, key=lambda s: (rmse(s), abs(s)))
+    best = min(LAGS_S, key=lambda s: (round(rmse(s), 9), abs(s)))
     return {
         **out,
-        "bias": round(sum(errors) / len(errors), 4),
+        "bias": round(float(np.mean(errors(0.0))), 4),
         "rmse": round(rmse(0.0), 4),
         "lag_s": float(best),
     }
