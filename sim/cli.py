@@ -193,6 +193,81 @@ def _announce(station: Any, state_path: Path, as_json: bool) -> None:
     click.echo(f"state {state_path}  control {station.control_path}")
 
 
+@main.command("capture")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--master",
+    "master",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Serial device towards the master (gateway, logger).",
+)
+@click.option(
+    "--sensor",
+    "sensor",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Serial device towards the sensor.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["rtu", "ascii"]),
+    default="rtu",
+    show_default=True,
+    help="What the line carries (how a replay cuts requests).",
+)
+@click.option("--baudrate", type=int, default=9600, show_default=True)
+@click.option("--parity", type=click.Choice(["N", "E", "O"]), default="N", show_default=True)
+@click.option("--stopbits", type=click.Choice(["1", "2"]), default="1", show_default=True)
+@click.option(
+    "--turnaround-ms",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Turnaround a replay of this capture keeps.",
+)
+def capture_cmd(
+    out: Path,
+    master: Path,
+    sensor: Path,
+    kind: str,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
+    turnaround_ms: float,
+) -> None:
+    """Sit between a master and a real sensor: forward both ways and record to OUT.
+
+    Replay OUT later as a device with ``roadside-sim replay OUT``. Runs until Ctrl-C.
+    """  # fmt: skip
+    from sim.devices.errors import SimDeviceError
+    from sim.devices.tap import Tap
+    from sim.spec import BusSpec
+
+    if baudrate <= 0:
+        raise click.BadParameter("must be positive", param_hint="--baudrate")
+    bus = BusSpec(
+        "tap", kind, baudrate, parity=parity, stopbits=int(stopbits),  # type: ignore[arg-type]
+        turnaround_ms=turnaround_ms, link="ttyTAP",
+    )  # fmt: skip
+    tap = Tap(bus, master, sensor, out)
+    try:
+        tap.start()
+    except (OSError, SimDeviceError) as exc:
+        raise click.ClickException(f"cannot start the tap: {exc}") from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    try:
+        click.echo(f"capturing {master} <-> {sensor} to {out}")
+        while True:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        tap.stop()
+    click.echo(f"{tap.counts['rx']} bytes from the master, {tap.counts['tx']} from the sensor")
+
+
 @main.command("replay")
 @click.argument("capture", type=click.Path(path_type=Path))
 @click.option(
@@ -228,11 +303,11 @@ def replay_cmd(capture: Path, link_dir: Path, device: Path | None, as_json: bool
         raise click.ClickException(f"cannot serve the replay: {exc.strerror or exc}") from None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
-    if as_json:
-        click.echo(json.dumps({"port": line.path, "bus": cap.bus.name, "kind": cap.bus.kind}))
-    else:
-        click.echo(f"replaying {capture} ({cap.bus.kind} bus {cap.bus.name}) on {line.path}")
     try:
+        if as_json:
+            click.echo(json.dumps({"port": line.path, "bus": cap.bus.name, "kind": cap.bus.kind}))
+        else:
+            click.echo(f"replaying {capture} ({cap.bus.kind} bus {cap.bus.name}) on {line.path}")
         while True:
             time.sleep(0.2)
     except KeyboardInterrupt:

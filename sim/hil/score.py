@@ -1,10 +1,11 @@
 """The truth-versus-device scorecard: pure functions over the scenario and what the DUT reported.
 
-- **channels**: per sensor channel with a truth (depth, distance, rain, wind), over the values the
-  DUT kept as usable (flag not wrong or missing): bias and RMSE against the truth at each value's
-  time, the lag (the shift of the truth, -300..+300 s in 5 s steps, that fits best; positive: the
-  device is behind) and the missing share (minutes since its first reading without a usable value).
-  Rain totals are compared as rain accumulated since the first reading (a counter reset re-bases).
+- **channels**: per sensor channel with a truth (depth, distance, rain, wind), over the values
+  the DUT passed as good (correct, corrected or unchecked; not suspect, wrong or missing): bias
+  and RMSE against the truth at each value's time, the lag (the shift of the truth, -300..+300 s
+  in 5 s steps, that fits best; positive: the device is behind) and the missing share (minutes
+  since its first reading without a good value). Rain totals are compared as rain accumulated
+  since the first reading (a counter reset re-bases).
 - **faults / qc**: each injected fault is *detected* when the DUT flagged (suspect, wrong, missing,
   corrected) a reading of an affected device between its start and ``grace_min`` after its end;
   line-wide faults (``port_vanish``, ``slow_answer``) affect every device on the bus. Per fault
@@ -15,7 +16,8 @@
   the DUT's first raise to that level or higher; the lead in minutes (positive: the DUT was ahead)
   and whether it meets the run's target. Levels the DUT raised that the truth never reached are
   listed as unfounded.
-- **checkpoints**: the run file's statements, passed or failed, with what was seen.
+- **checkpoints**: the run file's statements, passed or failed, with what was seen (readings
+  *resume* with the first value after the fault, suspect or not).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sim.spec import FaultSpec, Scenario
 LAGS_S = range(-300, 301, 5)
 GRID_S = 1.0
 STEP_S = 60.0
-GOOD_FLAGS = (0, 1, 3, 4, None)  # values the DUT keeps as usable (correct, suspect, corrected)
+GOOD_FLAGS = (0, 3, 4, 9, None)  # values the DUT passes as good (correct, corrected, unchecked)
 DETECTED_FLAGS = (1, 2, 3, 4, 8)  # flags that say "something is wrong here"
 LINE_WIDE = ("port_vanish", "slow_answer")
 # The flag reasons (QC reasons and driver statuses) that belong to each fault kind.
@@ -353,10 +355,8 @@ def check(cp: Checkpoint, obs: Observed, sc: Scenario, end_s: float) -> dict[str
     ends = [e for e in ends if e < end_s]
     if not ends:
         return {"name": cp.name, "passed": False, "detail": f"no {cp.after} on {cp.device} ended"}
-    good = sorted(
-        v.t_s
-        for v in obs.readings
-        if v.sensor == cp.device and v.value is not None and v.flag in GOOD_FLAGS
+    good = sorted(  # any value counts: the first after a gap is rightly suspect
+        v.t_s for v in obs.readings if v.sensor == cp.device and v.value is not None
     )
     delays = [next((t - e for t in good if t >= e), None) for e in ends]
     ok = all(d is not None and d <= cp.within_s for d in delays)

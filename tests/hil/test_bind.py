@@ -151,3 +151,10 @@ def test_cli_refuses_a_bad_listen_address_and_a_bad_bind(tmp_path):
     gone = cli("run", "dry", "--link-dir", str(tmp_path), "--bind", "rs485-1=/dev/ttyUSB97")
     assert gone.returncode == 1 and "Traceback" not in gone.stderr
     assert "rs485-1" in gone.stderr and "/dev/ttyUSB97" in gone.stderr
+
+
+def test_capture_cli_names_the_device_it_cannot_open(tmp_path):
+    out = tmp_path / "c.capture"
+    done = cli("capture", str(out), "--master", "/dev/ttyUSB98", "--sensor", "/dev/ttyUSB99")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "/dev/ttyUSB98" in done.stderr

@@ -15,6 +15,7 @@ from roadside.clock import ManualClock
 from sim.devices.capture import load_capture
 from sim.devices.errors import CaptureError
 from sim.devices.replay import replay_bus
+from sim.devices.tap import Tap
 from sim.spec import BusSpec, DeviceSpec, FaultSpec
 from sim.station import SimStation
 from sim.testing import START, RampTruth, build_scenario
@@ -120,3 +121,29 @@ def test_replay_cli_serves_a_capture(tmp_path):
         text=True,
     )
     assert bad.returncode == 1 and "none.capture" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_tap_records_a_sensor_it_does_not_simulate_and_the_replay_reads_the_same(
+    tmp_path, serial_pair
+):
+    """The 'real sensor' is a simulator behind a serial cable; the tap sits between it and the
+    driver on two more cables, as a laptop between a field gateway and its sensor line would."""
+    field, lab = serial_pair("field"), serial_pair("lab")  # sensor side, master side
+    cap = tmp_path / "field.capture"
+    clock = ManualClock(START)
+    with SimStation(scenario(), clock, tmp_path / "s", bind={"rs485-1": field.sim}) as sensor:
+        tap = Tap(RTU, lab.sim, field.dut, cap).start()
+        try:
+            live = polls(sensor, clock, port=str(lab.dut))
+        finally:
+            tap.stop()
+        assert tap.counts["rx"] > 0 and tap.counts["tx"] > 0
+    assert {r[3].value for r in live} == {"ok", "crc_error"}
+    line = replay_bus(load_capture(cap), tmp_path / "lab2" / "ttyRS485-1", lambda: 0.0)
+    line.start()
+    try:
+        with SimStation(scenario(), ManualClock(START), tmp_path / "ep") as endpoints:
+            replayed = polls(endpoints, ManualClock(START), port=line.path)
+    finally:
+        line.stop()
+    assert replayed == live

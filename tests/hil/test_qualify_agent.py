@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
 RUN = """\
 [run]
 scenario = "{scenario}"
@@ -75,9 +74,7 @@ lead_target_min = {{ waterlogging = 0 }}
 @pytest.fixture(scope="module")
 def hil_run_file(bench_cable, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("run") / "qualify-agent.toml"
-    text = RUN.format(
-        scenario=DATA / "bench-storm.toml", sim_end=bench_cable.sim, dut_end=bench_cable.dut
-    )
+    text = RUN.format(scenario="hil-bench", sim_end=bench_cable.sim, dut_end=bench_cable.dut)
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -9,15 +9,14 @@ import pytest
 from sim.hil.errors import RunFileError
 from sim.hil.runfile import load_run_file
 
-DATA = Path(__file__).parent / "data"
-GOOD = f"""\
+GOOD = """\
 [run]
-scenario = "{DATA / "bench-storm.toml"}"
+scenario = "hil-bench"
 speed = 120
 duration_min = 90
 
 [ports]
-bind = {{ "rs485-1" = "/dev/ttyUSB0" }}
+bind = { "rs485-1" = "/dev/ttyUSB0" }
 
 [[faults]]
 device = "level"

@@ -9,7 +9,6 @@ import threading
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,6 @@ from roadside.clock import ManualClock
 from sim.hil.errors import DutError
 from sim.hil.observe import HttpPoller, read_buffer
 from sim.testing import START
-
-DATA = Path(__file__).parent / "data"
 
 
 def to_s(when):
@@ -118,9 +115,9 @@ def test_the_buffer_of_the_agent_read_back(tmp_path):
         read_buffer(tmp_path / "junk.db", to_s)
 
 
-RUN = f"""\
+RUN = """\
 [run]
-scenario = "{DATA / "bench-storm.toml"}"
+scenario = "hil-bench"
 speed = 120
 duration_min = 12
 
