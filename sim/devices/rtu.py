@@ -141,15 +141,15 @@ class RtuBus(SerialLine):
     def _transmit(self, reply: bytes, when: float) -> None:
         end = self.send(reply, when)
         self.counts["answered"] += 1
-        # a UART reports no end of transmission: count silence from the hand-over, so a master
-        # that answers as soon as it has the bytes is not taken for one talking over the line
-        self._last_frame_end = end if self.pacing and not self.port.uart else time.monotonic()
+        if self.port.uart:  # the master hears the answer only once it is off the wire: it
+            return  # cannot talk over it, and the UART does not say when it ended anyway
+        self._last_frame_end = end if self.pacing else time.monotonic()
         self._collect_during(end)
 
     def _collect_during(self, end: float) -> None:
         """Bytes a master wrote while the answer was still on the wire arrived by ``end``."""
         fd = self.port.master_fd
-        if fd is None or not self.pacing or self.port.uart:
+        if fd is None or not self.pacing:
             return
         try:
             data = os.read(fd, 4096)

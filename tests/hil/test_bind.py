@@ -158,3 +158,17 @@ def test_capture_cli_names_the_device_it_cannot_open(tmp_path):
     done = cli("capture", str(out), "--master", "/dev/ttyUSB98", "--sensor", "/dev/ttyUSB99")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "/dev/ttyUSB98" in done.stderr
+
+
+def test_two_requests_back_to_back_on_a_bound_line_are_one_bad_frame(bound, tmp_path):
+    from sim.devices import modbus
+
+    st = bound[0]
+    dut_end = st.bind["rs485-1"].with_name("rs485-dut")
+    request = modbus.rtu_frame(1, bytes([3, 0, 0, 0, 1]))
+    with serial.Serial(str(dut_end), 19200, stopbits=2, timeout=0.5) as ser:
+        ser.write(request + request)
+        assert ser.read(64) == b""  # merged: the CRC fails, nobody answers
+        ser.write(request)
+        assert ser.read(5)[:1] == bytes([1])  # alone, it is answered (here: an exception)
+    assert st.buses["rs485-1"].counts["bad_crc"] >= 1  # type: ignore[union-attr]
