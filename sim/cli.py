@@ -50,6 +50,36 @@ def _state(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, Path]:
+    """``BUS=PATH`` options as a dict; one-line usage errors for anything else."""
+    out: dict[str, Path] = {}
+    for text in values:
+        bus, sep, path = text.partition("=")
+        if not sep or not bus or not path:
+            raise click.BadParameter(f"{text!r} is not BUS=PATH", param_hint=option)
+        if bus in out:
+            raise click.BadParameter(f"bus {bus!r} given twice", param_hint=option)
+        out[bus] = Path(path)
+    return out
+
+
+def _listen(address: str | None) -> str:
+    """The address TCP devices listen on: loopback unless ``--listen`` names an IPv4 address."""
+    import ipaddress
+
+    from sim.devices.tcp import LOOPBACK
+
+    if address is None:
+        return LOOPBACK
+    try:
+        return str(ipaddress.IPv4Address(address))
+    except ValueError:
+        raise click.BadParameter(
+            f"{address!r} is not an IPv4 address (e.g. 0.0.0.0 for every interface)",
+            param_hint="--listen",
+        ) from None
+
+
 @main.command("run")
 @click.argument("scenario")
 @click.option("--speed", type=float, help="Scenario seconds per real second (default: scenario's).")
@@ -67,6 +97,18 @@ def _state(path: Path) -> dict[str, Any]:
 )
 @click.option("--no-pacing", is_flag=True, help="Serve bytes at once instead of at the baud rate.")
 @click.option("--duration-min", type=float, help="Stop after this many scenario minutes.")
+@click.option(
+    "--bind", "binds", multiple=True, metavar="BUS=DEVICE",
+    help="Serve serial BUS on a real serial device (e.g. rs485-1=/dev/ttyUSB0); repeatable.",
+)  # fmt: skip
+@click.option(
+    "--listen", metavar="ADDRESS",
+    help="Address Modbus TCP devices listen on (default 127.0.0.1; 0.0.0.0 for the lab LAN).",
+)  # fmt: skip
+@click.option(
+    "--capture", "captures", multiple=True, metavar="BUS=FILE",
+    help="Record serial BUS's traffic (both directions, timed) to FILE; repeatable.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON object.")
 def run_cmd(
     scenario: str,
@@ -75,12 +117,18 @@ def run_cmd(
     state_file: Path | None,
     no_pacing: bool,
     duration_min: float | None,
+    binds: tuple[str, ...],
+    listen: str | None,
+    captures: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Start a simulated station for SCENARIO (a bundled name or a file) and run it.
 
     Prints where each device is (port, slave address, profile) and serves until the scenario ends,
-    --duration-min passes or Ctrl-C.
+    --duration-min passes or Ctrl-C. Serial buses are served on pseudo-terminals linked in
+    LINK_DIR, or with --bind on real serial devices (a USB-RS485 adapter wired to the device under
+    test) at the bus's baud rate, parity and stop bits; Modbus TCP devices listen on loopback
+    unless --listen names another address.
     """
     from roadside.clock import ScaledClock
     from sim.devices.errors import SimDeviceError
@@ -90,10 +138,20 @@ def run_cmd(
 
     if speed is not None and speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
+    bind, capture = _pairs(binds, "--bind"), _pairs(captures, "--capture")
+    address = _listen(listen)
     try:
         sc = load_scenario(scenario)
         clock = ScaledClock(sc.start, speed or sc.speed)
-        station = SimStation(sc, clock, link_dir, pacing=False if no_pacing else None)
+        station = SimStation(
+            sc,
+            clock,
+            link_dir,
+            pacing=False if no_pacing else None,
+            bind=bind,
+            listen=address,
+            capture=capture,
+        )
         station.start()
     except SimError as exc:
         raise click.ClickException(str(exc)) from None
@@ -135,6 +193,185 @@ def _announce(station: Any, state_path: Path, as_json: bool) -> None:
         slave = "-" if ep.slave is None else str(ep.slave)
         click.echo(f"  {ep.device:<12} {ep.port:<40} slave {slave:<4} {ep.profile}")
     click.echo(f"state {state_path}  control {station.control_path}")
+
+
+@main.command("capture")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--master",
+    "master",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Serial device towards the master (gateway, logger).",
+)
+@click.option(
+    "--sensor",
+    "sensor",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Serial device towards the sensor.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["rtu", "ascii"]),
+    default="rtu",
+    show_default=True,
+    help="What the line carries (how a replay cuts requests).",
+)
+@click.option("--baudrate", type=int, default=9600, show_default=True)
+@click.option("--parity", type=click.Choice(["N", "E", "O"]), default="N", show_default=True)
+@click.option("--stopbits", type=click.Choice(["1", "2"]), default="1", show_default=True)
+@click.option(
+    "--turnaround-ms",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Turnaround a replay of this capture keeps.",
+)
+def capture_cmd(
+    out: Path,
+    master: Path,
+    sensor: Path,
+    kind: str,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
+    turnaround_ms: float,
+) -> None:
+    """Sit between a master and a real sensor: forward both ways and record to OUT.
+
+    Replay OUT later as a device with ``roadside-sim replay OUT``. Runs until Ctrl-C.
+    """  # fmt: skip
+    from sim.devices.errors import SimDeviceError
+    from sim.devices.tap import Tap
+    from sim.spec import BusSpec
+
+    if baudrate <= 0:
+        raise click.BadParameter("must be positive", param_hint="--baudrate")
+    bus = BusSpec(
+        "tap", kind, baudrate, parity=parity, stopbits=int(stopbits),  # type: ignore[arg-type]
+        turnaround_ms=turnaround_ms, link="ttyTAP",
+    )  # fmt: skip
+    tap = Tap(bus, master, sensor, out)
+    try:
+        tap.start()
+    except (OSError, SimDeviceError) as exc:
+        raise click.ClickException(f"cannot start the tap: {exc}") from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    try:
+        click.echo(f"capturing {master} <-> {sensor} to {out}")
+        while True:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        tap.stop()
+    click.echo(f"{tap.counts['rx']} bytes from the master, {tap.counts['tx']} from the sensor")
+
+
+@main.command("replay")
+@click.argument("capture", type=click.Path(path_type=Path))
+@click.option(
+    "--link-dir", type=click.Path(path_type=Path), default=DEFAULT_LINK_DIR, show_default=True,
+    help="Directory for the replayed port's symlink (named as the captured bus's link).",
+)  # fmt: skip
+@click.option("--bind", "device", type=click.Path(path_type=Path), help="Serve on this device.")
+@click.option("--json", "as_json", is_flag=True, help="Print the port as one JSON object.")
+def replay_cmd(capture: Path, link_dir: Path, device: Path | None, as_json: bool) -> None:
+    """Serve the bus traffic recorded in CAPTURE (``run --capture``) as a device again.
+
+    Each recorded request is answered with what was recorded for it, in order; unsolicited output
+    is re-sent on its recorded times. Serves until Ctrl-C.
+    """
+    from sim.devices.capture import load_capture
+    from sim.devices.replay import replay_bus
+    from sim.errors import SimError
+
+    try:
+        cap = load_capture(capture)
+        t0 = time.monotonic()
+        start_s = cap.chunks[0].s if cap.chunks else 0.0
+        line = replay_bus(
+            cap,
+            link_dir / (cap.bus.link or cap.bus.name),
+            lambda: start_s + time.monotonic() - t0,
+            device,
+        )
+        line.start()
+    except SimError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the replay: {exc.strerror or exc}") from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    try:
+        if as_json:
+            click.echo(json.dumps({"port": line.path, "bus": cap.bus.name, "kind": cap.bus.kind}))
+        else:
+            click.echo(f"replaying {capture} ({cap.bus.kind} bus {cap.bus.name}) on {line.path}")
+        while True:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        line.stop()
+
+
+@main.command("qualify")
+@click.argument("run_file", type=click.Path(path_type=Path))
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("hil-results"), show_default=True,
+    help="Directory for scorecard.json, scorecard.html and the run's logs.",
+)  # fmt: skip
+@click.option(
+    "--listen", metavar="ADDRESS",
+    help="Address Modbus TCP devices listen on (overrides the run file; 0.0.0.0 for the LAN).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the scorecard as one JSON object.")
+def qualify_cmd(run_file: Path, out: Path, listen: str | None, as_json: bool) -> None:
+    """Qualify a device under test with RUN_FILE (TOML): simulator, faults, checkpoints, scorecard.
+
+    Serves the run's scenario on its ports, collects what the DUT reports (MQTT uplink, HTTP
+    status or SQLite buffer), and writes OUT/scorecard.json and OUT/scorecard.html. Exit status:
+    0 every checkpoint and warning target met, 1 the DUT failed one (or the run could not be
+    carried out), 2 a bad run file or option.
+    """
+    from sim.errors import SimError
+    from sim.hil.errors import RunFileError
+    from sim.hil.report import render_html
+    from sim.hil.run import HilRun
+    from sim.hil.runfile import load_run_file
+
+    address = None if listen is None else _listen(listen)
+    try:
+        spec = load_run_file(run_file)
+    except RunFileError as exc:
+        raise click.UsageError(str(exc)) from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    run = HilRun(spec, out / "work", listen=address)
+    total = int(spec.duration_s // 60)
+    try:
+        with run, click.progressbar(length=total, label="scenario minutes", file=None) as bar:
+            run.wait(lambda m: bar.update(int(m) - bar.pos))
+            run.stop()
+    except KeyboardInterrupt:
+        click.echo("interrupted: scoring what was collected", err=True)
+    except (SimError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    card = run.scorecard()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scorecard.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    assert run.observed is not None
+    (out / "scorecard.html").write_text(render_html(card, spec, run.observed), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(card))
+    else:
+        for c in card["checkpoints"]:
+            click.echo(f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['detail']}")
+        click.echo(f"scorecard {out / 'scorecard.json'}  page {out / 'scorecard.html'}")
+    raise SystemExit(0 if card["passed"] else 1)
 
 
 @main.command("fault")

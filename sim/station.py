@@ -2,7 +2,8 @@
 
 ``SimStation(scenario, clock, link_dir)`` builds one :class:`~sim.devices.device.SimDevice` per
 scenario device, puts them on their buses (RTU and ASCII buses on pseudo-terminals published as
-symlinks in ``link_dir``, Modbus TCP on loopback ports) and answers with the truth at scenario time
+symlinks in ``link_dir``, or on real serial devices named by ``bind``; Modbus TCP on loopback
+ports, or on the ``listen`` address) and answers with the truth at scenario time
 ``clock.now() - scenario.start``. Faults come from the scenario or from :meth:`SimStation.inject`;
 a monitor thread fires counter resets and makes ports vanish and return on schedule.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,12 @@ from drivers.errors import ProfileError
 from drivers.profile import load_profile
 from roadside.clock import Clock, ScaledClock
 from sim.devices.ascii import AsciiBus
+from sim.devices.capture import CaptureWriter
 from sim.devices.device import SimDevice
 from sim.devices.errors import FaultRequestError, PortOpenError, StationConfigError
 from sim.devices.faults import FaultBoard, check_kind, check_params
 from sim.devices.rtu import RtuBus
-from sim.devices.tcp import TcpBus
+from sim.devices.tcp import LOOPBACK, TcpBus
 from sim.spec import Scenario
 
 BUS_KINDS = {"modbus": ("rtu", "tcp"), "windsonic": ("ascii",), "wxt": ("ascii",)}
@@ -35,7 +38,8 @@ Bus = RtuBus | AsciiBus | TcpBus
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a driver finds a device: ``port`` is a pty symlink path or ``tcp://127.0.0.1:PORT``."""
+    """Where a driver finds a device: ``port`` is a pty symlink path, the bound serial device (the
+    simulator's end of the cable) or ``tcp://HOST:PORT``."""
 
     device: str
     profile: str
@@ -49,9 +53,21 @@ class SimStation:
     """The scenario's devices, live on their ports."""
 
     def __init__(
-        self, scenario: Scenario, clock: Clock, link_dir: Path, *, pacing: bool | None = None
+        self,
+        scenario: Scenario,
+        clock: Clock,
+        link_dir: Path,
+        *,
+        pacing: bool | None = None,
+        bind: Mapping[str, Path] | None = None,
+        listen: str = LOOPBACK,
+        capture: Mapping[str, Path] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.bind = {name: Path(dev) for name, dev in (bind or {}).items()}
+        self.listen = listen
+        self.capture = {name: Path(p) for name, p in (capture or {}).items()}
+        self._captures: list[CaptureWriter] = []
         self.clock = clock
         self.link_dir = Path(link_dir)
         self.devices: dict[str, SimDevice] = {}
@@ -95,6 +111,16 @@ class SimStation:
         for f in sc.faults:
             if f.device not in self.devices:
                 raise StationConfigError(f"{where}: fault on unknown device {f.device!r}")
+        for option, names in (("--bind", self.bind), ("--capture", self.capture)):
+            for name in names:
+                if name not in specs:
+                    known = ", ".join(sorted(specs)) or "none"
+                    raise StationConfigError(f"{option} {name}: no such bus (buses: {known})")
+                if specs[name].kind == "tcp":
+                    raise StationConfigError(
+                        f"{option} {name}: a Modbus TCP bus has no serial line "
+                        "(use --listen for its address)"
+                    )
         for spec in sc.buses:
             members = [dev for dev in self.devices.values() if dev.spec.bus == spec.name]
             addressed = [dev for dev in members if dev.profile.device.protocol != "windsonic"]
@@ -107,12 +133,13 @@ class SimStation:
             paced = spec.pacing if pacing is None else pacing
             link = self.link_dir / (spec.link or spec.name)
             bus: Bus
+            device = self.bind.get(spec.name)
             if spec.kind == "rtu":
-                bus = RtuBus(spec, members, link, self.scenario_time, paced)
+                bus = RtuBus(spec, members, link, self.scenario_time, paced, device)
             elif spec.kind == "ascii":
-                bus = AsciiBus(spec, members, link, self.scenario_time, paced, self.clock)
+                bus = AsciiBus(spec, members, link, self.scenario_time, paced, self.clock, device)
             else:
-                bus = TcpBus(spec, members, self.scenario_time)
+                bus = TcpBus(spec, members, self.scenario_time, self.listen)
             self.buses[spec.name] = bus
 
     # -- time ----------------------------------------------------------------------------------
@@ -124,6 +151,11 @@ class SimStation:
     def start(self) -> SimStation:
         """Open every port and start serving; fills :attr:`endpoints`."""
         self.link_dir.mkdir(parents=True, exist_ok=True)
+        for name, path in self.capture.items():
+            line = self.buses[name]
+            assert not isinstance(line, TcpBus)  # refused in _build
+            line.capture = CaptureWriter(path, line.spec, self.scenario_time)
+            self._captures.append(line.capture)
         started: list[Bus] = []
         for name, bus in self.buses.items():
             try:
@@ -131,6 +163,8 @@ class SimStation:
             except OSError as exc:
                 for other in started:
                     other.stop()
+                for cap in self._captures:
+                    cap.close()
                 where = getattr(bus, "path", name)
                 raise PortOpenError(
                     f"bus {name!r}: cannot open {where}: {exc.strerror or exc}"
@@ -161,6 +195,8 @@ class SimStation:
             self._control = None
         for bus in self.buses.values():
             bus.stop()
+        for cap in self._captures:
+            cap.close()
 
     def __enter__(self) -> SimStation:
         return self.start()

@@ -5,6 +5,7 @@ Run a station from the shell::
     roadside-sim run storm-5y-2h --link-dir /tmp/roadside-sim      # prints port, slave, profile
     roadside-sim fault /tmp/roadside-sim/state.json level no_answer --duration 300
     roadside-sim clear /tmp/roadside-sim/state.json level
+    roadside-sim run hil-bench --bind rs485-1=/dev/ttyUSB0 --listen 0.0.0.0   # real ports
 
 or from Python (tests, benchmarks)::
 
@@ -23,7 +24,10 @@ Layers, each knowing one thing:
 - ``registers`` / ``modbus``: profile -> register image; Modbus PDUs and RTU/TCP framing
 - ``windsonic`` / ``wxt``: the ASCII protocols
 - ``pty`` / ``line`` / ``timing``: pseudo-terminals that can vanish, wire-time pacing
+- ``serialport``: a real serial device a bus is bound to (``run --bind``; the UART paces)
 - ``rtu`` / ``ascii`` / ``tcp``: buses serving devices; ``control``: the running sim's socket
+- ``capture`` / ``replay`` / ``tap``: a bus's traffic recorded, served again, or tapped from a
+  field line between a master and a real sensor
 """
 
 from sim.devices.timing import (

@@ -33,8 +33,9 @@ class AsciiBus(SerialLine):
         now_s: Callable[[], float],
         pacing: bool,
         clock: Clock,
+        device: Path | None = None,
     ) -> None:
-        super().__init__(spec, link, now_s, pacing)
+        super().__init__(spec, link, now_s, pacing, device)
         self.sonics = [WindSonic(d) for d in devices if d.profile.device.protocol == "windsonic"]
         self.polled = [Wxt(d) for d in devices if d.profile.device.protocol == "wxt"]
         fastest = FRAME_BYTES * self.char_s * 1.05 if pacing else 0.002
@@ -50,7 +51,8 @@ class AsciiBus(SerialLine):
         return self._next_emit if self.sonics else super().next_deadline()
 
     def on_bytes(self, data: bytes, now: float) -> None:
-        self._wire_end = max(now, self._wire_end) + len(data) * self.char_s
+        wire = 0.0 if self.port.uart else len(data) * self.char_s  # a UART delivers them crossed
+        self._wire_end = max(now, self._wire_end) + wire
         self._line += data
         while b"\n" in self._line:
             raw, _, rest = bytes(self._line).partition(b"\n")

@@ -5,7 +5,8 @@
         ├── StationConfigError  the scenario's buses and devices do not fit together (names device)
         ├── PortOpenError       a bus's pty, link or TCP port cannot be opened (names bus and port)
         ├── FaultRequestError   inject/clear asked for an unknown device, kind or parameter
-        └── ControlError        a running simulator's control socket is unreachable or refused
+        ├── ControlError        a running simulator's control socket is unreachable or refused
+        └── CaptureError        a capture file cannot be written, read or replayed (names line)
 
 Bad bytes from a driver never raise: a slave that cannot parse a frame stays silent, as on a bus.
 """
@@ -33,3 +34,7 @@ class FaultRequestError(SimDeviceError):
 
 class ControlError(SimDeviceError):
     """The control socket of a running simulator cannot be reached or refused a command."""
+
+
+class CaptureError(SimDeviceError):
+    """A capture file cannot be written, read or replayed."""

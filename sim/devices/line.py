@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sim.devices.capture import CaptureWriter
 from sim.devices.pty import PtyLink
+from sim.devices.serialport import SerialDevice
 from sim.devices.timing import char_time_s, paced_write, silence_s, write_some
 from sim.spec import BusSpec
 
@@ -28,9 +30,18 @@ class SerialLine:
 
     IDLE_S = 0.2  # longest wait when nothing is due
 
-    def __init__(self, spec: BusSpec, link: Path, now_s: Callable[[], float], pacing: bool) -> None:
+    def __init__(
+        self,
+        spec: BusSpec,
+        link: Path,
+        now_s: Callable[[], float],
+        pacing: bool,
+        device: Path | None = None,
+    ) -> None:
         self.spec = spec
-        self.port = PtyLink(link)
+        self.port: PtyLink | SerialDevice = (
+            PtyLink(link) if device is None else SerialDevice(device, spec)
+        )
         self.now_s = now_s
         self.pacing = pacing
         self.char_s = char_time_s(spec)
@@ -40,6 +51,7 @@ class SerialLine:
         self._want_open = True
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name=f"sim-bus-{spec.name}", daemon=True)
+        self.capture: CaptureWriter | None = None  # records both directions when set
 
     @property
     def path(self) -> str:
@@ -82,7 +94,12 @@ class SerialLine:
 
     def _sync_port(self) -> None:
         if self._want_open and not self.port.is_open:
-            self.port.open()
+            try:
+                self.port.open()
+            except OSError as exc:  # a bound adapter unplugged: try again on the next pass
+                log.warning("bus %s: cannot reopen %s: %s", self.spec.name, self.path, exc)
+                self._stop.wait(self.IDLE_S)
+                return
             self.on_reopen()
         elif not self._want_open and self.port.is_open:
             self.port.close()
@@ -93,11 +110,16 @@ class SerialLine:
         if fd is None or not data:
             return time.monotonic()
         self.port.drop_stale()
+        self._sleep_until(not_before)
+        if self.capture is not None:
+            self.capture.record("tx", data)
         if not self.pacing:
-            self._sleep_until(not_before)
             write_some(fd, data)
             return time.monotonic()
-        self._sleep_until(not_before)
+        if self.port.uart:  # the UART sends the frame at the baud rate, no gap inside it
+            start = time.monotonic()
+            write_some(fd, data)
+            return start + len(data) * self.char_s
         return paced_write(fd, data, self.char_s, time.monotonic(), self._stop)
 
     def _sleep_until(self, when: float) -> None:
@@ -120,6 +142,8 @@ class SerialLine:
                 except OSError:
                     data = b""
                 if data:
+                    if self.capture is not None:
+                        self.capture.record("rx", data)
                     self._guard(self.on_bytes, data, time.monotonic())
             self._guard(self.on_idle, time.monotonic())
 

@@ -21,6 +21,8 @@ STALE_BYTES = 1024
 class PtyLink:
     """One pseudo-terminal pair with its slave path published as ``link``."""
 
+    uart = False  # nothing paces the bytes: the line releases them at the character rate
+
     def __init__(self, link: Path) -> None:
         self.link = link
         self.master_fd: int | None = None

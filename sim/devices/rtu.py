@@ -38,8 +38,9 @@ class RtuBus(SerialLine):
         link: Path,
         now_s: Callable[[], float],
         pacing: bool,
+        device: Path | None = None,
     ) -> None:
-        super().__init__(spec, link, now_s, pacing)
+        super().__init__(spec, link, now_s, pacing, device)
         self.slaves = {d.slave: d for d in devices}
         self.counts = {"frames": 0, "bad_crc": 0, "merged": 0, "answered": 0, "ignored": 0}
         self._buf = bytearray()
@@ -66,10 +67,14 @@ class RtuBus(SerialLine):
         if not self.pacing:
             self._buf += data
             return
-        start = max(now, self._wire_end)
+        if self.port.uart:  # the UART hands bytes over once they have crossed the wire
+            start = end = now
+        else:
+            start = max(now, self._wire_end)
+            end = start + len(data) * self.char_s
         if not self._buf:
             self._after_silence = start - self._last_frame_end >= self.silence_s
-        self._wire_end = start + len(data) * self.char_s
+        self._wire_end = end
         self._buf += data
 
     def on_idle(self, now: float) -> None:
@@ -136,6 +141,8 @@ class RtuBus(SerialLine):
     def _transmit(self, reply: bytes, when: float) -> None:
         end = self.send(reply, when)
         self.counts["answered"] += 1
+        if self.port.uart:  # the master hears the answer only once it is off the wire: it
+            return  # cannot talk over it, and the UART does not say when it ended anyway
         self._last_frame_end = end if self.pacing else time.monotonic()
         self._collect_during(end)
 

@@ -1,4 +1,7 @@
-"""Modbus TCP slaves on a loopback port (MBAP framing), with the same faults as on a serial bus.
+"""Modbus TCP slaves on a port (MBAP framing), with the same faults as on a serial bus.
+
+Devices listen on loopback unless the operator names another address (``run --listen 0.0.0.0``
+for a gateway on the lab LAN).
 
 One :class:`TcpBus` is one listening endpoint; the unit identifier picks the device, like a
 gateway in front of an RS-485 line (an unknown unit gets exception 0x0B, gateway target failed to
@@ -22,6 +25,7 @@ from sim.devices.faults import answering_address, mangle, reply_delay_s, silence
 from sim.spec import BusSpec
 
 GATEWAY_NO_RESPONSE = 0x0B
+LOOPBACK = "127.0.0.1"  # where devices listen unless ``run --listen`` names another address
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
@@ -68,10 +72,17 @@ class _Handler(socketserver.BaseRequestHandler):
 class TcpBus:
     """Modbus TCP devices behind one loopback listener."""
 
-    def __init__(self, spec: BusSpec, devices: list[SimDevice], now_s: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        spec: BusSpec,
+        devices: list[SimDevice],
+        now_s: Callable[[], float],
+        host: str = LOOPBACK,
+    ) -> None:
         self.spec = spec
         self.slaves = {d.slave: d for d in devices}
         self.now_s = now_s
+        self.host = host
         self.tcp_port = spec.port
         self._server: _Server | None = None
         self._conns: set[socket.socket] = set()
@@ -79,7 +90,7 @@ class TcpBus:
 
     @property
     def path(self) -> str:
-        return f"tcp://127.0.0.1:{self.tcp_port}"
+        return f"tcp://{self.host}:{self.tcp_port}"
 
     @property
     def present(self) -> bool:
@@ -106,7 +117,7 @@ class TcpBus:
                     sock.shutdown(socket.SHUT_RDWR)
 
     def _listen(self) -> None:
-        server = _Server(("127.0.0.1", self.tcp_port), _Handler)
+        server = _Server((self.host, self.tcp_port), _Handler)
         server.bus = self
         self.tcp_port = server.server_address[1]
         threading.Thread(
