@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import click
 
 
@@ -97,3 +100,175 @@ def _failure(message: str, exit_code: int) -> click.ClickException:
     err = click.ClickException(message)
     err.exit_code = exit_code  # type: ignore[misc]
     return err
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    """``1-247`` or ``1,2,10-20`` as addresses."""
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if sep else int(lo)
+            if not 0 <= first <= last <= 247:
+                raise ValueError
+            out.update(range(first, last + 1))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected addresses like 1-247 or 1,2,10-20") from None
+    return tuple(sorted(out))
+
+
+@main.command("ports")
+@click.argument("extra", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+def ports_cmd(extra: tuple[str, ...], as_json: bool) -> None:
+    """List serial ports: USB vendor:product, serial number, and which process holds each.
+
+    EXTRA paths (pty links, /dev/serial/by-id/...) are listed too. Exit codes: 0 ok.
+    """
+    import json
+
+    from provisioning.ports import list_ports
+
+    found = list_ports(extra)
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in found]))
+        return
+    if not found:
+        click.echo("no serial ports")
+        return
+    for p in found:
+        usb = f"{p.vid}:{p.pid}" if p.vid else "-"
+        who = ", ".join(p.in_use_by) or "free"
+        click.echo(
+            f"{p.device:<28} {usb:<10} {p.serial_number or '-':<14} {who:<24} {p.description}"
+        )
+
+
+@main.command("scan")
+@click.argument("port", required=False)
+@click.option("--tcp", "tcp", metavar="HOST[:PORT]", help="Scan a Modbus TCP endpoint instead.")
+@click.option(
+    "--baud", "bauds", multiple=True, type=click.IntRange(min=300), help="Baud rate (repeatable)."
+)
+@click.option(
+    "--parity", "parities", multiple=True, type=click.Choice(["N", "E", "O"]), help="Repeatable."
+)
+@click.option("--ids", default="1-247", show_default=True, help="Slave addresses to sweep.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.005),
+    default=0.1,
+    show_default=True,
+    help="Seconds to wait for each answer.",
+)
+@click.option(
+    "--listen",
+    type=click.FloatRange(min=0),
+    default=1.2,
+    show_default=True,
+    help="Seconds to listen for unsolicited ASCII output at each setting.",
+)
+@click.option("--thorough", is_flag=True, help="Sweep every address at every setting.")
+@click.option("--no-ascii", is_flag=True, help="Do not listen for or poll ASCII sensors.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def scan_cmd(
+    port: str | None,
+    tcp: str | None,
+    bauds: tuple[int, ...],
+    parities: tuple[str, ...],
+    ids: str,
+    timeout: float,
+    listen: float,
+    thorough: bool,
+    no_ascii: bool,
+    as_json: bool,
+) -> None:
+    """Find the devices on PORT (or --tcp HOST): address, baud rate, parity and profile.
+
+    Settings where nothing answers the profiles' default addresses are left after the quick
+    probe; where something answers, every address in --ids is asked (--thorough: everywhere).
+    Exit codes: 0 devices found, 1 none, 2 usage, 5 port missing, 6 not permitted, 7 unusable.
+    """
+    import json
+    import time
+
+    from provisioning.read import EXIT_CODES, EXIT_PORT_UNUSABLE
+    from provisioning.scan import BAUDRATES, PARITIES, ScanError, ScanPlan, scan_serial, scan_tcp
+
+    if (port is None) == (tcp is None):
+        raise click.UsageError("give either PORT or --tcp HOST[:PORT]")
+    plan = ScanPlan(
+        baudrates=bauds or BAUDRATES,
+        parities=parities or PARITIES,  # type: ignore[arg-type]
+        ids=_ids(ids),
+        timeout_s=timeout,
+        listen_s=listen,
+        thorough=thorough,
+        ascii=not no_ascii,
+    )
+    started = time.monotonic()
+    try:
+        with _progress_bar("scanning") as progress:
+            if tcp is not None:
+                host, _, number = tcp.partition(":")
+                if number and not number.isdigit():
+                    raise click.BadParameter(f"{tcp!r}: expected HOST[:PORT]", param_hint="--tcp")
+                found = scan_tcp(host, int(number or 502), plan, progress=progress)
+            else:
+                assert port is not None
+                found = scan_serial(port, plan, progress=progress)
+    except ScanError as exc:
+        raise _failure(str(exc), EXIT_CODES.get(exc.reason, EXIT_PORT_UNUSABLE)) from None
+    elapsed = time.monotonic() - started
+    where = port or f"tcp://{tcp}"
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "port": where,
+                    "seconds": round(elapsed, 2),
+                    "devices": [f.as_dict() for f in found],
+                }
+            )
+        )
+    else:
+        click.echo(f"{where}: {len(found)} device(s) in {elapsed:.1f} s")
+        for f in found:
+            slave = "-" if f.slave is None else str(f.slave)
+            line = "-" if f.baudrate is None else f"{f.baudrate} 8{f.parity}1"
+            name = f.profile or "(unknown)"
+            also = f"  (also matches {', '.join(f.candidates)})" if f.candidates else ""
+            click.echo(f"  {f.protocol:<6} slave {slave:<4} {line:<10} {name}{also} {f.detail}")
+    if not found:
+        raise _failure(f"{where}: no device answered", 1)
+
+
+def _progress_bar(what: str) -> Any:
+    """A rich progress bar with ETA on stderr, driven through a :class:`scan.Progress`."""
+    import contextlib
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from provisioning.scan import Progress as Hooks
+
+    @contextlib.contextmanager
+    def bar() -> Iterator[Hooks]:
+        console = Console(stderr=True)
+        with Progress(
+            TextColumn(f"{what} {{task.description}}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        ) as bar:
+            task = bar.add_task("", total=0)
+            yield Hooks(
+                grow=lambda n: bar.update(task, total=(bar.tasks[0].total or 0) + n),
+                step=lambda text: bar.update(task, advance=1, description=text),
+            )
+
+    return bar()

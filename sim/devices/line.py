@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sim.devices.pty import PtyLink
 from sim.devices.timing import char_time_s, paced_write, silence_s, write_some
+from sim.devices.uart import garble, line_matches
 from sim.spec import BusSpec
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class SerialLine:
         if fd is None or not data:
             return time.monotonic()
         self.port.drop_stale()
+        if not line_matches(fd, self.spec):  # the driver listens at other settings: noise
+            data = garble(data)
         if not self.pacing:
             self._sleep_until(not_before)
             write_some(fd, data)
@@ -119,6 +122,8 @@ class SerialLine:
                     data = os.read(fd, 4096)
                 except OSError:
                     data = b""
+                if data and not line_matches(fd, self.spec):
+                    data = garble(data)
                 if data:
                     self._guard(self.on_bytes, data, time.monotonic())
             self._guard(self.on_idle, time.monotonic())
