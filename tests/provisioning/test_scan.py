@@ -24,7 +24,7 @@ def _devices(doc: Any) -> set[tuple[Any, ...]]:
     return {(d["profile"], d["slave"], d["baudrate"], d["parity"]) for d in doc["devices"]}
 
 
-SWEEP = ("--baud", "9600", "--baud", "19200", "--parity", "N", "--parity", "E", "--parity", "O")
+SWEEP = ("--timeout", "0.3", "--baud", "9600", "--baud", "19200", "--parity", "N", "--parity", "E", "--parity", "O")
 
 
 def test_scan_finds_rtu_devices_on_their_address_baud_and_parity(sim_run: SimRun) -> None:
@@ -52,7 +52,7 @@ def test_scan_listens_for_and_polls_ascii_sensors(sim_run: SimRun) -> None:
 
 def test_scan_tcp_asks_every_unit(sim_run: SimRun) -> None:
     host_port = sim_run.port("rain2").removeprefix("tcp://")
-    code, doc, err = _scan("--tcp", host_port, "--ids", "1-20")
+    code, doc, err = _scan("--tcp", host_port, "--ids", "1-20", "--timeout", "0.5")
     assert code == 0, err
     assert _devices(doc) == {("generic-rain-gauge", 3, None, None)}
 
