@@ -67,6 +67,8 @@ class RegisterField(_Strict):
     unit: str = ""
     counter: Counter | None = None
     writable: bool = False
+    minimum: float | None = Field(default=None, alias="min")  # a writable setting's range
+    maximum: float | None = Field(default=None, alias="max")
 
     @model_validator(mode="before")
     @classmethod

@@ -272,3 +272,41 @@ def _progress_bar(what: str) -> Any:
             )
 
     return bar()
+
+
+@main.command("write")
+@click.argument("port")
+@click.argument("setting")
+@click.argument("value", type=float)
+@click.option("--profile", "profile", required=True, help="Profile name or file.")
+@click.option("--slave", type=click.IntRange(0, 247), help="Address (default: profile's).")
+@click.option("--timeout", type=click.FloatRange(min=0.01), help="Answer timeout in seconds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def write_cmd(
+    port: str,
+    setting: str,
+    value: float,
+    profile: str,
+    slave: int | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Write SETTING = VALUE (engineering units) to a device and read it back.
+
+    Only settings the profile declares writable, within their declared range, are written.
+    Exit codes: 0 written and read back, 1 no answer or another value read back, 2 refused
+    (not writable, out of range, usage), 3 unknown profile, 4 malformed profile, 5-7 port.
+    """
+    import json
+
+    from provisioning.read import ReadError
+    from provisioning.settings import write_setting
+
+    try:
+        r = write_setting(port, profile, slave, setting, value, timeout)
+    except ReadError as exc:
+        raise _failure(str(exc), exc.exit_code) from None
+    if as_json:
+        click.echo(json.dumps(vars(r)))
+    else:
+        click.echo(f"{setting}: {r.before:g} -> {r.wanted:g} {r.unit} (read back {r.after:g})")

@@ -24,7 +24,20 @@ def _devices(doc: Any) -> set[tuple[Any, ...]]:
     return {(d["profile"], d["slave"], d["baudrate"], d["parity"]) for d in doc["devices"]}
 
 
-SWEEP = ("--timeout", "0.3", "--baud", "9600", "--baud", "19200", "--parity", "N", "--parity", "E", "--parity", "O")
+SWEEP = (
+    "--timeout",
+    "0.3",
+    "--baud",
+    "9600",
+    "--baud",
+    "19200",
+    "--parity",
+    "N",
+    "--parity",
+    "E",
+    "--parity",
+    "O",
+)
 
 
 def test_scan_finds_rtu_devices_on_their_address_baud_and_parity(sim_run: SimRun) -> None:
