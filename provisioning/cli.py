@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -310,3 +311,207 @@ def write_cmd(
         click.echo(json.dumps(vars(r)))
     else:
         click.echo(f"{setting}: {r.before:g} -> {r.wanted:g} {r.unit} (read back {r.after:g})")
+
+
+def _load_station(config: Path) -> Any:
+    from agent.config import load_config
+    from agent.errors import ConfigError
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise _failure(str(exc), 2) from None
+
+
+@main.command("check")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Station configuration (TOML).",
+)
+@click.option("--polls", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--pour-mm", type=click.FloatRange(min=0.1), help="Water poured into the gauge.")
+@click.option(
+    "--pour-wait",
+    type=click.FloatRange(min=1),
+    default=120,
+    show_default=True,
+    help="Seconds to wait for the tips after asking for the pour.",
+)
+@click.option("--north-offset", type=click.FloatRange(-360, 360), help="Anemometer north offset.")
+@click.option(
+    "--installation-height",
+    type=click.FloatRange(min=1),
+    help="Radar face above the road (cm), from the site survey.",
+)
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path),
+    help="Write the checklist and live values as JSON here (for `report`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def check_cmd(
+    config_path: Path,
+    polls: int,
+    pour_mm: float | None,
+    pour_wait: float,
+    north_offset: float | None,
+    installation_height: float | None,
+    record: Path | None,
+    as_json: bool,
+) -> None:
+    """Commissioning checklist: live readings with QC flags from every configured sensor.
+
+    Checks that every sensor answers with unflagged values, that the level sensor's datum is the
+    road surface (and its installation height is the surveyed one), that the gauge counts the
+    water poured into it (--pour-mm) and that the anemometer's north offset is recorded.
+    Exit codes: 0 nothing failed, 1 some check failed, 2 bad configuration or usage.
+    """
+    import json
+    import time
+
+    from drivers.profile import load_profile
+    from provisioning.commission import Observations, checklist, items_json, live_readings
+    from provisioning.read import ReadError
+    from provisioning.settings import read_setting
+    from roadside.clock import SystemClock
+
+    config = _load_station(config_path)
+    clock = SystemClock()
+    seen = Observations(north_offset_deg=north_offset, installation_height_cm=installation_height)
+    readings = live_readings(config, clock, polls)
+    if pour_mm is not None:
+        gauges = [
+            s.name
+            for s in config.sensors
+            if any(r.reading.channel == "rain_total" and r.reading.ok for r in readings[s.name])
+        ]
+        for name in gauges:
+            last = [r for r in readings[name] if r.reading.channel == "rain_total" and r.reading.ok]
+            seen.rain_before_mm[name] = float(last[-1].reading.value or 0.0)
+        seen.poured_mm = pour_mm
+        click.echo(
+            f"pour {pour_mm:g} mm into {', '.join(gauges) or 'the gauge'} now "
+            f"(waiting up to {pour_wait:g} s)",
+            err=True,
+        )
+        deadline = time.monotonic() + pour_wait
+        while time.monotonic() < deadline:
+            more = live_readings(config, clock, 1)
+            for name, rows in more.items():
+                readings[name] += rows
+            counted = [
+                max(
+                    (r.reading.value or 0.0)
+                    for r in readings[n]
+                    if r.reading.channel == "rain_total"
+                )
+                - seen.rain_before_mm[n]
+                for n in gauges
+            ]
+            if counted and min(counted) >= pour_mm * 0.9:
+                break
+            time.sleep(1.0)
+    settings: dict[str, float] = {}
+    for s in config.sensors:
+        profile = load_profile(s.profile)
+        if any(f.name == "installation_height" and f.writable for f in profile.settings):
+            try:
+                value, _unit = read_setting(s.port, s.profile, s.slave, "installation_height")
+                settings[f"{s.name}.installation_height"] = value
+            except ReadError:
+                pass
+    items = checklist(config, readings, seen, settings)
+    doc = {
+        "station": config.station_id,
+        "config": str(config_path),
+        "config_hash": config.content_hash,
+        "time": clock.now().isoformat(),
+        "items": items_json(items),
+        "observations": {
+            "pour_mm": pour_mm,
+            "north_offset_deg": north_offset,
+            "installation_height_cm": installation_height,
+        },
+        "settings": settings,
+        "devices": [
+            {"name": s.name, "profile": s.profile, "port": s.port, "slave": s.slave}
+            for s in config.sensors
+        ],
+    }
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(doc))
+    else:
+        for i in items:
+            mark = {"pass": "[ok]  ", "fail": "[FAIL]", "todo": "[todo]"}[i.status]
+            click.echo(f"{mark} {i.sensor:<10} {i.check:<26} {i.value}  {i.detail}".rstrip())
+    if any(i.status == "fail" for i in items):
+        raise _failure(f"{sum(i.status == 'fail' for i in items)} check(s) failed", 1)
+
+
+@main.command("init")
+@click.option(
+    "--scan",
+    "scans",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="`scan --json` output (repeatable, one per port).",
+)
+@click.option("--id", "station_id", required=True, help="Station id (also its certificate CN).")
+@click.option("--name", default="", help="Human name of the site.")
+@click.option("--lat", type=float, required=True)
+@click.option("--lon", type=float, required=True)
+@click.option("--grid-cell", required=True, help="Warning grid cell of the site.")
+@click.option("--version", "version", default="1", show_default=True, help="Configuration version.")
+@click.option("--buffer-path", default="/var/lib/roadside/buffer.db", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Where to write it.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def init_cmd(
+    scans: tuple[Path, ...],
+    station_id: str,
+    name: str,
+    lat: float,
+    lon: float,
+    grid_cell: str,
+    version: str,
+    buffer_path: str,
+    out: Path,
+    force: bool,
+) -> None:
+    """Write the station configuration from scan results and the site details.
+
+    The file is validated exactly as the agent validates it before it is put in place.
+    Exit codes: 0 written, 2 invalid input (the message names the file and key).
+    """
+    import json
+
+    from agent.errors import ConfigError
+    from provisioning.commission import Site, render_config, sensors_from_scan, write_config
+
+    docs = []
+    for path in scans:
+        try:
+            docs.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise _failure(f"{path}: not a scan result: {exc}", 2) from None
+    sensors = sensors_from_scan(docs)
+    if not sensors:
+        raise _failure("no identified device in the scan results", 2)
+    if out.exists() and not force:
+        raise _failure(f"{out}: exists (use --force to replace it)", 2)
+    site = Site(station_id, lat, lon, grid_cell, name)
+    text = render_config(site, sensors, version=version, buffer_path=buffer_path)
+    try:
+        config = write_config(out, text)
+    except ConfigError as exc:
+        raise _failure(str(exc), 2) from None
+    click.echo(
+        f"{out}: station {config.station_id}, {len(config.sensors)} sensor(s), "
+        f"hash {config.content_hash[:12]}"
+    )
