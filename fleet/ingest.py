@@ -8,6 +8,15 @@ A resent batch commits nothing new and is acked again. If the database fails, no
 the worker retries the same messages after a pause, and the station resends anyway.
 
 Status messages update the registry; configuration acks go to :class:`fleet.rollout.ConfigManager`.
+
+One station cannot starve the others (:class:`IngestLimits`): the queue is bounded (messages,
+bytes, and messages per station); each station has a byte budget per minute; a batch may hold at
+most ``max_records`` records; payloads are decoded with the bounds of :mod:`roadside.wire`. A
+message refused by these limits is released at the broker without an application ack, so a
+station that is merely busy resends it later and loses nothing. A message that cannot be decoded
+(or makes the decoder fail in any way) is refused alone with an error ack: the rest of its group
+commits. A repeated ``(station, seq)`` with other content is kept as a conflict (see
+:meth:`fleet.store.Store.conflicts`), counted and logged, never acked as a silent duplicate.
 """
 
 from __future__ import annotations
@@ -28,6 +37,27 @@ log = logging.getLogger(__name__)
 
 MAX_GROUP = 64
 DB_RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one controller process accepts; beyond it messages are released unacknowledged."""
+
+    max_queue: int = 4096  # messages waiting for the worker
+    max_queue_bytes: int = 64 << 20
+    max_station_queued: int = 128  # one station's share of the queue
+    station_bytes_per_min: int = 8 << 20  # a day of backlog drains in minutes, a flood does not
+    station_burst_bytes: int = 8 << 20
+    max_records: int = 5000  # per batch (the agent sends 500)
+
+
+class _Budget:
+    """Token bucket of bytes per station, refilled continuously."""
+
+    __slots__ = ("level", "t")
+
+    def __init__(self, level: float, t: float) -> None:
+        self.level, self.t = level, t
 
 
 def batch_to_ingest(batch: wire.Batch, received: datetime) -> IngestBatch:
@@ -128,6 +158,8 @@ class IngestStats:
     inserted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    throttled: int = 0  # released unacknowledged: over a station's budget or the queue bound
+    conflicts: int = 0  # rows whose (station, seq) was stored with other content
     statuses: int = 0
     config_acks: int = 0
     commits: int = 0
@@ -152,8 +184,10 @@ class IngestWorker:
         on_config_acks: Callable[[list[wire.ConfigAck]], object] | None = None,
         on_status: Callable[[wire.Status], object] | None = None,
         max_group: int = MAX_GROUP,
+        limits: IngestLimits | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits or IngestLimits()
         self.clock = clock
         self.transport = transport
         self.on_config_acks = on_config_acks
@@ -161,13 +195,72 @@ class IngestWorker:
         self.max_group = max_group
         self.stats = IngestStats()
         self._queue: queue.Queue[Inbound] = queue.Queue()
+        self._held_lock = threading.Lock()
+        self._held_bytes = 0
+        self._held: dict[str, int] = {}  # station -> messages queued
+        self._budgets: dict[str, _Budget] = {}
+        self.throttled_by_station: dict[str, int] = {}
         self._stop = threading.Event()
         self._draining = False
         self._thread: threading.Thread | None = None
 
-    def submit(self, message: Inbound) -> None:
-        """Queue a message (called from the MQTT network thread; never blocks)."""
-        self._queue.put(message)
+    def submit(self, message: Inbound) -> bool:
+        """Queue a message (called from the MQTT network thread; never blocks). A message over
+        the limits is released at the broker unacknowledged (the station resends it later);
+        returns whether it was queued."""
+        station = _topic_station(message.topic)
+        size = len(message.payload)
+        lim = self.limits
+        with self._held_lock:
+            why = ""
+            if (
+                self._queue.qsize() >= lim.max_queue
+                or self._held_bytes + size > lim.max_queue_bytes
+            ):
+                why = "queue full"
+            elif self._held.get(station, 0) >= lim.max_station_queued:
+                why = "station's share of the queue is full"
+            elif not self._spend(station, size):
+                why = f"over {lim.station_bytes_per_min} bytes per minute"
+            if not why:
+                self._held[station] = self._held.get(station, 0) + 1
+                self._held_bytes += size
+                self._queue.put(message)
+                return True
+            self.throttled_by_station[station] = self.throttled_by_station.get(station, 0) + 1
+            count = self.throttled_by_station[station]
+        with self.stats.lock:
+            self.stats.throttled += 1
+        if count & (count - 1) == 0:  # 1st, 2nd, 4th, 8th...: a flood does not flood the log
+            log.warning("throttled %s (%d so far): %s", station or message.topic, count, why)
+        self._release(message)
+        return False
+
+    def _spend(self, station: str, size: int) -> bool:
+        """Take ``size`` bytes from the station's budget (held lock)."""
+        lim, now = self.limits, self.clock.monotonic()
+        budget = self._budgets.get(station)
+        if budget is None:
+            budget = self._budgets[station] = _Budget(lim.station_burst_bytes, now)
+        budget.level = min(
+            lim.station_burst_bytes,
+            budget.level + (now - budget.t) * lim.station_bytes_per_min / 60.0,
+        )
+        budget.t = now
+        if budget.level < size:
+            return False
+        budget.level -= size
+        return True
+
+    def _taken(self, message: Inbound) -> None:
+        station = _topic_station(message.topic)
+        with self._held_lock:
+            self._held_bytes -= len(message.payload)
+            left = self._held.get(station, 1) - 1
+            if left > 0:
+                self._held[station] = left
+            else:
+                self._held.pop(station, None)
 
     def start(self) -> None:
         self._stop.clear()
@@ -199,6 +292,8 @@ class IngestWorker:
                     group.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            for msg in group:
+                self._taken(msg)
             while not self._stop.is_set():
                 try:
                     self.process(group)
@@ -271,6 +366,11 @@ class IngestWorker:
                 if topic.kind in ("data", "events"):
                     batch = wire.decode_batch(msg.payload)
                     _check_station(batch.station, topic.target, "batch")
+                    if len(batch.records) > self.limits.max_records:
+                        raise wire.WireError(
+                            f"batch of {len(batch.records)} records is over the "
+                            f"{self.limits.max_records} limit"
+                        )
                     batches.append((msg, batch_to_ingest(batch, received)))
                 elif topic.kind == "status":
                     if not msg.payload:  # a cleared retained status
@@ -285,7 +385,20 @@ class IngestWorker:
                     others.append((msg, cfg_ack))
             except wire.WireError as exc:
                 rejected.append((msg, _topic_station(msg.topic), str(exc)))
+            except Exception as exc:  # a poison message: refused alone, never the group
+                error = f"undecodable: {type(exc).__name__}: {str(exc)[:200]}"
+                rejected.append((msg, _topic_station(msg.topic), error))
         results = self.store.ingest([b for _, b in batches])  # one transaction
+        for r in results:
+            if r.conflicts:
+                log.warning(
+                    "%s: %d rows in %d..%d reuse stored seqs with other content (kept as "
+                    "conflicts)",
+                    r.station,
+                    r.conflicts,
+                    r.first_seq,
+                    r.last_seq,
+                )
         for _, obj in others:
             if isinstance(obj, wire.Status):
                 self.store.update_station(status_to_update(obj, received))
@@ -310,7 +423,8 @@ class IngestWorker:
             s.messages += len(group)
             s.batches += len(batches)
             s.inserted += sum(r.inserted for r in results)
-            s.duplicates += sum(r.duplicates for r in results)
+            s.duplicates += sum(r.duplicates - r.conflicts for r in results)
+            s.conflicts += sum(r.conflicts for r in results)
             s.rejected += len(rejected)
             s.statuses += sum(1 for _, o in others if isinstance(o, wire.Status))
             s.config_acks += sum(1 for _, o in others if isinstance(o, wire.ConfigAck))

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.properties import Properties
 
 from fleet.errors import BrokerError
-from fleet.ingest import Inbound, IngestWorker
+from fleet.ingest import Inbound, IngestLimits, IngestWorker
 from fleet.rollout import DEFAULT_POLICY, ConfigManager, RolloutPolicy
 from fleet.store import Store
 from roadside import wire
@@ -57,6 +57,7 @@ class FleetService:
         tick_s: float = TICK_S,
         session_expiry_s: int = SESSION_EXPIRY_S,
         max_group: int = 64,
+        limits: IngestLimits | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -79,6 +80,7 @@ class FleetService:
             on_config_acks=self.config.on_acks if self.config else None,
             on_status=self._on_status if self.config else None,
             max_group=max_group,
+            limits=limits,
         )
         self.client = self._make_client()
 

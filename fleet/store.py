@@ -11,6 +11,8 @@ keep the same tables (see :mod:`fleet.store_sql`):
 - ``documents``: versioned signed configuration documents per scope (fleet, grid cell, station).
 - ``reports`` / ``report_log``: the newest ack or nack per (station, scope) and their history.
 - ``rollouts``: staged rollouts and their state.
+- ``record_conflicts``: rows a station sent under a (station, seq) already stored with other
+  content (a reused sequence number): kept, not dropped as duplicates.
 
 Times are UTC epoch seconds (floats) inside the store; the API turns them into ISO 8601.
 """
@@ -68,7 +70,19 @@ class IngestResult:
     first_seq: int
     last_seq: int
     inserted: int
-    duplicates: int
+    duplicates: int  # rows already stored (a resend), conflicts included
+    conflicts: int = 0  # of those, rows whose stored content differs (kept in record_conflicts)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A row offered under a (station, seq) already stored with other content."""
+
+    station: str
+    seq: int
+    received: float
+    stored: dict[str, Any]
+    offered: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +230,10 @@ class Store(Protocol):
 
     def count(self, station: str | None = None) -> int:
         """Number of stored records (of one station or of all)."""
+        ...
+
+    def conflicts(self, station: str | None = None, limit: int = 1000) -> list[Conflict]:
+        """Rows offered under a stored (station, seq) with other content, oldest first."""
         ...
 
     # registry

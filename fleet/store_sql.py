@@ -16,6 +16,7 @@ from typing import Any
 
 from fleet.store import (
     ConfigReport,
+    Conflict,
     Document,
     DocumentMaker,
     IngestBatch,
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS report_log (
     station TEXT NOT NULL, scope TEXT NOT NULL, version BIGINT NOT NULL, hash TEXT NOT NULL,
     result TEXT NOT NULL, reason TEXT NOT NULL, t DOUBLE PRECISION NOT NULL);
 CREATE INDEX IF NOT EXISTS report_log_station_t ON report_log (station, t);
+CREATE TABLE IF NOT EXISTS record_conflicts (
+    station TEXT NOT NULL, seq BIGINT NOT NULL, received DOUBLE PRECISION NOT NULL,
+    stored TEXT NOT NULL, offered TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS record_conflicts_station ON record_conflicts (station, seq);
 CREATE TABLE IF NOT EXISTS rollouts (
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, version BIGINT NOT NULL,
     canary_group TEXT NOT NULL, canaries TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
@@ -85,6 +90,9 @@ MERGED = (
     "backlog",
     "clock_offset_s",
 )
+CONTENT_COLUMNS = "kind, t, sensor, channel, value, unit, raw, status, flag, reason, payload"
+_CONTENT = CONTENT_COLUMNS.split(", ")
+_CONTENT_AT = (2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)  # those columns in a record_rows tuple
 REPORT_COLUMNS = "station, scope, version, hash, result, reason, t"
 ROLLOUT_COLUMNS = (
     "id, scope, version, canary_group, canaries, state, reason, created, updated, extra"
@@ -117,6 +125,17 @@ def record_rows(batch: IngestBatch) -> list[tuple[Any, ...]]:
         )
         for r in batch.records
     ]
+
+
+def _same_content(stored: tuple[Any, ...], offered: tuple[Any, ...]) -> bool:
+    """The same record, column by column (numbers compared as floats, text as text)."""
+    for a, b in zip(stored, offered, strict=True):
+        if a == b:
+            continue
+        if isinstance(a, int | float) and isinstance(b, int | float) and float(a) == float(b):
+            continue
+        return False
+    return True
 
 
 def _load(text: str | None) -> Any:
@@ -205,9 +224,12 @@ class SqlStore:
             range(len(batches)), key=lambda i: (batches[i].station, batches[i].first_seq)
         )
         inserted: dict[int, int] = {}
+        conflicts: dict[int, int] = {}
         with self._tx() as cur:
             for i in order:
                 inserted[i] = self._insert_records(cur, batches[i])
+                if inserted[i] < len(batches[i].records):
+                    conflicts[i] = self._record_conflicts(cur, batches[i])
             by_station: dict[str, list[int]] = {}
             for i in order:
                 by_station.setdefault(batches[i].station, []).append(i)
@@ -221,9 +243,45 @@ class SqlStore:
                 b.last_seq,
                 inserted[i],
                 len(b.records) - inserted[i],
+                conflicts.get(i, 0),
             )
             for i, b in enumerate(batches)
         ]
+
+    def _record_conflicts(self, cur: Any, batch: IngestBatch) -> int:
+        """Compare a batch's rows with those stored under the same seqs (after its insert, in
+        its transaction); keep each differing row in ``record_conflicts``. Returns how many."""
+        cur.execute(
+            self._sql(
+                f"SELECT seq, {CONTENT_COLUMNS} FROM records "
+                "WHERE station = ? AND seq >= ? AND seq <= ?"
+            ),
+            (batch.station, batch.first_seq, batch.last_seq),
+        )
+        stored = {int(r[0]): tuple(r[1:]) for r in cur.fetchall()}
+        found = []
+        for row in record_rows(batch):
+            offered = tuple(row[i] for i in _CONTENT_AT)
+            have = stored.get(int(row[1]))
+            if have is not None and not _same_content(have, offered):
+                found.append(
+                    (
+                        batch.station,
+                        row[1],
+                        batch.received,
+                        _dump(dict(zip(_CONTENT, have, strict=True))),
+                        _dump(dict(zip(_CONTENT, offered, strict=True))),
+                    )
+                )
+        if found:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO record_conflicts (station, seq, received, stored, offered) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                found,
+            )
+        return len(found)
 
     def _insert_records(self, cur: Any, batch: IngestBatch) -> int:
         """Insert a batch's rows, skipping (station, seq) already stored; returns rows added."""
@@ -327,6 +385,18 @@ class SqlStore:
         else:
             rows = self._query("SELECT COUNT(*) FROM records WHERE station = ?", [station])
         return int(rows[0][0])
+
+    def conflicts(self, station: str | None = None, limit: int = 1000) -> list[Conflict]:
+        clause = "" if station is None else "WHERE station = ?"
+        params: list[Any] = [] if station is None else [station]
+        rows = self._query(
+            f"SELECT station, seq, received, stored, offered FROM record_conflicts {clause} "
+            "ORDER BY received, station, seq LIMIT ?",
+            [*params, int(limit)],
+        )
+        return [
+            Conflict(r[0], int(r[1]), float(r[2]), json.loads(r[3]), json.loads(r[4])) for r in rows
+        ]
 
     # -- registry --------------------------------------------------------------------------------
     def update_station(self, update: StationUpdate) -> None:

@@ -420,15 +420,103 @@ def _pack(doc: Any, codec: Codec) -> bytes:
     return raw
 
 
+MAX_PAYLOAD_BYTES = 1 << 20
+"""Largest payload accepted as it arrives (the broker's ``max_packet_size``)."""
+MAX_DECODED_BYTES = 4 << 20
+"""Largest payload after decompression; a zstd frame is never expanded past this."""
+MAX_CONTAINERS = 20_000
+"""Most lists and maps one payload may hold (a batch's rows plus their payload maps)."""
+MAX_ITEMS = 200_000
+"""Most CBOR data items one payload may hold (a 5000-row batch of 13 fields is 70,000)."""
+MAX_DEPTH = 16
+"""Deepest nesting of lists and maps (a batch needs 4)."""
+ZSTD_MAX_WINDOW = 1 << 23  # the encoder's level 3 uses 2 MiB; a frame asking for more is refused
+
+
 def _unpack(data: Payload) -> Any:
+    """Decode a payload, bounded *before* anything large is allocated: the input size, a zstd
+    frame's declared and streamed size, the number of containers and items, and the depth."""
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"payload of {len(data)} bytes is over the {MAX_PAYLOAD_BYTES} limit")
     try:
         if data[:4] == _ZSTD_MAGIC:
-            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=64 << 20)
+            data = _bounded_zstd(data)
         if data[:1] == b"{":
+            if data.count(b"[") + data.count(b"{") > MAX_CONTAINERS:
+                raise WireError(f"payload holds more than {MAX_CONTAINERS} lists and maps")
             return json.loads(data)
+        _check_cbor(data)
         return cbor2.loads(data)
+    except RecursionError:
+        raise WireError(f"payload ({len(data)} bytes) is nested too deep") from None
     except (zstandard.ZstdError, ValueError, cbor2.CBORDecodeError) as exc:
+        if isinstance(exc, WireError):
+            raise
         raise WireError(f"undecodable payload ({len(data)} bytes): {exc}") from None
+
+
+def _bounded_zstd(data: Payload) -> bytes:
+    """Decompress one zstd frame, refusing a declared or actual size over the limit."""
+    declared = zstandard.frame_content_size(bytes(data[:18]))
+    if declared > MAX_DECODED_BYTES:
+        raise WireError(f"zstd frame declares {declared} bytes, over the {MAX_DECODED_BYTES} limit")
+    reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(bytes(data))
+    out = bytearray()
+    while len(out) <= MAX_DECODED_BYTES:
+        chunk = reader.read(1 << 16)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+    raise WireError(f"zstd frame expands past the {MAX_DECODED_BYTES} byte limit")
+
+
+def _check_cbor(data: Payload) -> None:
+    """Walk CBOR item heads (no objects built): refuse indefinite lengths, more than
+    :data:`MAX_ITEMS` items or :data:`MAX_CONTAINERS` containers, nesting past
+    :data:`MAX_DEPTH`, and lengths that run past the end."""
+    view = memoryview(bytes(data))
+    pos, items, containers = 0, 0, 0
+    stack: list[int] = [1]  # items still expected at each open level
+    end = len(view)
+    while stack:
+        if stack[-1] == 0:
+            stack.pop()
+            continue
+        stack[-1] -= 1
+        if pos >= end:
+            raise WireError("CBOR payload ends inside an item")
+        head = view[pos]
+        major, info = head >> 5, head & 0x1F
+        pos += 1
+        items += 1
+        if info < 24:
+            arg = info
+        elif info <= 27:
+            size = 1 << (info - 24)
+            if pos + size > end:
+                raise WireError("CBOR payload ends inside an item head")
+            arg = int.from_bytes(view[pos : pos + size], "big")
+            pos += size
+        else:
+            raise WireError("CBOR payload uses indefinite lengths (not written by this contract)")
+        if major in (2, 3):
+            if arg > end - pos:
+                raise WireError("CBOR string runs past the end of the payload")
+            pos += arg
+        elif major in (4, 5):
+            containers += 1
+            count = arg * (2 if major == 5 else 1)
+            if count > end - pos:
+                raise WireError("CBOR container claims more items than the payload holds")
+            stack.append(count)
+            if len(stack) > MAX_DEPTH + 1:
+                raise WireError(f"CBOR payload nested deeper than {MAX_DEPTH}")
+        elif major == 6:  # tags (shared references, string references): not in the contract
+            raise WireError(f"CBOR payload uses tag {arg} (not written by this contract)")
+        if items > MAX_ITEMS or containers > MAX_CONTAINERS:
+            raise WireError(f"CBOR payload holds more than {MAX_ITEMS} items")
+    if pos != end:
+        raise WireError(f"{end - pos} bytes after the CBOR item")
 
 
 # ---------------------------------------------------------------- small JSON messages
