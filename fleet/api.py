@@ -44,6 +44,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fleet import enroll
 from fleet.auth import (
     AUDITED_KEY,
     PRINCIPAL_KEY,
@@ -709,4 +710,5 @@ def create_app(
         return RolloutOut.of(started)
 
     app.include_router(viewer)
+    app.include_router(enroll.router)  # /enroll/...: state in app.state.enrollment
     return app

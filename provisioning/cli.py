@@ -515,3 +515,102 @@ def init_cmd(
         f"{out}: station {config.station_id}, {len(config.sensors)} sensor(s), "
         f"hash {config.content_hash[:12]}"
     )
+
+
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Station configuration (TOML).",
+)
+_DIR = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the key, certificates and pinned fleet key live (default: the config's folder).",
+)
+_CAFILE = click.option(
+    "--fleet-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA that signed the fleet's HTTPS certificate (default: the system's).",
+)
+
+
+@main.command("enroll")
+@_CONFIG
+@click.option("--fleet", "fleet_url", help="Fleet API base URL (https://fleet.example.net).")
+@click.option("--token", envvar="ROADSIDE_ENROLL_TOKEN", help="One-time enrollment token.")
+@click.option("--pending", is_flag=True, help="Finish an enrollment left by `apply`, if any.")
+@_DIR
+@_CAFILE
+@click.option("--repin", is_flag=True, help="Accept a changed fleet signing key.")
+def enroll_cmd(
+    config_path: Path,
+    fleet_url: str | None,
+    token: str | None,
+    pending: bool,
+    directory: Path | None,
+    fleet_ca: Path | None,
+    repin: bool,
+) -> None:
+    """Enroll this station: its key is made here and never leaves; a CSR and the one-time token
+    go to the fleet, the certificate, broker address and fleet signing key come back.
+
+    Exit codes: 0 enrolled (or nothing pending), 1 refused (used or expired token, ...) or
+    unreachable, 2 bad input.
+    """
+    from provisioning.enroll import EnrollFailed, complete_pending, enroll
+
+    where = directory or config_path.parent
+    try:
+        if pending:
+            done = complete_pending(where, cafile=fleet_ca)
+            if done is None:
+                click.echo("no pending enrollment")
+                return
+        else:
+            if not fleet_url or not token:
+                raise click.UsageError("give --fleet and --token (or --pending)")
+            done = enroll(config_path, fleet_url, token, where, cafile=fleet_ca, repin=repin)
+    except EnrollFailed as exc:
+        raise _failure(str(exc), exc.exit_code) from None
+    click.echo(f"{done.station}: enrolled, certificate {done.certificate}, broker {done.broker}")
+
+
+@main.command("bundle")
+@_CONFIG
+@click.option("--fleet", "fleet_url", required=True, help="Fleet API base URL.")
+@click.option("--token", envvar="ROADSIDE_ENROLL_TOKEN", required=True, help="Enrollment token.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Bundle file.")
+def bundle_cmd(config_path: Path, fleet_url: str, token: str, out: Path) -> None:
+    """At the office: one station's configuration and enrollment token in one file (0600).
+
+    Exit codes: 0 written, 2 bad configuration.
+    """
+    from provisioning.enroll import EnrollFailed, make_bundle
+
+    try:
+        make_bundle(config_path, fleet_url, token, out)
+    except EnrollFailed as exc:
+        raise _failure(str(exc), exc.exit_code) from None
+    click.echo(f"{out}: bundle written")
+
+
+@main.command("apply")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@_CONFIG
+@_DIR
+def apply_cmd(bundle: Path, config_path: Path, directory: Path | None) -> None:
+    """In the field, offline: install BUNDLE's configuration, make the station key, and leave the
+    enrollment pending until the station first reaches the fleet (`enroll --pending`).
+
+    Exit codes: 0 applied, 2 bad bundle or configuration.
+    """
+    from provisioning.enroll import EnrollFailed, apply_bundle
+
+    try:
+        station = apply_bundle(bundle, config_path, directory or config_path.parent)
+    except EnrollFailed as exc:
+        raise _failure(str(exc), exc.exit_code) from None
+    click.echo(f"{station}: configuration {config_path} written; enrollment pending")

@@ -69,6 +69,7 @@ def render_config(
         port=port,
         bind=bind,
         cafile=server.ca,
+        crlfile=pki.crl(),
         certfile=server.cert,
         keyfile=server.key,
         acl_file=acl,
