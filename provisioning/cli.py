@@ -614,3 +614,50 @@ def apply_cmd(bundle: Path, config_path: Path, directory: Path | None) -> None:
     except EnrollFailed as exc:
         raise _failure(str(exc), exc.exit_code) from None
     click.echo(f"{station}: configuration {config_path} written; enrollment pending")
+
+
+@main.command("install")
+@_CONFIG
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Render into this folder (an image or a test) instead of the live system.",
+)
+@click.option("--user", default="roadside", show_default=True, help="Service user.")
+@click.option("--agent-bin", help="roadside-agent executable (default: the one on PATH).")
+@click.option("--no-enable", is_flag=True, help="Install without enabling the service.")
+def install_cmd(
+    config_path: Path, root: Path | None, user: str, agent_bin: str | None, no_enable: bool
+) -> None:
+    """Install the agent as a systemd service: unit, enrollment timer, service user in dialout,
+    /etc/roadside and /var/lib/roadside with their permissions, the service enabled.
+
+    Exit codes: 0 installed, 1 a system step failed, 2 bad configuration or usage.
+    """
+    import shutil
+    import sys
+
+    from provisioning.install import InstallError, activate, apply, plan
+
+    _load_station(config_path)
+
+    def exe(name: str, given: str | None) -> str:
+        found = given or shutil.which(name) or str(Path(sys.executable).parent / name)
+        return str(Path(found).absolute())
+
+    try:
+        entries = plan(
+            config_path,
+            agent_bin=exe("roadside-agent", agent_bin),
+            provision_bin=exe("roadside-provision", None),
+            user=user,
+            enable=not no_enable,
+        )
+        written = apply(entries, root or Path("/"))
+        steps = [] if root is not None else activate(Path("/"))
+    except InstallError as exc:
+        raise _failure(str(exc), 1) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    for step in steps:
+        click.echo(f"ran {step}")
