@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -661,3 +662,48 @@ def install_cmd(
         click.echo(f"wrote {path}")
     for step in steps:
         click.echo(f"ran {step}")
+
+
+@main.command("report")
+@_CONFIG
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The `check --record` file.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for commissioning-<station>.html and .pdf.",
+)
+@click.option("--no-pdf", is_flag=True, help="HTML only.")
+def report_cmd(config_path: Path, record: Path, out: Path, no_pdf: bool) -> None:
+    """Commissioning report (HTML and PDF): site, devices, live values, calibration, checklist
+    and enrollment state.
+
+    Exit codes: 0 written, 1 the PDF could not be printed, 2 bad configuration or record.
+    """
+    import json
+
+    from provisioning.report import enrollment_state, render_html, to_pdf
+
+    config = _load_station(config_path)
+    try:
+        doc = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _failure(f"{record}: not a check record: {exc}", 2) from None
+    if doc.get("station") != config.station_id:
+        raise _failure(
+            f"{record}: a record of {doc.get('station')!r}, not {config.station_id!r}", 2
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    page = out / f"commissioning-{config.station_id}.html"
+    page.write_text(render_html(doc, config, enrollment_state(config)), encoding="utf-8")
+    click.echo(f"wrote {page}")
+    if not no_pdf:
+        try:
+            click.echo(f"wrote {to_pdf(page, page.with_suffix('.pdf'))}")
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            raise _failure(str(exc), 1) from None

@@ -179,3 +179,36 @@ def test_pour_check_counts_the_expected_amount(tmp_path: Path) -> None:
     assert short[1].status == "fail" and short[1].value == "counted 5.0 mm of 10 mm"
     flagged = checklist(config, {"rain": [_row("rain", "rain_total", 11.9, Flag.WRONG)]}, seen)
     assert flagged[0].status == "fail"
+
+
+def test_report_html_and_pdf_from_a_real_check(sim_run: SimRun, tmp_path: Path) -> None:
+    config = _init(sim_run, tmp_path)
+    record = tmp_path / "check.json"
+    _cli(
+        "check",
+        "--config",
+        str(config),
+        "--polls",
+        "1",
+        "--installation-height",
+        "300",
+        "--record",
+        str(record),
+    )
+    out = _cli(
+        "report",
+        "--config",
+        str(config),
+        "--record",
+        str(record),
+        "--out",
+        str(tmp_path / "report"),
+    )
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "report" / "commissioning-bs-test-07.html").read_text()
+    assert "datum at road surface" in page and "hlk-ld8001h" in page and "not enrolled" in page
+    assert (tmp_path / "report" / "commissioning-bs-test-07.pdf").read_bytes()[:5] == b"%PDF-"
+    other = _cli(
+        "report", "--config", str(config), "--record", str(config), "--out", str(tmp_path / "r2")
+    )
+    assert other.returncode == 2 and "not a check record" in other.stderr
