@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 import uvicorn
 
 from fleet.api import create_app
+from fleet.artifacts import ArtifactStore
 from fleet.auth import Auth
 from fleet.enroll import EnrollContext, Enrollment
 from fleet.store import Store, open_store
@@ -34,6 +35,8 @@ class Fleet:
     fleet_pub: Path
     server: uvicorn.Server
     thread: threading.Thread
+    artifacts: ArtifactStore
+    pki: TestPKI
 
     def token(self, station: str, ttl_s: float = 3600.0) -> str:
         r = httpx.post(
@@ -71,6 +74,8 @@ def start_fleet(tmp: Path) -> Fleet:
     fleet_pub = tmp / "fleet-signing.pub"
     signing.save_public_key(key.public_key(), fleet_pub)
     app = create_app(store, auth=auth)
+    artifacts = ArtifactStore(tmp / "artifacts", key)
+    app.state.artifacts = artifacts
     app.state.enrollment = EnrollContext(
         enrollment, "127.0.0.1", broker.port, fleet_pub.read_text()
     )
@@ -92,6 +97,8 @@ def start_fleet(tmp: Path) -> Fleet:
         fleet_pub,
         server,
         thread,
+        artifacts,
+        pki,
     )
 
 
