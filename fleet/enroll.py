@@ -318,3 +318,16 @@ def post_revoke(
     n = ctx.enrollment.revoke(station)
     request.app.state.auth.audit(principal, "enroll_revoke", station, {"certificates": n})
     return {"station": station, "revoked": n, "crl": str(ctx.enrollment.crl_path)}
+
+
+def attach(
+    app: Any, directory: Path, broker: tuple[str, int], signer: ed25519.Ed25519PrivateKey
+) -> Enrollment:
+    """Serve enrollment on ``app`` with the CA in ``directory``; stations get ``broker`` and the
+    public half of ``signer`` (the configuration-signing key) to pin."""
+    enrollment = Enrollment(directory)
+    pem = signer.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    app.state.enrollment = EnrollContext(enrollment, broker[0], broker[1], pem.decode())
+    return enrollment

@@ -155,3 +155,34 @@ def test_offline_bundle_then_apply_then_enrollment_on_first_contact(
     etc = field.parent
     assert connects(fleet.broker, etc / "ca.crt", etc / "station.crt", etc / "station.key")
     assert "no pending enrollment" in _cli("enroll", "--config", str(field), "--pending").stdout
+
+
+def test_attach_serves_enrollment_with_the_signing_keys_public_half(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from fastapi.testclient import TestClient
+
+    from fleet.api import create_app
+    from fleet.auth import Auth
+    from fleet.enroll import attach
+    from fleet.store import open_store
+    from provisioning.enroll import make_csr
+    from roadside import signing
+
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    auth = Auth(store)
+    auth.add_user("op", None, ["operator"])
+    app = create_app(store, auth=auth)
+    signer = signing.generate_key()
+    attach(app, tmp_path / "ca", ("broker.example", 8883), signer)
+    client = TestClient(app, base_url="http://127.0.0.1")
+    assert client.post("/enroll/tokens", json={"station": "st-1"}).status_code == 401
+    bearer = {"Authorization": f"Bearer {auth.issue_token('op', 't')}"}
+    token = client.post("/enroll/tokens", json={"station": "st-1"}, headers=bearer).json()["token"]
+    csr = make_csr(ec.generate_private_key(ec.SECP256R1()), "st-1")
+    answer = client.post("/enroll", json={"token": token, "csr": csr}).json()
+    assert answer["broker"] == {"host": "broker.example", "port": 8883}
+    pinned = serialization.load_pem_public_key(answer["fleet_key"].encode())
+    assert signing.key_id(pinned) == signing.key_id(signer.public_key())  # type: ignore[arg-type]
+    replay = client.post("/enroll", json={"token": token, "csr": csr})
+    assert replay.status_code == 409 and replay.json()["code"] == "enroll_token_used"
+    store.close()
