@@ -262,6 +262,40 @@ class Updater:
         restart()
         return Outcome(self.name, version, False, f"rolled back to {previous}: {reason}")
 
+    # -- models: shadow first ------------------------------------------------------------------
+    def stage_shadow(self, envelope: Any, data: bytes) -> int:
+        """Install a signed model beside the current one as ``shadow`` (runs, decides nothing)."""
+        doc = check_manifest(envelope, self.key, self.name, int(self.state().get("committed") or 0))
+        self.install(doc, data)
+        self._point(self.shadow, int(doc["version"]))
+        return int(doc["version"])
+
+    def settle_shadow(self, current: Mapping[str, float], shadow: Mapping[str, float]) -> Outcome:
+        """Promote the shadow model if its skill is at least as good (:func:`promote`), else
+        drop it; either way the outcome says why."""
+        try:
+            version = int(os.readlink(self.shadow).rsplit("/", 1)[-1])
+        except (OSError, ValueError):
+            raise UpdateError(f"{self.name}: no shadow model") from None
+        state = self.state()
+        if promote(current, shadow):
+            previous = self.running()
+            self._point(self.current, version)
+            state["committed"] = version
+            self._save(state)
+            self.shadow.unlink()
+            self._prune(keep={version, previous})
+            return Outcome(self.name, version, True, "promoted: shadow skill at least as good")
+        worse = sorted(
+            k for k in set(current) & set(shadow) if not promote({k: current[k]}, {k: shadow[k]})
+        )
+        reason = f"kept {self.running()}: shadow worse on {', '.join(worse) or 'no shared score'}"
+        state.setdefault("failed", {})[str(version)] = reason
+        self._save(state)
+        self.shadow.unlink()
+        shutil.rmtree(self.slots / str(version), ignore_errors=True)
+        return Outcome(self.name, version, False, reason)
+
     def _prune(self, keep: set[int | None]) -> None:
         for slot in self.slots.iterdir():
             if slot.name.isdigit() and int(slot.name) not in keep:
@@ -393,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (args.manifest and args.payload and args.status):
         p.error("apply needs --manifest, --payload and --status")
+
     def restart() -> None:
         subprocess.run(args.restart, shell=True, check=False)
 

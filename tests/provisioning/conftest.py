@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.provisioning.fleet_fixture import Fleet, start_fleet
+
 # Two RTU buses at different settings (9600 8N1 and 19200 8O1, a radar on a non-default address),
 # the WindSonic talking at 9600, a WXT polled at 19200 and a Modbus TCP gauge.
 SCENARIO = textwrap.dedent(
@@ -146,3 +148,13 @@ def sim_run(tmp_path: Path) -> Iterator[SimRun]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    """A fleet: its CA, a real Mosquitto trusting it, the HTTP API (``fleet_fixture``)."""
+    f = start_fleet(tmp_path / "fleet")
+    try:
+        yield f
+    finally:
+        f.stop()

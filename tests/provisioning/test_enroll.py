@@ -8,10 +8,8 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -19,18 +17,9 @@ from provisioning.commission import Site, render_config, write_config
 from roadside.testing.pki import CONTROLLER_IDENTITY
 from roadside.testing.sink import CommittingSink
 from tests.provisioning.conftest import SimRun
-from tests.provisioning.fleet_fixture import Fleet, connects, start_fleet
+from tests.provisioning.fleet_fixture import Fleet, connects
 
 STATION = "bs-enroll-01"
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = start_fleet(tmp_path / "fleet")
-    try:
-        yield f
-    finally:
-        f.stop()
 
 
 def _station(tmp: Path, port: str, station: str = STATION) -> Path:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from provisioning.commission import Site, render_config, write_config
 from roadside import signing
 from roadside.testing.pki import CONTROLLER_IDENTITY
 from tests.provisioning.conftest import SimRun
-from tests.provisioning.fleet_fixture import Fleet, start_fleet
+from tests.provisioning.fleet_fixture import Fleet
 
 
 @pytest.fixture
@@ -174,13 +174,6 @@ def test_broken_agent_update_rolls_back_by_itself(sim_run: SimRun, tmp_path: Pat
 
 
 # -- rollout over MQTT ---------------------------------------------------------------------------
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = start_fleet(tmp_path / "fleet")
-    try:
-        yield f
-    finally:
-        f.stop()
 
 
 def test_agent_update_rolls_out_to_a_canary_then_all(fleet: Fleet, tmp_path: Path) -> None:
@@ -289,3 +282,18 @@ def test_kill_9_at_random_moments_of_an_update_leaves_a_working_station(
         assert out.returncode == 0 and out.stdout.strip() == f"agent {running}"
         assert running == up.state()["committed"]  # what runs is committed, never a trial
         assert not list(up.slots.glob("*.partial"))
+
+
+def test_a_new_model_runs_in_shadow_and_is_promoted_only_if_as_good(tmp_path: Path, key) -> None:  # type: ignore[no-untyped-def]
+    store = ArtifactStore(tmp_path / "fleet", key)
+    up = Updater(tmp_path / "station", "model", key.public_key())
+    up.stage_shadow(store.publish("model", 1, b"m1"), b"m1")
+    first = up.settle_shadow({"brier": 0.2}, {"brier": 0.15})  # nothing ran before: as good
+    assert first.ok and up.running() == 1
+    up.stage_shadow(store.publish("model", 2, b"m2"), b"m2")
+    assert up.running() == 1 and (up.shadow / "payload").read_bytes() == b"m2"
+    kept = up.settle_shadow({"brier": 0.15, "csi": 0.6}, {"brier": 0.14, "csi": 0.5})
+    assert not kept.ok and kept.reason == "kept 1: shadow worse on csi" and up.running() == 1
+    up.stage_shadow(store.publish("model", 3, b"m3"), b"m3")
+    better = up.settle_shadow({"brier": 0.15, "csi": 0.6}, {"brier": 0.15, "csi": 0.61})
+    assert better.ok and up.running() == 3 and up.state()["committed"] == 3
