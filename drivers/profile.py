@@ -9,6 +9,7 @@ and the field.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cache
 from importlib import resources
@@ -66,6 +67,8 @@ class RegisterField(_Strict):
     unit: str = ""
     counter: Counter | None = None
     writable: bool = False
+    minimum: float | None = Field(default=None, alias="min")  # a writable setting's range
+    maximum: float | None = Field(default=None, alias="max")
 
     @model_validator(mode="before")
     @classmethod
@@ -111,6 +114,51 @@ ASCII_FIELDS: dict[str, tuple[str, ...]] = {
 """The fields each ASCII driver can decode: a profile naming another is refused when it loads."""
 
 
+class Probe(_Strict):
+    """One request of a Modbus answer pattern: read ``count`` from ``register``; ``answer`` says
+    whether the model returns data or refuses with an exception (its register map's edges)."""
+
+    table: Table = "holding"
+    address: int = Field(alias="register", ge=0, le=0xFFFF)
+    count: int = Field(default=1, ge=1, le=125)
+    answer: Literal["data", "exception"] = "data"
+
+
+Expected = int | Literal["slave", "baudrate/100"]
+
+
+class Identify(_Strict):
+    """How a bus scan recognises the model (all given checks must hold).
+
+    Modbus: ``expect`` maps identification register names to their value (or ``slave``, the
+    device's own address; ``baudrate/100``), ``probes`` is an answer pattern. ASCII: ``listen`` is
+    a regular expression an unsolicited line matches; ``poll`` a command (``{address}`` replaced
+    by the default address) whose answer matches ``answer``.
+    """
+
+    expect: dict[str, Expected] = {}
+    probes: list[Probe] = []
+    listen: str = ""
+    poll: str = ""
+    answer: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Identify:
+        for pattern in (self.listen, self.answer):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        if bool(self.poll) != bool(self.answer):
+            raise ValueError("'poll' and 'answer' go together")
+        return self
+
+    @property
+    def checks(self) -> int:
+        """How many checks identify the model (0: a scan cannot name it)."""
+        return len(self.expect) + len(self.probes) + bool(self.listen) + bool(self.poll)
+
+
 class Profile(_Strict):
     """One device model."""
 
@@ -119,6 +167,7 @@ class Profile(_Strict):
     identification: list[RegisterField] = []
     channels: Annotated[list[RegisterField] | list[AsciiField], Field(min_length=1)]
     settings: list[RegisterField] = []
+    identify: Identify = Identify()
     sample: dict[str, str] = {}
     path: str = ""
 
@@ -141,7 +190,19 @@ class Profile(_Strict):
                     f"channel {c.name!r}: field {c.field!r} is not one the "
                     f"{self.device.protocol} driver decodes (one of {', '.join(known)})"
                 )
+        idents = {f.name for f in self.identification}
+        unknown = sorted(set(self.identify.expect) - idents)
+        if unknown:
+            raise ValueError(f"identify.expect names no identification register: {unknown}")
         return self
+
+    def setting(self, name: str) -> RegisterField:
+        """A writable setting by name; :class:`ProfileError` names the ones there are."""
+        for s in self.settings:
+            if s.name == name and s.writable:
+                return s
+        known = ", ".join(s.name for s in self.settings if s.writable) or "none"
+        raise ProfileError(f"{self.path}: no writable setting {name!r} (writable: {known})")
 
     @property
     def modbus_channels(self) -> list[RegisterField]:

@@ -77,6 +77,11 @@ def main() -> None:
 @click.option("--retry-s", default=60.0, show_default=True, help="resend unanswered documents")
 @click.option("--canary-timeout-s", default=600.0, show_default=True, help="halt if canaries wait")
 @click.option("--tick-s", default=5.0, show_default=True, help="rollout/retry check period")
+@click.option(
+    "--enroll-dir",
+    type=click.Path(file_okay=False),
+    help="fleet CA folder: serve /enroll (stations get --broker; needs --signing-key)",
+)
 @click.option("-v", "--verbose", is_flag=True, help="log at INFO")
 def run(
     db: str,
@@ -91,6 +96,7 @@ def run(
     retry_s: float,
     canary_timeout_s: float,
     tick_s: float,
+    enroll_dir: str | None,
     verbose: bool,
 ) -> None:
     """Run the controller: ingest through the shared subscription, serve the HTTP API."""
@@ -132,6 +138,10 @@ def run(
             app = create_app(
                 store, service.config, service.health, auth=Auth(store), allowed_hosts=hosts
             )
+            if enroll_dir and signer is not None:
+                from fleet.enroll import attach
+
+                attach(app, Path(enroll_dir), (host, port), signer)
             server = uvicorn.Server(
                 uvicorn.Config(app, host=api_host, port=api_port, log_level="warning")
             )

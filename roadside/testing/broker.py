@@ -125,6 +125,7 @@ def render_config(
         port=port,
         bind=bind,
         cafile=server.ca,
+        crlfile=pki.crl(),
         certfile=server.cert,
         keyfile=server.key,
         dynsec_plugin=DYNSEC_PLUGIN,

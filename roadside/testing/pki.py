@@ -5,7 +5,8 @@ identity; the client certificate's CN is the identity the broker uses as user na
 (``use_identity_as_username``), so a station's CN is its station id and the controller's CN is
 ``fleet-controller``. Keys are EC P-256: fast enough to issue a thousand client certificates.
 
-Not for production keys: there is no revocation, and keys are written unencrypted.
+Not for production keys: they are written unencrypted. ``crl()`` is the (empty) revocation
+list the broker reads; :class:`fleet.enroll.Enrollment` over the same directory revokes into it.
 
     python -m roadside.testing.pki DIR st-001 st-002 fleet-controller
 """
@@ -157,6 +158,21 @@ class TestPKI:
             .extensions.get_extension_for_class(x509.ExtendedKeyUsage)
             .value
         )
+
+    def crl(self) -> Path:
+        """The CA's revocation list (``crl.pem``; an empty one is made when missing)."""
+        path = self.dir / "crl.pem"
+        if not path.exists():
+            now = dt.datetime.now(dt.UTC)
+            crl = (
+                x509.CertificateRevocationListBuilder()
+                .issuer_name(self._ca_cert.subject)
+                .last_update(now - dt.timedelta(minutes=5))
+                .next_update(now + dt.timedelta(days=VALID_DAYS))
+                .sign(self._ca_key, hashes.SHA256())
+            )
+            path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        return path
 
     def foreign_client(self, identity: str) -> ClientFiles:
         """A client certificate for ``identity`` signed by a *different* CA (must be refused)."""

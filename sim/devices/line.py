@@ -20,6 +20,7 @@ from sim.devices.capture import CaptureWriter
 from sim.devices.pty import PtyLink
 from sim.devices.serialport import SerialDevice
 from sim.devices.timing import char_time_s, paced_write, silence_s, write_some
+from sim.devices.uart import garble, line_matches
 from sim.spec import BusSpec
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class SerialLine:
             return time.monotonic()
         self.port.drop_stale()
         self._sleep_until(not_before)
+        if not line_matches(fd, self.spec):  # the driver listens at other settings: noise
+            data = garble(data)
         if self.capture is not None:
             self.capture.record("tx", data)
         if not self.pacing:
@@ -141,6 +144,8 @@ class SerialLine:
                     data = os.read(fd, 4096)
                 except OSError:
                     data = b""
+                if data and not line_matches(fd, self.spec):
+                    data = garble(data)
                 if data:
                     if self.capture is not None:
                         self.capture.record("rx", data)

@@ -111,7 +111,8 @@ def image(
         elif f.name in settings:
             put(f, encode(f, settings[f.name] * f.scale + f.offset))
     for f in profile.settings:
-        put(f, encode(f, settings.get(f.name, 0) * f.scale + f.offset))
+        if f.table == "holding":  # coil settings live in the device's coils, not in registers
+            put(f, encode(f, settings.get(f.name, 0) * f.scale + f.offset))
     return words
 
 
