@@ -86,8 +86,13 @@ class Alerts:
         for m in reversed(self.list("published", drill)):
             if m["drill"] != drill or cell not in m["cells"]:
                 continue
-            latest = [x for x in self.chain(m["chain"]) if x["state"] == "published"][-1]
-            if latest["msg_type"] != "Cancel" and (latest["expires"] or 0) > now:
+            done = [x for x in self.chain(m["chain"]) if x["state"] == "published"]
+            if any(x["msg_type"] == "Cancel" for x in done):
+                continue
+            latest = max(
+                done, key=lambda x: (x["published"], x["created"], x["msg_type"] != "Alert")
+            )
+            if max(x["expires"] or 0 for x in done) > now:
                 return latest
         return None
 
