@@ -85,10 +85,15 @@ class Outbox:
                 "VALUES (?, ?, ?, NULL, NULL)",
                 (secrets.token_urlsafe(18), m["id"], u.id),
             )
+            routed = 0  # a contact no channel of this mode serves is passed over at once
             for k, c in enumerate(u.contacts):
-                rows.append(self._unit_row(by_kind, u.id, c, k, 0, t0 + k * self.config.step_s))
+                due = t0 + routed * self.config.step_s
+                routed += c.channel in by_kind
+                rows.append(self._unit_row(by_kind, u.id, c, k, 0, due))
+            routed = 0
             for j, c in enumerate(u.backups):
-                due = t0 + self.config.escalate_after_s + j * self.config.step_s
+                due = t0 + self.config.escalate_after_s + routed * self.config.step_s
+                routed += c.channel in by_kind
                 rows.append(self._unit_row(by_kind, u.id, c, BACKUP_STEP + j, 1, due))
         for channel, target, unit, address, step, backup, due in rows:
             routable = channel in self.channels

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -84,3 +85,43 @@ def resp(sqlite_store: Store, clock: ManualClock) -> Iterator[Response]:
     r = sample_response(sqlite_store, clock)
     yield r
     r.close()
+
+
+# -- the end-to-end rig: a real broker and controller, real receivers ------------------------------
+from roadside.testing.fixtures import broker, pki  # noqa: E402, F401
+from roadside.testing.receivers import (  # noqa: E402
+    WEBHOOK_SECRET,
+    SmsGateway,
+    SmtpSink,
+    WebhookReceiver,
+)
+
+
+@pytest.fixture
+def receivers() -> Iterator[dict[str, Any]]:
+    """Live and drill SMTP servers, a webhook receiver, an SMS gateway (all listening)."""
+    rx = {
+        "smtp": SmtpSink().start(),
+        "smtp_drill": SmtpSink().start(),
+        "webhook": WebhookReceiver(WEBHOOK_SECRET).start(),
+        "sms": SmsGateway().start(),
+    }
+    yield rx
+    for r in rx.values():
+        r.stop()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., None]:
+    """``wait_for(cond, timeout=20, what=...)``: poll until true or fail naming ``what``."""
+    import time
+
+    def wait(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    return wait
