@@ -66,6 +66,7 @@ from fleet.errors import (
     RolloutError,
     StoreError,
 )
+from fleet.response.api import response_router
 from fleet.rollout import ConfigManager
 from fleet.store import ConfigReport, Document, Rollout, StationInfo, Store, StoredRecord
 
@@ -709,4 +710,5 @@ def create_app(
         return RolloutOut.of(started)
 
     app.include_router(viewer)
+    app.include_router(response_router(store))
     return app
