@@ -21,7 +21,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from roadside.testing.broker import free_port
 
@@ -233,3 +233,44 @@ def channel_specs(rx: dict[str, Any], broker: Any, feed_dir: Path) -> list[dict[
             "path": str(feed_dir / "feed-drill.atom"),
         },
     ]
+
+
+def send_waterlogging_event(station: Any, seq: int, colour: str, previous: str = "none") -> float:
+    """Send, as ``station`` (a :class:`fleet.loadgen.StationClient`), the agent's own event
+    record for a waterlogging signal on the event lane; returns the sending time (epoch s)."""
+    from datetime import UTC, datetime
+
+    from agent.runner import _event_record
+    from agent.warnings import WarningEvent
+    from roadside import wire
+
+    kind: Literal["raise", "upgrade", "cancel"] = (
+        "raise" if previous == "none" else ("cancel" if colour == "none" else "upgrade")
+    )
+    now = datetime.now(UTC)
+    event = WarningEvent(
+        kind,
+        "waterlogging",
+        colour,
+        previous,
+        now,
+        "water_depth",
+        {"rule": "water_depth", "water_depth": 180.0},
+    )
+    rec = _event_record(event)
+    record = wire.WireRecord(
+        seq,
+        "event",
+        rec.time,
+        "",
+        rec.channel or "",
+        rec.value,
+        "",
+        None,
+        "",
+        None,
+        rec.reason or "",
+        rec.payload,
+    )
+    station.send([record], lane="event")
+    return now.timestamp()
