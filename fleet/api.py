@@ -68,6 +68,7 @@ from fleet.errors import (
     RolloutError,
     StoreError,
 )
+from fleet.response.api import response_router
 from fleet.rollout import ConfigManager
 from fleet.store import ConfigReport, Document, Rollout, StationInfo, Store, StoredRecord
 
@@ -704,4 +705,5 @@ def create_app(
     app.include_router(viewer)
     app.include_router(enroll.router)  # /enroll/...: state in app.state.enrollment
     app.include_router(artifacts.router)  # /artifacts/...: app.state.artifacts
+    app.include_router(response_router(store))
     return app

@@ -70,10 +70,18 @@ def station_role(station: str) -> dict[str, object]:
     }
 
 
+SERVICE_ROLES = {
+    ADMIN_IDENTITY: "broker-admin",
+    "fleet-response": "response",  # the response chain's CAP publisher
+    "ops-platform": "alerts-reader",  # the city's operations platform
+}
+"""Identities that are neither a station nor a controller, and their shipped role."""
+
+
 def client_commands(identity: str) -> list[dict[str, object]]:
     """Dynamic-security commands registering an identity (``$CONTROL`` or ``mosquitto_ctrl``)."""
-    if identity == ADMIN_IDENTITY:
-        roles = [{"rolename": "broker-admin"}]
+    if identity in SERVICE_ROLES:
+        roles = [{"rolename": SERVICE_ROLES[identity]}]
         return [{"command": "createClient", "username": identity, "roles": roles}]
     if is_controller(identity):
         roles = [{"rolename": "controller"}]
