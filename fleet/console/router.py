@@ -1,0 +1,251 @@
+"""The console's HTTP side: pages and assets under ``/console/``, its views and its live feed.
+
+    GET /                              redirect to /console/
+    GET /console/ , /console/field     the single-page console and the phone-sized field report
+    GET /console/static/{path}         shipped assets (ES modules, CSS, vendored Leaflet and uPlot)
+    GET /console/api/district          cells (GeoJSON), stations with health and warning, levels
+    GET /console/api/stations/{id}/series?start&end&points   downsampled series, forecasts, events
+    GET /console/events                server-sent events: which views changed (``retry`` set)
+
+Pages and assets are public (they hold no data); every view and the feed need a signed-in viewer.
+Everything the console changes goes through the fleet's own API with the session cookie and the
+``X-CSRF-Token`` header, so the API's roles and checks are the console's. (No ``from __future__
+import annotations`` here: FastAPI reads the routes' annotations, which name the dependencies
+given to :func:`console_router`.)
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from pydantic import BaseModel
+
+from fleet.console import views
+from fleet.documents import check_body, parse_scope
+from fleet.errors import FleetError
+from fleet.store import Store
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+SAMPLE_CELLS = HERE / "sample_cells.geojson"
+SERIES_CHANNELS = (
+    "rain_intensity",
+    "rain_1h",
+    "rain_3h",
+    "rain_6h",
+    "rain_24h",
+    "wind_speed_10min",
+    "wind_gust_3s",
+    "water_depth",
+)
+EVENT_WINDOW_S = 24 * 3600.0
+MAX_ROWS = 100_000
+
+
+def _epoch(when: datetime | None, default: float) -> float:
+    if when is None:
+        return default
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def load_cells(path: Path = SAMPLE_CELLS) -> dict[str, Any]:
+    """The district's cells as a GeoJSON FeatureCollection."""
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
+
+
+class DocumentDraft(BaseModel):
+    """A document being edited in the console: scope and body."""
+
+    scope: str
+    body: dict[str, Any]
+
+
+def console_router(
+    store: Store,
+    viewer: Callable[..., Any],
+    operator: Callable[..., Any],
+    csrf_of: Callable[[Request], str | None],
+    *,
+    drill: Callable[[], dict[str, Any] | None] = lambda: None,
+    clock: Callable[[], float] = time.time,
+    cells: Callable[[], dict[str, Any]] = load_cells,
+    poll_s: float = 1.0,
+) -> APIRouter:
+    """The console's routes over ``store``.
+
+    ``viewer`` and ``operator`` are the API's dependencies admitting those roles; ``csrf_of`` gives
+    the CSRF token of a request's session; ``drill`` the running drill (None: no drill).
+    """
+    router = APIRouter(include_in_schema=False)
+    signed_in = [Depends(viewer)]
+
+    @router.get("/")
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=307)
+
+    @router.get("/console")
+    def console_bare() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=307)
+
+    @router.get("/console/")
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @router.get("/console/field")
+    def field() -> FileResponse:
+        return FileResponse(STATIC / "field.html", headers={"Cache-Control": "no-cache"})
+
+    @router.get("/console/static/{path:path}")
+    def static(path: str) -> FileResponse:
+        target = (STATIC / path).resolve()
+        if not target.is_relative_to(STATIC) or not target.is_file():
+            raise HTTPException(404, f"no console asset {path!r}")
+        return FileResponse(target, headers={"Cache-Control": "no-cache"})
+
+    def district() -> dict[str, Any]:
+        now = clock()
+        events = store.records(kinds=("event",), start=now - EVENT_WINDOW_S, limit=MAX_ROWS)
+        signals = views.warning_levels(events)
+        rows = [views.station_row(s, signals.get(s.station, {}), now) for s in store.stations()]
+        return {
+            "now": now,
+            "cells": cells(),
+            "stations": rows,
+            "levels": views.cell_levels(rows),
+        }
+
+    @router.get("/console/api/district", dependencies=signed_in)
+    async def get_district() -> dict[str, Any]:
+        return await run_in_threadpool(district)
+
+    def series(station: str, start: float, end: float, points: int) -> dict[str, Any]:
+        if store.station(station) is None:
+            raise HTTPException(404, f"station {station!r} is not known")
+        channels: dict[str, Any] = {}
+        for channel in SERIES_CHANNELS:
+            rows = store.records(
+                station=station,
+                channel=channel,
+                kinds=("reading", "derived"),
+                start=start,
+                end=end,
+                limit=MAX_ROWS,
+            )
+            if not rows:
+                continue
+            pts = [(r.time, r.value, 9 if r.flag is None else r.flag) for r in rows]
+            cut = views.downsample(pts, start, end, points)  # type: ignore[arg-type]
+            channels[channel] = {
+                "unit": rows[-1].unit,
+                "raw": len(rows),
+                "t": [b.t for b in cut],
+                "mean": [b.mean for b in cut],
+                "lo": [b.lo for b in cut],
+                "hi": [b.hi for b in cut],
+                "flag": [b.flag for b in cut],
+            }
+        forecasts = store.records(
+            station=station, kinds=("forecast",), start=start, end=end, limit=MAX_ROWS
+        )
+        events = store.records(station=station, kinds=("event",), start=start, end=end, limit=500)
+        return {
+            "station": station,
+            "start": start,
+            "end": end,
+            "channels": channels,
+            "forecast": [{"t": f.time, **(f.payload or {})} for f in forecasts[-points:]],
+            "events": [
+                {"t": e.time, "seq": e.seq, "reason": e.reason, **(e.payload or {})}
+                for e in events[-200:]
+            ],
+        }
+
+    @router.get("/console/api/stations/{station}/series", dependencies=signed_in)
+    async def get_series(
+        station: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        points: Annotated[int, Query(ge=10, le=5000)] = 1200,
+    ) -> dict[str, Any]:
+        now = clock()
+        t1 = _epoch(end, now)
+        t0 = _epoch(start, t1 - 6 * 3600.0)
+        if t0 >= t1:
+            raise HTTPException(400, "start must be before end")
+        return await run_in_threadpool(series, station, t0, t1, points)
+
+    def fingerprint() -> dict[str, Any]:
+        stations = store.stations()
+        reports = store.reports()
+        rollouts = store.rollouts()
+        return {
+            "stations": (len(stations), max((s.last_seen for s in stations), default=0.0)),
+            "config": (
+                len(reports),
+                max((r.time for r in reports), default=0.0),
+                tuple((r.id, r.state, r.updated) for r in rollouts[:20]),
+                len(store.documents()),
+            ),
+            "events": len(
+                store.records(kinds=("event",), start=clock() - EVENT_WINDOW_S, limit=MAX_ROWS)
+            ),
+        }
+
+    async def feed(request: Request) -> AsyncIterator[bytes]:
+        yield b"retry: 1500\n\n"
+        last: dict[str, Any] | None = None
+        n = 0
+        while not await request.is_disconnected():
+            now = await run_in_threadpool(fingerprint)
+            changed = [k for k, v in now.items() if last is None or last.get(k) != v]
+            if changed:
+                n += 1
+                data = json.dumps({"topics": changed, "first": last is None})
+                yield f"id: {n}\nevent: change\ndata: {data}\n\n".encode()
+            else:
+                yield b": keep-alive\n\n"
+            last = now
+            await asyncio.sleep(poll_s)
+
+    @router.get("/console/api/me")
+    def get_me(request: Request, principal: Annotated[Any, Depends(viewer)]) -> dict[str, Any]:
+        """Who is signed in, with which roles, and the session's CSRF token for unsafe calls."""
+        return {
+            "name": principal.name,
+            "roles": sorted(principal.roles),
+            "via": principal.via,
+            "csrf": csrf_of(request),
+        }
+
+    @router.get("/console/api/drill", dependencies=signed_in)
+    async def get_drill() -> dict[str, Any]:
+        """The drill running now, if any (the banner on every page)."""
+        return {"active": await run_in_threadpool(drill)}
+
+    @router.post("/console/api/validate", dependencies=[Depends(operator)])
+    def post_validate(doc: DocumentDraft) -> dict[str, Any]:
+        """Check a draft document with the same checks a push runs, before anything is signed."""
+        try:
+            scope = parse_scope(doc.scope)
+            check_body(doc.body)
+        except FleetError as exc:
+            return {"ok": False, "detail": str(exc)}
+        return {"ok": True, "scope": scope.key, "detail": ""}
+
+    @router.get("/console/events", dependencies=signed_in)
+    def events(request: Request) -> StreamingResponse:
+        return StreamingResponse(
+            feed(request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router
