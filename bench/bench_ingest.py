@@ -96,7 +96,7 @@ def start_controllers(
         ]  # fmt: skip
         log = open(workdir / f"ctl-{i}.log", "ab")  # noqa: SIM115
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
-        apis.append(f"http://127.0.0.1:{port}/health")
+        apis.append(f"http://127.0.0.1:{port}/livez")
     for proc, api in zip(procs, apis, strict=True):
         deadline = time.monotonic() + 30
         while True:

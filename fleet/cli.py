@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
+import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
+from fleet.auth import ROLES, Auth, Principal
 from fleet.errors import FleetError
 from fleet.keys import generate_keypair, load_signing_key
 from fleet.rollout import RolloutPolicy
@@ -61,6 +65,12 @@ def main() -> None:
     help="MQTT client id; stable across restarts, distinct per process sharing the load",
 )
 @click.option("--http", default="127.0.0.1:8080", show_default=True, help="API host:port or off")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Host header the API answers (repeat; default: 127.0.0.1, localhost, ::1 and --http's)",
+)
 @click.option("--retry-s", default=60.0, show_default=True, help="resend unanswered documents")
 @click.option("--canary-timeout-s", default=600.0, show_default=True, help="halt if canaries wait")
 @click.option("--tick-s", default=5.0, show_default=True, help="rollout/retry check period")
@@ -74,6 +84,7 @@ def run(
     signing_key: str | None,
     client_id: str,
     http: str,
+    allowed_hosts: tuple[str, ...],
     retry_s: float,
     canary_timeout_s: float,
     tick_s: float,
@@ -110,10 +121,14 @@ def run(
         if http != "off":
             import uvicorn
 
-            from fleet.api import create_app
+            from fleet.api import DEFAULT_ALLOWED_HOSTS, create_app
+            from fleet.auth import Auth
 
             api_host, api_port = _host_port(http, "--http", 8080)
-            app = create_app(store, service.config, service.health)
+            hosts = allowed_hosts or (*DEFAULT_ALLOWED_HOSTS, api_host)
+            app = create_app(
+                store, service.config, service.health, auth=Auth(store), allowed_hosts=hosts
+            )
             server = uvicorn.Server(
                 uvicorn.Config(app, host=api_host, port=api_port, log_level="warning")
             )
@@ -176,8 +191,14 @@ def stations(db: str, as_json: bool) -> None:
 @click.argument("body", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--api", default="http://127.0.0.1:8080", show_default=True, help="controller API")
 @click.option("--stage", "group", default=None, help="staged rollout: this group goes first")
+@click.option(
+    "--token",
+    envvar="ROADSIDE_TOKEN",
+    required=True,
+    help="bearer token of an operator (`roadside-fleet token create`; env ROADSIDE_TOKEN)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the API's answer as JSON")
-def push(scope: str, body: Path, api: str, group: str | None, as_json: bool) -> None:
+def push(scope: str, body: Path, api: str, group: str | None, token: str, as_json: bool) -> None:
     """Push BODY (a JSON file of qc/derived/warnings/sampling sections) to SCOPE.
 
     SCOPE is fleet, grid:<cell> or station:<id>. With --stage the document goes to the group's
@@ -194,7 +215,12 @@ def push(scope: str, body: Path, api: str, group: str | None, as_json: bool) -> 
     if group is not None:
         request["group"] = group
     try:
-        resp = httpx.post(api.rstrip("/") + path, json=request, timeout=30)
+        resp = httpx.post(
+            api.rstrip("/") + path,
+            json=request,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
     except httpx.HTTPError as exc:
         raise click.ClickException(f"--api {api}: {exc}") from None
     answer = (
@@ -212,6 +238,112 @@ def push(scope: str, body: Path, api: str, group: str | None, as_json: bool) -> 
             f"rollout {answer['id']}: {answer['scope']} version {answer['version']} "
             f"to canaries {', '.join(answer['canaries'])}"
         )
+
+
+@main.group()
+def user() -> None:
+    """Users of the controller's API (roles: viewer, operator, approver, admin)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option(
+    "--role", "roles", multiple=True, required=True, type=click.Choice(ROLES), help="repeatable"
+)
+@click.option("--password-stdin", is_flag=True, help="read the password from stdin (one line)")
+@click.option("--no-password", is_flag=True, help="token-only user (scripts): cannot log in")
+@click.option(
+    "--db", default=DEFAULT_URL, show_default=True, help="sqlite:///path or postgresql://..."
+)
+@click.option("--json", "as_json", is_flag=True, help="print the user as JSON")
+def user_add(
+    name: str,
+    roles: tuple[str, ...],
+    password_stdin: bool,
+    no_password: bool,
+    db: str,
+    as_json: bool,
+) -> None:
+    """Create user NAME with its roles (asks for a password unless --no-password)."""
+    if no_password and password_stdin:
+        raise click.UsageError("--no-password and --password-stdin exclude each other")
+    password: str | None = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif not no_password:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with _auth(db) as auth:
+        auth.add_user(name, password, roles)
+    if as_json:
+        click.echo(json.dumps({"name": name, "roles": sorted(roles)}))
+    else:
+        click.echo(f"user {name} added with roles {', '.join(sorted(roles))}")
+
+
+@user.command("list")
+@click.option(
+    "--db", default=DEFAULT_URL, show_default=True, help="sqlite:///path or postgresql://..."
+)
+@click.option("--json", "as_json", is_flag=True, help="print the users as JSON")
+def user_list(db: str, as_json: bool) -> None:
+    """List the users and their roles."""
+    with _auth(db) as auth:
+        users = auth.users()
+    if as_json:
+        click.echo(json.dumps(users))
+        return
+    for u in users:
+        flags = ("" if u["password"] else " token-only") + (" disabled" if u["disabled"] else "")
+        click.echo(f"{u['name']:<20} {','.join(u['roles'])}{flags}")
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens for scripts (`Authorization: Bearer <token>`)."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--label", default="", help="what the token is for")
+@click.option(
+    "--db", default=DEFAULT_URL, show_default=True, help="sqlite:///path or postgresql://..."
+)
+@click.option("--json", "as_json", is_flag=True, help="print the token as JSON")
+def token_create(name: str, label: str, db: str, as_json: bool) -> None:
+    """Issue a token for user NAME and print it (it is shown only this once)."""
+    with _auth(db) as auth:
+        issued = auth.issue_token(name, label)
+        auth.audit(Principal("cli", frozenset({"admin"}), "cli"), "token_create", name, {})
+    click.echo(json.dumps({"name": name, "label": label, "token": issued}) if as_json else issued)
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.option("--label", default=None, help="only the tokens with this label")
+@click.option(
+    "--db", default=DEFAULT_URL, show_default=True, help="sqlite:///path or postgresql://..."
+)
+def token_revoke(name: str, label: str | None, db: str) -> None:
+    """Revoke user NAME's tokens."""
+    with _auth(db) as auth:
+        revoked = auth.revoke_tokens(name, label)
+        auth.audit(Principal("cli", frozenset({"admin"}), "cli"), "token_revoke", name, {})
+    click.echo(f"{revoked} token(s) of {name} revoked")
+
+
+@contextlib.contextmanager
+def _auth(db: str) -> Iterator[Auth]:
+    """The user database in the store ``db``; fleet errors become one-line CLI errors."""
+    try:
+        store = open_store(db)
+    except FleetError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield Auth(store)
+    except FleetError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@
     ├── KeyFileError    a key file is missing, unreadable or of the wrong kind (names the file)
     ├── DocumentError   a configuration document is malformed or targets an unknown scope
     ├── RolloutError    a staged rollout cannot start or advance (names the group or rollout)
-    └── BrokerError     the MQTT broker is unreachable or refused the controller (names host:port)
+    ├── BrokerError     the MQTT broker is unreachable or refused the controller (names host:port)
+    └── AuthError       a user, token or password is refused (names the user)
 
 The command line turns each into one line of text and a non-zero exit code; the HTTP API turns
 them into 4xx/5xx answers with the message as ``detail``.
@@ -36,3 +37,7 @@ class RolloutError(FleetError):
 
 class BrokerError(FleetError):
     """The MQTT broker cannot be reached or refused the controller."""
+
+
+class AuthError(FleetError):
+    """A user, token or password is refused (names the user)."""

@@ -170,11 +170,26 @@ class Outcome:
         return f"forecast raised waterlogging {fs}; observed depth reached 15 cm {os_}{lead}"
 
 
-def _http_json(url: str, body: dict[str, Any] | None = None) -> Any:
+def _http_json(url: str, token: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=5) as resp:
         return json.loads(resp.read())
+
+
+def _demo_token(db: str) -> str:
+    """An operator token for the demo's own API calls, in the demo's fleet database."""
+    from fleet.auth import Auth
+    from fleet.store import open_store
+
+    store = open_store(db)
+    try:
+        auth = Auth(store)
+        auth.add_user("demo", None, ["operator"])
+        return auth.issue_token("demo", "demo")
+    finally:
+        store.close()
 
 
 class Demo:
@@ -189,6 +204,7 @@ class Demo:
         self.broker: MosquittoBroker | None = None
         self.clock: ScaledClock | None = None
         self.http_port = free_port()
+        self.token = ""
         self.outcome = Outcome()
         self.events_seen: set[int] = set()
 
@@ -226,6 +242,7 @@ class Demo:
         from fleet.keys import generate_keypair
 
         keys = generate_keypair(w / "keys")
+        self.token = _demo_token(f"sqlite:///{w}/fleet.db")
         ctl = pki.client(CONTROLLER_IDENTITY)
         self._spawn(
             "fleet",
@@ -320,7 +337,7 @@ class Demo:
 
     def _get(self, path: str) -> Any:
         try:
-            return _http_json(f"http://127.0.0.1:{self.http_port}{path}")
+            return _http_json(f"http://127.0.0.1:{self.http_port}{path}", self.token)
         except (urllib.error.URLError, OSError, ValueError):
             return None
 
@@ -339,6 +356,7 @@ class Demo:
         """Push the threshold change to the whole fleet, signed by the controller."""
         doc = _http_json(
             f"http://127.0.0.1:{self.http_port}/config/documents",
+            self.token,
             {"scope": "fleet", "body": THRESHOLD_CHANGE},
         )
         self.outcome.pushed_version = int(doc["version"])

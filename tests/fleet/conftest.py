@@ -11,7 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
 
+from fleet.api import create_app
+from fleet.auth import Auth
 from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
@@ -94,3 +97,27 @@ def controller(
         yield service
     finally:
         service.stop()
+
+
+ApiClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def api_client(store: Store) -> ApiClient:
+    """``api_client(config=None, health=None, role="admin")``: a TestClient on the API over the
+    test store, sending a bearer token of a fresh user with ``role`` (None: no credentials)."""
+    auth = Auth(store)
+    made = 0
+
+    def make(config=None, health=None, role: str | None = "admin", **kw) -> TestClient:
+        nonlocal made
+        app = create_app(store, config, health, auth=auth, **kw)
+        client = TestClient(app, base_url="http://127.0.0.1")
+        if role is not None:
+            made += 1
+            name = f"{role}-{made}"
+            auth.add_user(name, None, [role])
+            client.headers["Authorization"] = f"Bearer {auth.issue_token(name, 'test')}"
+        return client
+
+    return make

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi.testclient import TestClient
-
-from fleet.api import create_app
 from fleet.documents import Scope, build_document
 from fleet.store import ConfigReport, IngestBatch, IngestRecord, StationUpdate, Store
 from roadside import signing
@@ -26,9 +23,9 @@ def _seed(store: Store) -> None:
     store.update_station(StationUpdate("st-001", seen=T0 + 701, online=True, grid_cell="c1"))
 
 
-def test_stations_readings_and_events(store: Store) -> None:
+def test_stations_readings_and_events(api_client, store: Store) -> None:
     _seed(store)
-    api = TestClient(create_app(store))
+    api = api_client()
     stations = api.get("/stations").json()
     assert [s["station"] for s in stations] == ["st-001"]
     assert stations[0]["online"] is True and stations[0]["records"] == 11
@@ -50,8 +47,8 @@ def test_stations_readings_and_events(store: Store) -> None:
     assert api.get("/readings", params={"limit": 0}).status_code == 422
 
 
-def test_unknown_things_are_404_and_pushing_without_a_key_is_503(store: Store) -> None:
-    api = TestClient(create_app(store))
+def test_unknown_things_are_404_and_pushing_without_a_key_is_503(api_client, store: Store) -> None:
+    api = api_client()
     assert api.get("/stations/nope").status_code == 404
     assert api.get("/stations/nope/config").json()["detail"] == "station 'nope' is not known"
     assert api.get("/rollouts/r0").status_code == 404
@@ -59,7 +56,7 @@ def test_unknown_things_are_404_and_pushing_without_a_key_is_503(store: Store) -
     assert resp.status_code == 503 and "signing key" in resp.json()["detail"]
 
 
-def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
+def test_config_status_desired_vs_reported(api_client, store: Store, fleet_key) -> None:
     _seed(store)
     issued = datetime.fromtimestamp(T0, UTC)
 
@@ -74,7 +71,7 @@ def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
     doc(Scope("grid", "c2"), {"warnings": {"b": 2}})  # another cell: not this station's
     store.add_report(ConfigReport("st-001", "fleet", 1, fleet1.hash, "ack", "", T0))
     store.add_report(ConfigReport("st-001", "grid:c1", 1, grid.hash, "nack", "unsafe: x", T0 + 0.5))
-    api = TestClient(create_app(store))
+    api = api_client()
     cfg = api.get("/stations/st-001/config").json()
     assert cfg["in_sync"] is False
     by_scope = {s["scope"]: s for s in cfg["scopes"]}
@@ -96,8 +93,8 @@ def test_config_status_desired_vs_reported(store: Store, fleet_key) -> None:
     assert signing.verify(signed, fleet_key.public_key())["body"] == {"qc": {"a": 2}}
 
 
-def test_openapi_document_lists_the_api(store: Store) -> None:
-    spec = TestClient(create_app(store)).get("/openapi.json").json()
+def test_openapi_document_lists_the_api(api_client, store: Store) -> None:
+    spec = api_client().get("/openapi.json").json()
     assert spec["info"]["title"] == "Roadside fleet controller"
     for path in ("/stations/{station}/config", "/events", "/config/documents", "/groups/{name}"):
         assert path in spec["paths"], path

@@ -66,10 +66,11 @@ def test_push_without_a_controller_or_with_a_bad_file_is_one_line(tmp_path: Path
     body = tmp_path / "b.json"
     body.write_text('{"warnings": {}}')
     down = CliRunner().invoke(
-        main, ["push", "fleet", str(body), "--api", f"http://127.0.0.1:{free_port()}"]
+        main,
+        ["push", "fleet", str(body), "--api", f"http://127.0.0.1:{free_port()}", "--token", "t"],
     )
     assert down.exit_code == 1 and down.output.startswith("Error: --api http://127.0.0.1:")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    broken = CliRunner().invoke(main, ["push", "fleet", str(bad)])
+    broken = CliRunner().invoke(main, ["push", "fleet", str(bad), "--token", "t"])
     assert broken.exit_code == 1 and "not a JSON document" in broken.output

@@ -58,7 +58,7 @@ def spawn(broker: MosquittoBroker, store_url: str, tmp_path: Path, fleet_key) ->
         while time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / f"{client_id}-{len(procs) - 1}.log").read_text()
             try:
-                if httpx.get(f"{base}/health", timeout=1).json()["broker_connected"]:
+                if httpx.get(f"{base}/livez", timeout=1).json()["broker_connected"]:
                     return proc, base
             except httpx.HTTPError:
                 pass
@@ -89,7 +89,13 @@ def _stations(broker: MosquittoBroker, n: int, key=None) -> list[StationClient]:
 
 
 def test_two_controllers_share_the_subscription_and_together_get_everything(
-    spawn: Spawn, broker: MosquittoBroker, store: Store, fleet_key, wait_for, tmp_path: Path
+    spawn: Spawn,
+    broker: MosquittoBroker,
+    store: Store,
+    store_url: str,
+    fleet_key,
+    wait_for,
+    tmp_path: Path,
 ) -> None:
     (_, api1), (_, api2) = spawn("ctl-1"), spawn("ctl-2")
     stations = _stations(broker, 4, fleet_key)
@@ -102,27 +108,43 @@ def test_two_controllers_share_the_subscription_and_together_get_everything(
         # process, and the other process's API shows every station in sync
         body = tmp_path / "thresholds.json"
         body.write_text(json.dumps({"warnings": {"rainstorm": {"blue_1h_mm": 25}}}))
-        pushed = CliRunner().invoke(main, ["push", "fleet", str(body), "--api", api1])
+        # unauthenticated, the real process refuses the push and stores nothing
+        anonymous = httpx.post(f"{api1}/config/documents", json={"scope": "fleet", "body": {}})
+        assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthenticated"
+        assert store.documents() == []
+        runner = CliRunner()
+        added = runner.invoke(main, ["user", "add", "ops", "--role", "operator", "--no-password",
+                                     "--db", store_url])  # fmt: skip
+        assert added.exit_code == 0, added.output
+        token = runner.invoke(main, ["token", "create", "ops", "--db", store_url]).output.strip()
+        viewer = {"Authorization": f"Bearer {token}"}
+        pushed = runner.invoke(
+            main, ["push", "fleet", str(body), "--api", api1], env={"ROADSIDE_TOKEN": token}
+        )
         assert pushed.exit_code == 0, pushed.output
         assert pushed.output.startswith("fleet version 1 pushed")
-        refused = CliRunner().invoke(main, ["push", "region:x", str(body), "--api", api1])
+        refused = runner.invoke(
+            main, ["push", "region:x", str(body), "--api", api1, "--token", token]
+        )
         assert refused.exit_code == 1 and "expected fleet, grid:<cell>" in refused.output
         wait_for(
-            lambda: all(s["in_sync"] for s in httpx.get(f"{api2}/config/status").json()),
+            lambda: all(
+                s["in_sync"] for s in httpx.get(f"{api2}/config/status", headers=viewer).json()
+            ),
             what="every station in sync",
         )
-        scopes = httpx.get(f"{api2}/stations/st-002/config").json()["scopes"]
+        scopes = httpx.get(f"{api2}/stations/st-002/config", headers=viewer).json()["scopes"]
         assert scopes[0]["desired_version"] == scopes[0]["reported_version"] == 1
     finally:
         for st in stations:
             st.stop()
-    got = [httpx.get(f"{api}/health").json()["ingest"] for api in (api1, api2)]
+    got = [httpx.get(f"{api}/health", headers=viewer).json()["ingest"] for api in (api1, api2)]
     assert got[0]["batches"] > 0 and got[1]["batches"] > 0, got  # each got a share
     assert got[0]["inserted"] + got[1]["inserted"] == 4 * 15 * 20  # together: all, once
     for st in stations:
         assert store.seqs(st.station) == list(range(1, 301))
     # the registry is shared: either process's API shows every station
-    assert len(httpx.get(f"{api1}/stations").json()) == 4
+    assert len(httpx.get(f"{api1}/stations", headers=viewer).json()) == 4
     spec = httpx.get(f"{api2}/openapi.json").json()
     assert {"/stations", "/readings", "/config/status", "/rollouts"} <= set(spec["paths"])
 

@@ -13,10 +13,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from fastapi.testclient import TestClient
 
 from agent.remote_config import RemoteConfig
-from fleet.api import create_app
 from fleet.service import FleetService
 from fleet.store import Store
 from roadside import wire
@@ -70,10 +68,10 @@ def agent_station(broker: MosquittoBroker, fleet_key, tmp_path: Path, wait_for) 
 
 
 def test_the_agent_applies_a_pushed_document_and_refuses_an_unsafe_one(
-    controller: FleetService, agent_station: RemoteConfig, store: Store, wait_for
+    api_client, controller: FleetService, agent_station: RemoteConfig, store: Store, wait_for
 ) -> None:
     assert controller.config is not None
-    api = TestClient(create_app(store, controller.config))
+    api = api_client(controller.config)
     station = agent_station.station
     wait_for(lambda: store.station(station) is not None, what="registered")
     good = controller.config.push("fleet", NATIONAL)

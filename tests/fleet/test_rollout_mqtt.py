@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from fleet.api import create_app
 from fleet.loadgen import StationClient, refuse_when
 from fleet.rollout import RolloutPolicy
 from fleet.service import FleetService
@@ -70,10 +69,10 @@ def _state(api: TestClient, station: str, scope: str) -> dict:
 
 
 def test_push_reaches_every_station_and_the_api_shows_desired_vs_reported(
-    controller: FleetService, fleet: list[StationClient], store: Store, wait_for
+    api_client, controller: FleetService, fleet: list[StationClient], store: Store, wait_for
 ) -> None:
     assert controller.config is not None
-    api = TestClient(create_app(store, controller.config, controller.health))
+    api = api_client(controller.config, controller.health)
     resp = api.post("/config/documents", json={"scope": "fleet", "body": BODY})
     assert resp.status_code == 201, resp.text
     doc = resp.json()
@@ -130,10 +129,10 @@ def test_staged_rollout_reaches_canaries_first_then_everyone(
 
 
 def test_staged_rollout_halts_on_a_canary_nack_and_nobody_else_gets_it(
-    controller: FleetService, fleet: list[StationClient], store: Store, wait_for
+    api_client, controller: FleetService, fleet: list[StationClient], store: Store, wait_for
 ) -> None:
     assert controller.config is not None
-    api = TestClient(create_app(store, controller.config))
+    api = api_client(controller.config)
     assert api.put("/groups/canary", json={"stations": ["st-001", "st-002"]}).status_code == 200
     resp = api.post("/rollouts", json={"scope": "fleet", "body": UNSAFE, "group": "canary"})
     assert resp.status_code == 201, resp.text
@@ -149,9 +148,11 @@ def test_staged_rollout_halts_on_a_canary_nack_and_nobody_else_gets_it(
     assert all(s["scope"] != "fleet" for s in scopes)  # never desired for a non-canary
 
 
-def test_rollout_needs_canaries_in_scope(controller: FleetService, store: Store) -> None:
+def test_rollout_needs_canaries_in_scope(
+    api_client, controller: FleetService, store: Store
+) -> None:
     assert controller.config is not None
-    api = TestClient(create_app(store, controller.config))
+    api = api_client(controller.config)
     resp = api.post("/rollouts", json={"scope": "fleet", "body": BODY, "group": "nobody"})
     assert resp.status_code == 400
     assert "no known station" in resp.json()["detail"]
