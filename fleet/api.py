@@ -56,6 +56,7 @@ from fleet.auth import (
     audit,
     require,
 )
+from fleet.console.router import console_router
 from fleet.documents import ScopeStatus, config_status
 from fleet.errors import (
     AuthError,
@@ -709,4 +710,5 @@ def create_app(
         return RolloutOut.of(started)
 
     app.include_router(viewer)
+    app.include_router(console_router(store, auth))
     return app

@@ -27,6 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel
 
+from fleet.auth import SESSION_COOKIE, Auth, Principal, require
 from fleet.console import views
 from fleet.documents import check_body, parse_scope
 from fleet.errors import FleetError
@@ -70,9 +71,7 @@ class DocumentDraft(BaseModel):
 
 def console_router(
     store: Store,
-    viewer: Callable[..., Any],
-    operator: Callable[..., Any],
-    csrf_of: Callable[[Request], str | None],
+    auth: Auth,
     *,
     drill: Callable[[], dict[str, Any] | None] = lambda: None,
     clock: Callable[[], float] = time.time,
@@ -81,10 +80,16 @@ def console_router(
 ) -> APIRouter:
     """The console's routes over ``store``.
 
-    ``viewer`` and ``operator`` are the API's dependencies admitting those roles; ``csrf_of`` gives
-    the CSRF token of a request's session; ``drill`` the running drill (None: no drill).
+    ``auth`` holds the sessions (the same as the API's); ``drill`` gives the running drill.
     """
     router = APIRouter(include_in_schema=False)
+    viewer, operator = require("viewer"), require("operator")
+    SignedIn = Annotated[Principal, Depends(viewer)]
+
+    def csrf_of(request: Request) -> str | None:
+        found = auth.by_session(request.cookies.get(SESSION_COOKIE, ""))
+        return found[1] if found else None
+
     signed_in = [Depends(viewer)]
 
     @router.get("/")
@@ -216,7 +221,7 @@ def console_router(
             await asyncio.sleep(poll_s)
 
     @router.get("/console/api/me")
-    def get_me(request: Request, principal: Annotated[Any, Depends(viewer)]) -> dict[str, Any]:
+    def get_me(request: Request, principal: SignedIn) -> dict[str, Any]:
         """Who is signed in, with which roles, and the session's CSRF token for unsafe calls."""
         return {
             "name": principal.name,
