@@ -1,16 +1,30 @@
-"""Debian's chromium under Selenium, headless, with nothing downloaded (no Selenium Manager)."""
+"""The console test harness: Debian's chromium under Selenium, headless, with nothing downloaded
+(no Selenium Manager); the controller served by uvicorn in a thread; sign-in and waiting."""
 
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from fleet.auth import Auth
+from fleet.loadgen import StationClient
+from fleet.service import FleetService
+from fleet.store import Store
+from roadside.testing.broker import MosquittoBroker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -48,3 +62,89 @@ def chromium(width: int = 1366, height: int = 768) -> webdriver.Chrome:
 def wait(driver: webdriver.Chrome, cond: Callable[[Any], Any], what: str, timeout: float = 20.0):
     """Wait until ``cond(driver)`` is truthy; fail naming ``what``."""
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(cond, f"timed out: {what}")
+
+
+USERS = {"duty": "operator", "chief": "approver", "admin": "admin", "guest": "viewer"}
+PASSWORD = "-password-1"  # each user's password is its name followed by this
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """uvicorn serving one app in a thread; stop and start again on the same port (a restart)."""
+
+    def __init__(self, make_app: Callable[[], Any], port: int) -> None:
+        self.make_app, self.port = make_app, port
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            self.make_app(),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"console server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(15)
+
+
+@dataclass
+class Console:
+    """The controller behind the console and what tests need to drive it."""
+
+    url: str
+    store: Store
+    service: FleetService
+    auth: Auth
+    broker: MosquittoBroker
+    key: Ed25519PrivateKey
+    server: Server
+    stations: list[StationClient] = field(default_factory=list)
+
+    def station(self, name: str, cell: str, **kw: Any) -> StationClient:
+        client = StationClient(
+            self.broker.settings(name),
+            name,
+            public_key=self.key.public_key(),
+            grid_cell=cell,
+            **kw,
+        ).start()
+        self.stations.append(client)
+        return client
+
+
+def ready(driver: Any, name: str, timeout: float = 30.0) -> None:
+    """Wait until the console has drawn view ``name`` (``document.body.dataset.ready``)."""
+    wait(
+        driver,
+        lambda d: d.execute_script("return document.body.dataset.ready") == name,
+        f"view {name!r} drawn",
+        timeout,
+    )
+
+
+def sign_in(driver: Any, url: str, name: str, lang: str = "zh-CN", route: str = "district") -> None:
+    """Open the console, sign in through its form, and wait for ``route``."""
+    driver.get(f"{url}/console/?lang={lang}#/{route}")
+    ready(driver, "signin")
+    driver.find_element(By.NAME, "name").send_keys(name)
+    driver.find_element(By.NAME, "password").send_keys(name + PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
+    ready(driver, route.split("/")[0])
