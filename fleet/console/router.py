@@ -152,9 +152,9 @@ def console_router(
                 "unit": rows[-1].unit,
                 "raw": len(rows),
                 "t": [b.t for b in cut],
-                "mean": [b.mean for b in cut],
-                "lo": [b.lo for b in cut],
-                "hi": [b.hi for b in cut],
+                "mean": [round(b.mean, 2) for b in cut],
+                "lo": [round(b.lo, 2) for b in cut],
+                "hi": [round(b.hi, 2) for b in cut],
                 "flag": [b.flag for b in cut],
             }
         forecasts = store.records(

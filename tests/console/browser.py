@@ -140,11 +140,19 @@ def ready(driver: Any, name: str, timeout: float = 30.0) -> None:
     )
 
 
-def sign_in(driver: Any, url: str, name: str, lang: str = "zh-CN", route: str = "district") -> None:
-    """Open the console, sign in through its form, and wait for ``route``."""
+def sign_in(
+    driver: Any,
+    url: str,
+    name: str,
+    lang: str = "zh-CN",
+    route: str = "district",
+    password: str | None = None,
+) -> None:
+    """Open the console, sign in through its form (``password``: the test users' by default),
+    and wait for ``route``."""
     driver.get(f"{url}/console/?lang={lang}#/{route}")
     ready(driver, "signin")
     driver.find_element(By.NAME, "name").send_keys(name)
-    driver.find_element(By.NAME, "password").send_keys(name + PASSWORD)
+    driver.find_element(By.NAME, "password").send_keys(password or name + PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
     ready(driver, route.split("/")[0])

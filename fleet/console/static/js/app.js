@@ -40,6 +40,7 @@ async function show() {
     el.innerHTML = `<p class="error" role="alert">${esc(t("err.generic", { detail: e.detail ?? e.message }))}</p>`;
   }
   document.body.dataset.ready = name;
+  window.__readyAt = performance.now(); // first render of this view (the console benchmark)
 }
 
 function showSignin(el) {
@@ -140,6 +141,10 @@ async function main() {
     await started();
   });
   window.addEventListener("hashchange", show);
+  // a page kept in the back-forward cache must not hold its stream open (browsers allow six
+  // connections per host: held streams would stall every later request)
+  window.addEventListener("pagehide", () => feed?.close());
+  window.addEventListener("pageshow", (ev) => ev.persisted && principal() && connect());
   await started();
 }
 

@@ -36,7 +36,7 @@ function chart(target, title, series, data, width) {
 
 const pointsOnly = (colour, size = 7) => ({ stroke: colour, fill: colour, paths: () => null, points: { show: true, size, fill: colour, stroke: colour } });
 
-export async function render(el, [id]) {
+export async function render(el, [id, initial]) {
   const info = await api(`/stations/${encodeURIComponent(id)}`);
   el.innerHTML = `
   <section class="card">
@@ -64,7 +64,7 @@ export async function render(el, [id]) {
   apply(el);
   document.getElementById("st-title").textContent = t("station.title", { id });
 
-  let range = { span: RANGES["6h"], start: null, end: null, live: true };
+  let range = { span: RANGES[initial] ?? RANGES["6h"], start: null, end: null, live: true };
   let plots = [];
 
   function head(info, level) {
