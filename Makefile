@@ -33,7 +33,7 @@ sysdeps:
 $(STAMP): setup.cfg pyproject.toml | sysdeps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
-	$(BIN)/python -m pip install -q -e '.[dev,systemd]'
+	$(BIN)/python -m pip install -q -e '.[dev,systemd,fleet]'
 	touch $(STAMP)
 
 demo: $(STAMP)
