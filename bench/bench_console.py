@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from fleet.api import create_app  # noqa: E402
 from fleet.auth import Auth  # noqa: E402
-from fleet.console.router import load_cells  # noqa: E402
+from fleet.console.register import sample_register  # noqa: E402
 from fleet.store import IngestBatch, IngestRecord, StationUpdate, Store, open_store  # noqa: E402
 from tests.console.browser import Server, chromium, free_port, ready, sign_in  # noqa: E402
 
@@ -57,7 +57,7 @@ def _event(seq: int, t: float, level: str) -> IngestRecord:
 
 def seed_stations(store: Store, n: int, now: float) -> None:
     """``n`` stations spread over the district's cells; every 20th has a warning."""
-    cells = [f["properties"]["code"] for f in load_cells()["features"]]
+    cells = list(sample_register().cells)
     for i in range(n):
         sid = f"st-{i:04d}"
         store.update_station(
@@ -170,7 +170,7 @@ def main(runs: int, stations: int, days: float) -> None:
         store = open_store(f"sqlite:///{tmp}/fleet.db")
         now = time.time()
         seed_stations(store, stations, now)
-        cell = load_cells()["features"][0]["properties"]["code"]
+        cell = next(iter(sample_register().cells))
         rows = seed_week(store, "st-week", now, days, cell)
         auth = Auth(store)
         auth.add_user("bench", PASSWORD, ["viewer"])

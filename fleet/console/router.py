@@ -29,13 +29,13 @@ from pydantic import BaseModel
 
 from fleet.auth import SESSION_COOKIE, Auth, Principal, require
 from fleet.console import views
+from fleet.console.register import District
 from fleet.documents import check_body, parse_scope
 from fleet.errors import FleetError
 from fleet.store import Store
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
-SAMPLE_CELLS = HERE / "sample_cells.geojson"
 SERIES_CHANNELS = (
     "rain_intensity",
     "rain_1h",
@@ -56,12 +56,6 @@ def _epoch(when: datetime | None, default: float) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def load_cells(path: Path = SAMPLE_CELLS) -> dict[str, Any]:
-    """The district's cells as a GeoJSON FeatureCollection."""
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return doc
-
-
 class DocumentDraft(BaseModel):
     """A document being edited in the console: scope and body."""
 
@@ -73,16 +67,15 @@ def console_router(
     store: Store,
     auth: Auth,
     *,
-    drill: Callable[[], dict[str, Any] | None] = lambda: None,
     clock: Callable[[], float] = time.time,
-    cells: Callable[[], dict[str, Any]] = load_cells,
     poll_s: float = 1.0,
 ) -> APIRouter:
     """The console's routes over ``store``.
 
-    ``auth`` holds the sessions (the same as the API's); ``drill`` gives the running drill.
+    ``auth`` holds the sessions (the same as the API's).
     """
     router = APIRouter(include_in_schema=False)
+    register = District(store)
     viewer, operator = require("viewer"), require("operator")
     SignedIn = Annotated[Principal, Depends(viewer)]
 
@@ -120,11 +113,17 @@ def console_router(
         events = store.records(kinds=("event",), start=now - EVENT_WINDOW_S, limit=MAX_ROWS)
         signals = views.warning_levels(events)
         rows = [views.station_row(s, signals.get(s.station, {}), now) for s in store.stations()]
+        response = register.levels()
+        levels = views.cell_levels(rows)  # from the stations' own warnings, where no plan says
+        for cell, state in response.items():
+            if state["proposed"] or state["confirmed"]:
+                levels[cell] = state["colour"]
         return {
             "now": now,
-            "cells": cells(),
+            **register.layers(),
             "stations": rows,
-            "levels": views.cell_levels(rows),
+            "levels": levels,
+            "response": response,
         }
 
     @router.get("/console/api/district", dependencies=signed_in)
@@ -233,7 +232,7 @@ def console_router(
     @router.get("/console/api/drill", dependencies=signed_in)
     async def get_drill() -> dict[str, Any]:
         """The drill running now, if any (the banner on every page)."""
-        return {"active": await run_in_threadpool(drill)}
+        return {"active": await run_in_threadpool(register.drill)}
 
     @router.post("/console/api/validate", dependencies=[Depends(operator)])
     def post_validate(doc: DocumentDraft) -> dict[str, Any]:

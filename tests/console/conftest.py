@@ -11,7 +11,7 @@ import pytest
 
 from fleet.api import create_app
 from fleet.auth import Auth
-from fleet.console.router import load_cells
+from fleet.console.register import sample_register
 from fleet.rollout import RolloutPolicy
 from fleet.service import FleetService
 from fleet.store import open_store
@@ -26,7 +26,7 @@ from tests.console.browser import PASSWORD, USERS, Console, Server, chromium, fr
 @pytest.fixture
 def cell_codes() -> list[str]:
     """Codes of the shipped district's cells, in file order."""
-    return [f["properties"]["code"] for f in load_cells()["features"]]
+    return list(sample_register().cells)
 
 
 @pytest.fixture

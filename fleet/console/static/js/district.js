@@ -1,14 +1,25 @@
 // District view: grid cells coloured by response level, station markers, layers, station list.
 import { api } from "./api.js";
-import { ago, apply, current, t } from "./i18n.js";
+import { ago, apply, t } from "./i18n.js";
 import { esc, fmt, healthBadge, levelBadge } from "./ui.js";
 
 export const COLOURS = { none: "#c9d1d9", blue: "#1e63d6", yellow: "#f2c200", orange: "#f07f00", red: "#d7191c" };
 const HEALTH = { ok: "#1e8a3c", stale: "#7a8591", offline: "#222222", degraded: "#8a3ab9" };
 const LEVELS = ["none", "blue", "yellow", "orange", "red"];
 
+const NUMERALS = { IV: "Ⅳ", III: "Ⅲ", II: "Ⅱ", I: "Ⅰ" };
+
 function cellName(props) {
-  return (current() === "zh-CN" ? props.name_zh : props.name_en) ?? props.code;
+  return props.name ?? props.code;
+}
+
+// "proposed Ⅱ · confirmed Ⅲ (chief)" for a cell the response chain has levels for
+function responseText(state) {
+  if (!state) return "";
+  const parts = [];
+  if (state.proposed) parts.push(`${t("cell.proposed")} ${NUMERALS[state.proposed]}`);
+  if (state.confirmed) parts.push(`${t("cell.confirmed")} ${NUMERALS[state.confirmed]} (${state.confirmed_by})`);
+  return parts.join(" · ");
 }
 
 // A station's position: its reported location, else a stable spot inside its cell.
@@ -72,7 +83,7 @@ export async function render(el) {
   let fitted = false;
   let data = null;
 
-  function drawCells(cells, levels) {
+  function drawCells(cells, levels, response) {
     layers.cells.clearLayers();
     centres = {};
     const gj = L.geoJSON(cells, {
@@ -83,7 +94,7 @@ export async function render(el) {
       onEachFeature: (f, layer) => {
         const level = levels[f.properties.code] ?? "none";
         cellLayers[f.properties.code] = layer;
-        layer.bindTooltip(`${esc(f.properties.code)} ${esc(cellName(f.properties))} · ${esc(t("level." + level))}`);
+        layer.bindTooltip(`${esc(f.properties.code)} ${esc(cellName(f.properties))} · ${esc(t("level." + level))} ${esc(responseText(response[f.properties.code]))}`);
         const b = layer.getBounds();
         centres[f.properties.code] = { lat: b.getCenter().lat, lon: b.getCenter().lng, w: b.getEast() - b.getWest(), h: b.getNorth() - b.getSouth() };
       },
@@ -140,14 +151,12 @@ export async function render(el) {
 
   async function refresh() {
     data = await api("/console/api/district");
-    drawCells(data.cells, data.levels);
+    drawCells(data.cells, data.levels, data.response ?? {});
     drawStations(data.stations);
-    const lang = current() === "zh-CN" ? "zh" : "en";
     drawPoints(layers.units, data.units, () => ({ radius: 5, color: "#0b5cad", fillColor: "#fff", fillOpacity: 1, weight: 2, className: "unit" }));
     drawPoints(layers.hazards, data.hazards, () => ({ radius: 4, color: "#b3261e", fillColor: "#b3261e", fillOpacity: 0.8, className: "hazard" }));
     drawPoints(layers.reports, data.reports, () => ({ radius: 5, color: "#6a1b9a", fillColor: "#e1bee7", fillOpacity: 1, className: "field-report" }));
     list();
-    document.getElementById("view").dataset.lang = lang;
     document.body.dataset.district = String(data.stations.length);
   }
 
