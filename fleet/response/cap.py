@@ -40,8 +40,12 @@ EVENTS = {  # signal -> (zh, en)
     "gale": ("大风", "Gale"),
     "thunderstorm": ("雷电", "Thunderstorm"),
 }
-COLOURS = {"blue": ("蓝色", "Blue"), "yellow": ("黄色", "Yellow"),
-           "orange": ("橙色", "Orange"), "red": ("红色", "Red")}  # fmt: skip
+COLOURS = {
+    "blue": ("蓝色", "Blue"),
+    "yellow": ("黄色", "Yellow"),
+    "orange": ("橙色", "Orange"),
+    "red": ("红色", "Red"),
+}
 LEVEL_WORDS = {
     "IV": ("Ⅳ级/一般", "Level IV (general)"),
     "III": ("Ⅲ级/较重", "Level III (serious)"),

@@ -21,8 +21,10 @@ from fleet.response.drills import Drills
 from fleet.response.engine import Engine
 from fleet.response.errors import ChannelError, ResponseError
 from fleet.response.feed import FeedItem, render_feed
+from fleet.response.field import Field
 from fleet.response.grid import Grid
 from fleet.response.outbox import Outbox
+from fleet.response.partners import Partners
 from fleet.store import Store
 from roadside.clock import Clock
 
@@ -49,6 +51,8 @@ class Response:
         self.outbox = Outbox(self.db, self.grid, self.config, channels)
         self.engine = Engine(self.db, self.grid, self.alerts, self.config)
         self.drills = Drills(self.db, self.alerts, self.outbox)
+        self.field = Field(self.db, self.grid, self.engine)
+        self.partners = Partners(self.db)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -95,6 +99,12 @@ class Response:
                 )
             )
         return render_feed(items, mode=mode, base_url=self.config.base_url, now=self.now())
+
+    def after_action(self, cell: str, start: float, end: float) -> dict[str, Any]:
+        """The after-action report of one cell over ``[start, end)``."""
+        from fleet.response.afteraction import after_action
+
+        return after_action(self.grid, self.alerts, self.outbox, self.field, cell, start, end)
 
     # -- the worker -------------------------------------------------------------------------------
     def tick(self) -> int:
