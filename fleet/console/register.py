@@ -8,10 +8,15 @@ plan's proposal; both are given, as the response levels Ⅳ–Ⅰ and their sign
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from fleet.response import cap
+from fleet.response.alerts import Alerts
+from fleet.response.config import ResponseConfig
 from fleet.response.db import ResponseDB
+from fleet.response.errors import ResponseError
 from fleet.response.grid import Grid
 from fleet.response.plan import COLOURS, LEVELS
 from fleet.response.register import Register as ResponseRegister
@@ -103,3 +108,39 @@ class District:
         """The drill running now (the newest started and not ended), or None."""
         running = [d for d in self.grid.db.docs("drill") if d.get("ended") is None]
         return max(running, key=lambda d: d.get("started", 0.0), default=None)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Cheap summaries that change whenever the response chain or a drill does."""
+        q = self.grid.db.query
+        response = (
+            q("SELECT count(*), max(created), max(approved), max(published) FROM resp_messages"),
+            q("SELECT state, count(*) FROM resp_outbox GROUP BY state ORDER BY state"),
+            q("SELECT count(acked) FROM resp_acks"),
+            q("SELECT count(*), max(t) FROM resp_decisions"),
+            q("SELECT state, count(*) FROM resp_actions GROUP BY state ORDER BY state"),
+            q("SELECT count(*), max(t) FROM resp_signals"),
+            q("SELECT count(*), max(t) FROM resp_linktests"),
+            q("SELECT kind, count(*), max(t) FROM resp_docs WHERE kind <> 'drill' GROUP BY kind"),
+        )
+        drill = self.drill()
+        return {"response": response, "drill": drill and (drill["id"], drill.get("ended"))}
+
+    def preview(self, key: str, now: float, config: ResponseConfig) -> dict[str, Any]:
+        """A message's CAP XML: as published, or as it would go out now, checked by the same
+        rules and schema as a publication (``valid`` False with the reason when it would fail).
+        """
+        alerts = Alerts(self.grid.db, self.grid, config)
+        m = alerts.get(key)
+        if m["xml"]:
+            return {"id": m["id"], "status": m["status"], "xml": m["xml"], "valid": True}
+        # serial 0: never given to a published message (the preview is labelled so in the page)
+        ident = config.ids.identifier(datetime.fromtimestamp(now, UTC), 0)
+        msg = alerts._message(m, identifier=ident, sent=now)
+        out = {"id": m["id"], "status": m["status"], "valid": True, "detail": ""}
+        try:
+            out["xml"] = cap.render(msg).decode()
+            cap.build(msg)
+        except ResponseError as exc:
+            out.update(valid=False, detail=str(exc))
+            out.setdefault("xml", "")
+        return out

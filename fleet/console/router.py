@@ -16,6 +16,7 @@ given to :func:`console_router`.)
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from fleet.console import views
 from fleet.console.register import District
 from fleet.documents import check_body, parse_scope
 from fleet.errors import FleetError
+from fleet.response.config import ResponseConfig, load_config
 from fleet.store import Store
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +49,7 @@ SERIES_CHANNELS = (
     "water_depth",
 )
 EVENT_WINDOW_S = 24 * 3600.0
+RESPONSE_CONFIG_ENV = "ROADSIDE_RESPONSE_CONFIG"  # as fleet.response.api reads it
 MAX_ROWS = 100_000
 
 
@@ -201,6 +204,7 @@ def console_router(
             "events": len(
                 store.records(kinds=("event",), start=clock() - EVENT_WINDOW_S, limit=MAX_ROWS)
             ),
+            **register.fingerprint(),
         }
 
     async def feed(request: Request) -> AsyncIterator[bytes]:
@@ -243,6 +247,17 @@ def console_router(
         except FleetError as exc:
             return {"ok": False, "detail": str(exc)}
         return {"ok": True, "scope": scope.key, "detail": ""}
+
+    @router.get("/console/api/warnings/{key}/preview", dependencies=signed_in)
+    def get_preview(key: str, request: Request) -> dict[str, Any]:
+        """The CAP XML of a message: as published, or as it would be published now."""
+        given = getattr(request.app.state, "response", None)
+        if given is not None:
+            config = given.config
+        else:
+            path = os.environ.get(RESPONSE_CONFIG_ENV)
+            config = load_config(Path(path)) if path else ResponseConfig()
+        return register.preview(key, clock(), config)
 
     @router.get("/console/events", dependencies=signed_in)
     def events(request: Request) -> StreamingResponse:
