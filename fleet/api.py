@@ -67,6 +67,7 @@ from fleet.errors import (
     RolloutError,
     StoreError,
 )
+from fleet.response.api import response_router
 from fleet.rollout import ConfigManager
 from fleet.store import ConfigReport, Document, Rollout, StationInfo, Store, StoredRecord
 
@@ -710,5 +711,6 @@ def create_app(
         return RolloutOut.of(started)
 
     app.include_router(viewer)
+    app.include_router(response_router(store))
     app.include_router(console_router(store, auth))
     return app

@@ -39,7 +39,7 @@ def test_level_sensor_disagreeing_with_agreeing_neighbours() -> None:
 def test_sector_narrow_in_steady_wind_and_a_circle_when_calm(resp: Response) -> None:
     steady = onsite.Wind(from_deg=0.0, speed_ms=5.0, sigma_deg=8.0)
     poly = onsite.sector(121.45, 31.37, steady)
-    minx, miny, maxx, maxy = poly.bounds
+    _, miny, _, maxy = poly.bounds
     assert maxy == pytest.approx(31.37) and miny < 31.37  # wind from north: sector to the south
     assert onsite.half_angle(steady) == 16.0
     assert onsite.half_angle(onsite.Wind(0.0, 1.5, 8.0)) > 90  # widening at low speed
