@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -116,6 +117,7 @@ class Console:
     broker: MosquittoBroker
     key: Ed25519PrivateKey
     server: Server
+    receivers: dict[str, Any]
     stations: list[StationClient] = field(default_factory=list)
 
     def station(self, name: str, cell: str, **kw: Any) -> StationClient:
@@ -156,3 +158,26 @@ def sign_in(
     driver.find_element(By.NAME, "password").send_keys(password or name + PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
     ready(driver, route.split("/")[0])
+
+
+def click(driver: Any, css: str, what: str = "", timeout: float = 20.0) -> None:
+    """Click the element ``css`` selects, again if the live page redrew it meanwhile."""
+
+    def attempt(d: Any) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+
+    wait(driver, attempt, what or f"click {css}", timeout)
+
+
+def disabled(driver: Any, css: str) -> bool:
+    """Whether the control ``css`` selects is disabled (read in one step: no stale handles)."""
+    return bool(driver.execute_script("return document.querySelector(arguments[0]).disabled", css))
+
+
+def text(driver: Any, css: str) -> str:
+    """The text of the element ``css`` selects (read in one step)."""
+    return str(driver.execute_script("return document.querySelector(arguments[0]).innerText", css))
