@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,25 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from fleet.api import create_app
 from fleet.auth import Auth
 from fleet.loadgen import StationClient
+from fleet.response.config import ResponseConfig
+from fleet.response.service import Response
+from fleet.rollout import RolloutPolicy
 from fleet.service import FleetService
-from fleet.store import Store
+from fleet.store import Store, open_store
+from roadside import signing
+from roadside.clock import SystemClock
 from roadside.testing.broker import MosquittoBroker
+from roadside.testing.pki import CONTROLLER_IDENTITY
+from roadside.testing.receivers import (
+    WEBHOOK_SECRET,
+    SmsGateway,
+    SmtpSink,
+    WebhookReceiver,
+    channel_specs,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -118,6 +133,7 @@ class Console:
     key: Ed25519PrivateKey
     server: Server
     receivers: dict[str, Any]
+    response: Response
     stations: list[StationClient] = field(default_factory=list)
 
     def station(self, name: str, cell: str, **kw: Any) -> StationClient:
@@ -130,6 +146,63 @@ class Console:
         ).start()
         self.stations.append(client)
         return client
+
+
+@contextlib.contextmanager
+def running_console(work: Path, broker: MosquittoBroker) -> Iterator[Console]:
+    """A controller on SQLite in ``work`` with the response chain over the sample district and
+    every channel kind (real SMTP, webhook and SMS receivers, MQTT on ``broker``, Atom files),
+    the test users, and the API with the console served by uvicorn on a free port."""
+    receivers: dict[str, Any] = {
+        "smtp": SmtpSink().start(),
+        "smtp_drill": SmtpSink().start(),
+        "webhook": WebhookReceiver(WEBHOOK_SECRET).start(),
+        "sms": SmsGateway().start(),
+    }
+    store = open_store(f"sqlite:///{work / 'fleet.db'}")
+    key = signing.generate_key()
+    service = FleetService(
+        store,
+        SystemClock(),
+        broker.settings(CONTROLLER_IDENTITY),
+        key,
+        tick_s=0.1,
+        policy=RolloutPolicy(canary_timeout_s=30, retry_s=0.5, max_retries=3),
+    )
+    service.start()
+    auth = Auth(store)
+    for name, role in USERS.items():
+        auth.add_user(name, name + PASSWORD, [role])
+    port = free_port()
+    config = ResponseConfig(
+        channels=tuple(channel_specs(receivers, broker, work)),
+        base_url=f"http://127.0.0.1:{port}",
+        poll_s=0.2,
+    )
+    response = Response(store, SystemClock(), config)
+    response.grid.load_sample("admin", response.now())
+    response.start()
+
+    def app() -> Any:
+        made = create_app(store, service.config, service.health, auth=auth)
+        made.state.response = response
+        return made
+
+    server = Server(app, port)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    c = Console(url, store, service, auth, broker, key, server, receivers, response)
+    try:
+        yield c
+    finally:
+        for s in c.stations:
+            s.stop()
+        server.stop()
+        response.close()
+        service.stop()
+        store.close()
+        for r in receivers.values():
+            r.stop()
 
 
 def ready(driver: Any, name: str, timeout: float = 30.0) -> None:

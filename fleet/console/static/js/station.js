@@ -24,7 +24,7 @@ function joined(parts) {
 
 function chart(target, title, series, data, width) {
   const opts = {
-    title, width, height: 220,
+    title, width, height: 190,
     scales: { x: { time: true } },
     series: [{}, ...series],
     axes: [{}, { scale: series[0].scale ?? "y", label: series[0].unitLabel ?? "" },
