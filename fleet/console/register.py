@@ -58,8 +58,9 @@ class District:
             self._sample = sample_register()
         return self._sample, True
 
-    def layers(self) -> dict[str, Any]:
-        """Cells as GeoJSON, key units and hazard points as points, and whether synthetic."""
+    def layers(self, since: float) -> dict[str, Any]:
+        """Cells as GeoJSON, key units, hazard points and field reports (from ``since``) as
+        points, and whether the cells are the synthetic sample."""
         reg, synthetic = self.register()
         features = [
             {
@@ -80,6 +81,11 @@ class District:
                 {"id": h.id, "kind": h.kind, "label": f"{h.name} ({h.kind})", "cell": h.cell}
                 | {"lon": h.lon, "lat": h.lat}
                 for h in reg.hazards.values()
+            ],
+            "reports": [
+                {"id": r["id"], "cell": r["cell"], "lon": r["lon"], "lat": r["lat"]}
+                | {"label": f"{r['depth_class']} · {r['by']} · {r['note'][:80]}"}
+                for r in self.grid.db.docs("report", since)
             ],
         }
 

@@ -123,7 +123,7 @@ def console_router(
                 levels[cell] = state["colour"]
         return {
             "now": now,
-            **register.layers(),
+            **register.layers(now - EVENT_WINDOW_S),
             "stations": rows,
             "levels": levels,
             "response": response,

@@ -185,6 +185,13 @@ def _shoot(c: Console, ids: dict[str, str], dest: Path) -> None:
                     wait(driver, lambda d: d.find_elements("css selector", ".sector"), "sector")
                 time.sleep(0.8)
                 _save(driver, dest / f"{name}-{tag}.png")
+            driver.execute_cdp_cmd(
+                "Browser.grantPermissions", {"origin": c.url, "permissions": ["geolocation"]}
+            )
+            driver.execute_cdp_cmd(
+                "Emulation.setGeolocationOverride",
+                {"latitude": 31.3721, "longitude": 121.4753, "accuracy": 12},
+            )
             driver.get(f"{c.url}/console/field?lang={lang}")
             wait(driver, lambda d: d.execute_script("return document.body.dataset.ready"), "field")
             _save(driver, dest / f"field-{tag}.png", width=412)

@@ -140,3 +140,39 @@ def test_a_drill_shows_its_banner_on_every_page_and_its_outputs_are_labelled(
     click(browser, 'tr[data-active="true"] button[data-end]')
     wait(browser, lambda d: not d.find_element(By.ID, "drill-banner").is_displayed(), "drill over")
     assert console.receivers["sms"].sent == []  # a drill reaches no live channel
+
+
+def test_a_field_report_from_a_phone_lands_in_its_cell_and_on_the_map(
+    console: Console, browser: Any
+) -> None:
+    browser.set_window_size(412, 860)
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions", {"origin": console.url, "permissions": ["geolocation"]}
+    )
+    browser.execute_cdp_cmd(
+        "Emulation.setGeolocationOverride",
+        {"latitude": 31.3721, "longitude": 121.4753, "accuracy": 12},
+    )
+    browser.get(f"{console.url}/console/field?lang=zh-CN")
+    wait(browser, lambda d: d.execute_script("return document.body.dataset.ready") == "signin", "")
+    browser.find_element(By.NAME, "name").send_keys("duty")
+    browser.find_element(By.NAME, "password").send_keys("duty-password-1")
+    click(browser, "#signin button[type=submit]")
+    wait(browser, lambda d: d.execute_script("return document.body.dataset.ready") == "field", "")
+    wait(browser, lambda d: d.find_element(By.ID, "lat").get_attribute("value"), "phone location")
+    click(browser, "input[name=depth][value='>30cm']")
+    browser.find_element(By.ID, "note").send_keys("下立交积水没过车轮")
+    click(browser, "#send")
+    sent = wait(browser, lambda d: d.execute_script("return document.body.dataset.sent"), "sent")
+    reports = console.response.field.reports()
+    assert [(r["id"], r["depth_class"], r["by"]) for r in reports] == [(sent, ">30cm", "duty")]
+    cell = reports[0]["cell"]
+    assert any(s.source == "report:duty" for s in console.response.grid.signals(cell))
+    # on the district map's field-report layer, and in the cell's evidence on the board
+    browser.set_window_size(1366, 768)
+    browser.get(f"{console.url}/console/?lang=en#/district")
+    ready(browser, "district")
+    wait(browser, lambda d: _css(d, "path.field-report"), "report on the map")
+    browser.get(f"{console.url}/console/?lang=en#/warnings")
+    ready(browser, "warnings")
+    assert "report:duty" in text(browser, f'tr[data-cell="{cell}"]')
