@@ -18,6 +18,7 @@ import click
 from fleet.auth import ROLES, Auth, Principal
 from fleet.errors import FleetError
 from fleet.keys import generate_keypair, load_signing_key
+from fleet.response.cli import response as response_group
 from fleet.rollout import RolloutPolicy
 from fleet.service import DEFAULT_CLIENT_ID, FleetService
 from fleet.store import DEFAULT_URL, open_store
@@ -348,3 +349,6 @@ def _auth(db: str) -> Iterator[Auth]:
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+main.add_command(response_group)

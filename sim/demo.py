@@ -42,7 +42,7 @@ from sim.scenario import load_scenario
 from sim.spec import Scenario
 
 STATION = "bs-demo-01"
-GRID_CELL = "310113-G042"
+GRID_CELL = "BS-G02"  # a cell of the synthetic sample district (fleet/response/data)
 FLAG_STYLE = {0: "green", 1: "yellow", 2: "red", 8: "dim", 9: "dim"}
 # What the fleet pushes part way through: the national rainstorm criteria instead of Shanghai's.
 TIER_MM = 150.0  # the first waterlogging tier (15 cm)
@@ -505,6 +505,32 @@ def render(demo: Demo, snap: dict[str, Any]) -> Group:
     return Group(head, table, forecast, link, cfg, Text("warnings:", style="bold"), warn, lights)
 
 
+def response_epilogue(demo: Demo, console: Console) -> dict[str, Any]:
+    """The fleet's response chain on what the storm left in the fleet database (issue 12)."""
+    from fleet.response.errors import ResponseError
+    from fleet.response.showcase import showcase
+    from fleet.store import open_store
+
+    console.print("\n[bold]response chain[/bold] (synthetic sample district)")
+    cap_dir = os.environ.get("ROADSIDE_DEMO_CAP_DIR")
+    store = open_store(f"sqlite:///{demo.work}/fleet.db")
+    try:
+        return showcase(
+            store,
+            GRID_CELL,
+            console.print,
+            cap_dir=Path(cap_dir) if cap_dir else None,
+            api=f"http://127.0.0.1:{demo.http_port}",
+            workdir=demo.work,
+            positions={STATION: (121.4380, 31.3960)},  # the station file's lon/lat
+        )
+    except ResponseError as exc:
+        console.print(f"[red]response chain failed:[/red] {exc}")
+        return {}
+    finally:
+        store.close()
+
+
 def run_demo(
     scenario: str = "storm-50y-3h",
     speed: float = 60.0,
@@ -520,6 +546,7 @@ def run_demo(
     work = Path(workdir or tempfile.mkdtemp(prefix="roadside-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     demo = Demo(scenario, speed, work, pacing=pacing)
+    response: dict[str, Any] = {}
     end_min = demo.scenario.duration_s / 60.0
     try:
         console.print(f"starting broker, fleet controller, simulator and agent in {work}")
@@ -541,6 +568,7 @@ def run_demo(
                 if snap["minute"] >= end_min - 1.0:  # the simulator ends its run at end_min
                     break
                 time.sleep(0.5)
+        response = response_epilogue(demo, console)
     except DemoError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         return 1
@@ -549,6 +577,8 @@ def run_demo(
     finally:
         demo.stop()
     problems = demo.outcome.problems(demo.scenario)
+    if not response.get("acknowledged"):
+        problems.append("a warning published by the response chain and acknowledged")
     console.print(
         f"\nfleet committed {demo.outcome.fleet_readings} records; "
         f"{len(demo.outcome.warnings)} warning events; {demo.outcome.lead()}"

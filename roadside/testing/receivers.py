@@ -2,8 +2,8 @@
 
 - :class:`SmtpSink`: an aiosmtpd SMTP server keeping every message.
 - :class:`WebhookReceiver`: an HTTP server that verifies Standard Webhooks signatures with the
-  ``standardwebhooks`` library (the other side's own code, not ours), refuses replays (a seen
-  ``webhook-id``) and answers a configurable number of failures first.
+  ``standardwebhooks`` library (the other side's own code, not ours), takes each ``webhook-id``
+  once and answers a configurable number of failures first.
 - :class:`SmsGateway`: an HTTP server standing in for the operator's SMS gateway.
 - :class:`MqttSubscriber`: a client of the real broker on ``roadside/v1/alerts/#``.
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from roadside.testing.broker import free_port
 
@@ -98,8 +98,9 @@ class _Http:
 
 
 class WebhookReceiver(_Http):
-    """Verifies each request with ``standardwebhooks.Webhook(secret).verify``; 401 if forged,
-    409 if replayed; ``fail_first`` answers 503 that many times before accepting."""
+    """Verifies each request with ``standardwebhooks.Webhook(secret).verify``: 401 if forged or
+    stale (its timestamp tolerance); a known ``webhook-id`` is answered 200 but not taken twice;
+    ``fail_first`` answers 503 that many times before accepting."""
 
     def __init__(self, secret: str, fail_first: int = 0) -> None:
         from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -107,6 +108,7 @@ class WebhookReceiver(_Http):
         self.secret = secret
         self.accepted: list[tuple[float, str, dict[str, Any]]] = []  # (time, path, payload)
         self.refused: list[tuple[int, str]] = []
+        self.duplicates: list[str] = []
         self.fail_first = fail_first
         seen: set[str] = set()
         lock = threading.Lock()
@@ -125,9 +127,9 @@ class WebhookReceiver(_Http):
                     self.refused.append((503, "asked to fail"))
                     return 503, b'{"error": "try later"}'
                 ident = headers["webhook-id"]
-                if ident in seen:
-                    self.refused.append((409, f"replay of {ident}"))
-                    return 409, b'{"error": "replay"}'
+                if ident in seen:  # a resend of a delivery already taken: accepted, not doubled
+                    self.duplicates.append(ident)
+                    return 200, b'{"ok": true, "duplicate": true}'
                 seen.add(ident)
                 self.accepted.append((time.time(), req.path, payload))
             return 200, b'{"ok": true}'
@@ -231,3 +233,44 @@ def channel_specs(rx: dict[str, Any], broker: Any, feed_dir: Path) -> list[dict[
             "path": str(feed_dir / "feed-drill.atom"),
         },
     ]
+
+
+def send_waterlogging_event(station: Any, seq: int, colour: str, previous: str = "none") -> float:
+    """Send, as ``station`` (a :class:`fleet.loadgen.StationClient`), the agent's own event
+    record for a waterlogging signal on the event lane; returns the sending time (epoch s)."""
+    from datetime import UTC, datetime
+
+    from agent.runner import _event_record
+    from agent.warnings import WarningEvent
+    from roadside import wire
+
+    kind: Literal["raise", "upgrade", "cancel"] = (
+        "raise" if previous == "none" else ("cancel" if colour == "none" else "upgrade")
+    )
+    now = datetime.now(UTC)
+    event = WarningEvent(
+        kind,
+        "waterlogging",
+        colour,
+        previous,
+        now,
+        "water_depth",
+        {"rule": "water_depth", "water_depth": 180.0},
+    )
+    rec = _event_record(event)
+    record = wire.WireRecord(
+        seq,
+        "event",
+        rec.time,
+        "",
+        rec.channel or "",
+        rec.value,
+        "",
+        None,
+        "",
+        None,
+        rec.reason or "",
+        rec.payload,
+    )
+    station.send([record], lane="event")
+    return now.timestamp()

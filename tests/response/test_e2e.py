@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.runner import _event_record
-from agent.warnings import WarningEvent
 from fleet.loadgen import StationClient
 from fleet.response import cap
 from fleet.response.channels import Delivery, build_channel
@@ -27,11 +24,11 @@ from fleet.response.errors import DrillViolation
 from fleet.response.service import Response
 from fleet.service import FleetService
 from fleet.store import Store, open_store
-from roadside import signing, wire
+from roadside import signing
 from roadside.clock import SystemClock
 from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY
-from roadside.testing.receivers import MqttSubscriber, channel_specs
+from roadside.testing.receivers import MqttSubscriber, channel_specs, send_waterlogging_event
 
 CELL = "BS-G07"  # industrial, vulnerable, a ponding spot inside; units KU-003 and KU-011
 
@@ -50,40 +47,6 @@ def fleet(tmp_path: Path, broker: MosquittoBroker) -> Iterator[tuple[Store, Flee
     yield store, service
     service.stop()
     store.close()
-
-
-def station_event(station: StationClient, seq: int, colour: str, previous: str) -> None:
-    """The agent's own event record for a waterlogging signal, sent on the event lane."""
-    kind = "raise" if previous == "none" else ("cancel" if colour == "none" else "upgrade")
-    event = WarningEvent(
-        kind,
-        "waterlogging",
-        colour,
-        previous,
-        datetime.now(UTC),  # type: ignore[arg-type]
-        "water_depth",
-        {"rule": "water_depth", "water_depth": 180.0},
-    )
-    rec = _event_record(event)
-    station.send(
-        [
-            wire.WireRecord(
-                seq,
-                "event",
-                rec.time,
-                "",
-                rec.channel or "",
-                rec.value,
-                "",
-                None,
-                "",
-                None,
-                rec.reason or "",
-                rec.payload,
-            )
-        ],
-        lane="event",
-    )
 
 
 def test_station_event_to_acknowledged_and_escalated_delivery_then_cancel(
@@ -110,7 +73,7 @@ def test_station_event_to_acknowledged_and_escalated_delivery_then_cancel(
             lambda: (s := store.station("st-101")) is not None and s.grid_cell == CELL,
             what="the station's cell in the registry",
         )
-        station_event(station, 1, "blue", "none")
+        send_waterlogging_event(station, 1, "blue")
         wait_for(lambda: resp.alerts.list("draft"), what="the engine's draft")
         proposal = resp.grid.proposal(CELL)
         assert proposal.level == "III"  # blue ponding -> IV, one up: vulnerable cell with hazard
@@ -139,7 +102,8 @@ def test_station_event_to_acknowledged_and_escalated_delivery_then_cancel(
             what="signed webhook",
         )
         assert not hooks.refused
-        assert (tmp_path / "feed.atom").read_text().count(ident) >= 1
+        feed_file = tmp_path / "feed.atom"
+        wait_for(lambda: feed_file.exists() and ident in feed_file.read_text(), what="the feed")
 
         # units: KU-003 answers its first SMS; KU-011 never answers
         sms = receivers["sms"]
@@ -183,8 +147,8 @@ def test_station_event_to_acknowledged_and_escalated_delivery_then_cancel(
             ),
             what="Cancel on MQTT",
         )
-        feed = (tmp_path / "feed.atom").read_text()
-        assert ident in feed and cancel["identifier"] in feed  # cancelled kept for 24 h
+        wait_for(lambda: cancel["identifier"] in feed_file.read_text(), what="Cancel in the feed")
+        assert ident in feed_file.read_text()  # the cancelled alert is kept for 24 h
         assert resp.alerts.get(alert["id"])["xml"] == alert["xml"]  # never changed
     finally:
         station.stop()

@@ -1,0 +1,103 @@
+"""roadside-fleet response: against a real API server (uvicorn on loopback), exit codes, --json."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from click.testing import CliRunner
+
+from fleet.api import create_app
+from fleet.auth import Auth
+from fleet.cli import main
+from fleet.store import open_store
+from roadside.testing.broker import free_port
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    runner = CliRunner()
+    assert runner.invoke(main, ["response", "sample", "--db", db, "--json"]).exit_code == 0
+    store = open_store(db)
+    auth = Auth(store)
+    tokens = {}
+    for name, role in [("alice", "operator"), ("bob", "approver")]:
+        auth.add_user(name, None, [role])
+        tokens[name] = auth.issue_token(name, "cli-test")
+    port = free_port()
+    app = create_app(store, auth=auth, allowed_hosts=["127.0.0.1"])
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    api = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield {"api": api, **tokens}
+    srv.should_exit = True
+    t.join(10)
+    store.close()
+
+
+def run(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(main, ["response", *args])
+    return r.exit_code, r.output
+
+
+def test_draft_approve_publish_from_the_command_line(server: dict[str, str]) -> None:
+    api, alice, bob = server["api"], server["alice"], server["bob"]
+    code, out = run(
+        "draft",
+        "--cell",
+        "BS-G04",
+        "--signal",
+        "rainstorm",
+        "--level",
+        "IV",
+        "--api",
+        api,
+        "--token",
+        alice,
+        "--json",
+    )
+    assert code == 0, out
+    ident = json.loads(out)["id"]
+    code, out = run("approve", ident, "--api", api, "--token", alice)
+    assert code == 2 and "lacks the approver role" in out  # refused: bad input, exit 2
+    assert run("approve", ident, "--api", api, "--token", bob)[0] == 0
+    code, out = run("publish", ident, "--api", api, "--token", alice, "--json")
+    assert code == 0, out
+    identifier = json.loads(out)["message"]["identifier"]
+    assert httpx.get(f"{api}/warnings/cap/{identifier}.xml").status_code == 200
+    code, out = run("cells", "--api", api, "--token", alice, "--json")
+    assert code == 0 and len(json.loads(out)) == 12
+    code, out = run("status", identifier, "--api", api, "--token", alice)
+    assert code == 0
+    code, out = run(
+        "incident",
+        "leak",
+        "--lon",
+        "121.46",
+        "--lat",
+        "31.35",
+        "--wind-from",
+        "0",
+        "--speed",
+        "3",
+        "--sigma",
+        "10",
+        "--api",
+        api,
+        "--token",
+        alice,
+    )
+    assert code == 0 and "half-angle 20°" in out
+    code, out = run("cells", "--api", "http://127.0.0.1:1", "--token", alice)
+    assert code == 1 and "--api" in out  # unreachable: runtime failure
