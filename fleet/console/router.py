@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from fleet.auth import SESSION_COOKIE, Auth, Principal, require
 from fleet.console import views
 from fleet.console.register import District
+from fleet.console.series import bucketed
 from fleet.documents import check_body, parse_scope
 from fleet.errors import FleetError
 from fleet.response.config import ResponseConfig, load_config
@@ -136,29 +137,7 @@ def console_router(
     def series(station: str, start: float, end: float, points: int) -> dict[str, Any]:
         if store.station(station) is None:
             raise HTTPException(404, f"station {station!r} is not known")
-        channels: dict[str, Any] = {}
-        for channel in SERIES_CHANNELS:
-            rows = store.records(
-                station=station,
-                channel=channel,
-                kinds=("reading", "derived"),
-                start=start,
-                end=end,
-                limit=MAX_ROWS,
-            )
-            if not rows:
-                continue
-            pts = [(r.time, r.value, 9 if r.flag is None else r.flag) for r in rows]
-            cut = views.downsample(pts, start, end, points)  # type: ignore[arg-type]
-            channels[channel] = {
-                "unit": rows[-1].unit,
-                "raw": len(rows),
-                "t": [b.t for b in cut],
-                "mean": [round(b.mean, 2) for b in cut],
-                "lo": [round(b.lo, 2) for b in cut],
-                "hi": [round(b.hi, 2) for b in cut],
-                "flag": [b.flag for b in cut],
-            }
+        channels = bucketed(store, station, SERIES_CHANNELS, start, end, points)
         forecasts = store.records(
             station=station, kinds=("forecast",), start=start, end=end, limit=MAX_ROWS
         )
