@@ -7,7 +7,8 @@ PACKAGES := roadside agent drivers edge_models fleet provisioning sim
 # Debian packages the project needs (binary:package-name pairs checked before installing).
 OS_DEPS := /usr/sbin/mosquitto:mosquitto mbpoll:mbpoll pkg-config:pkg-config \
            /usr/include/systemd/sd-daemon.h:libsystemd-dev socat:socat \
-           chromium:chromium
+           /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
+           /usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
 
 .PHONY: demo test lint typecheck pytest bench soak model sysdeps clean help
 

@@ -57,6 +57,7 @@ from fleet.auth import (
     audit,
     require,
 )
+from fleet.console.router import console_router
 from fleet.documents import ScopeStatus, config_status
 from fleet.errors import (
     AuthError,
@@ -706,4 +707,5 @@ def create_app(
     app.include_router(enroll.router)  # /enroll/...: state in app.state.enrollment
     app.include_router(artifacts.router)  # /artifacts/...: app.state.artifacts
     app.include_router(response_router(store))
+    app.include_router(console_router(store, auth))
     return app

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -180,8 +181,9 @@ def _http_json(url: str, token: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(resp.read())
 
 
-def _demo_token(db: str) -> str:
-    """An operator token for the demo's own API calls, in the demo's fleet database."""
+def _demo_token(db: str, console_password: str) -> str:
+    """An operator token for the demo's own API calls, in the demo's fleet database, and the
+    console's user ``duty`` (approver) with ``console_password``."""
     from fleet.auth import Auth
     from fleet.store import open_store
 
@@ -189,6 +191,7 @@ def _demo_token(db: str) -> str:
     try:
         auth = Auth(store)
         auth.add_user("demo", None, ["operator"])
+        auth.add_user("duty", console_password, ["approver"])
         return auth.issue_token("demo", "demo")
     finally:
         store.close()
@@ -207,6 +210,7 @@ class Demo:
         self.clock: ScaledClock | None = None
         self.http_port = free_port()
         self.token = ""
+        self.console_password = secrets.token_urlsafe(9)
         self.outcome = Outcome()
         self.events_seen: set[int] = set()
 
@@ -244,7 +248,7 @@ class Demo:
         from fleet.keys import generate_keypair
 
         keys = generate_keypair(w / "keys")
-        self.token = _demo_token(f"sqlite:///{w}/fleet.db")
+        self.token = _demo_token(f"sqlite:///{w}/fleet.db", self.console_password)
         ctl = pki.client(CONTROLLER_IDENTITY)
         self._spawn(
             "fleet",
@@ -549,6 +553,10 @@ def run_demo(
     try:
         console.print(f"starting broker, fleet controller, simulator and agent in {work}")
         demo.start()
+        console.print(
+            f"console: http://127.0.0.1:{demo.http_port}/console/  "
+            f"(user duty, password {demo.console_password})"
+        )
         next_line_min = 0.0
         caught_up: float | None = None
         with Live(console=console, refresh_per_second=4, transient=False) as live:
