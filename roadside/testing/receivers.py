@@ -240,7 +240,7 @@ def send_waterlogging_event(station: Any, seq: int, colour: str, previous: str =
     record for a waterlogging signal on the event lane; returns the sending time (epoch s)."""
     from datetime import UTC, datetime
 
-    from agent.runner import _event_record
+    from agent.pipeline import event_record
     from agent.warnings import WarningEvent
     from roadside import wire
 
@@ -257,7 +257,7 @@ def send_waterlogging_event(station: Any, seq: int, colour: str, previous: str =
         "water_depth",
         {"rule": "water_depth", "water_depth": 180.0},
     )
-    rec = _event_record(event)
+    rec = event_record(event)
     record = wire.WireRecord(
         seq,
         "event",

@@ -69,7 +69,12 @@ def agent_station(broker: MosquittoBroker, fleet_key, tmp_path: Path, wait_for) 
 
 
 def test_the_agent_applies_a_pushed_document_and_refuses_an_unsafe_one(
-    api_client, controller: FleetService, agent_station: RemoteConfig, store: Store, fleet_key, wait_for
+    api_client,
+    controller: FleetService,
+    agent_station: RemoteConfig,
+    store: Store,
+    fleet_key,
+    wait_for,
 ) -> None:
     assert controller.config is not None
     api = api_client(controller.config)
