@@ -1,8 +1,9 @@
 """Command line of roadside-agent (thin layer over the package's functions).
 
-Exit codes: 0 success (``status``: agent running and healthy); 1 runtime failure (``status``:
-running but degraded); 2 bad usage or an invalid configuration; 3 (``status``) the agent is not
-running (no status file, a stale one, or its process is gone).
+Exit codes (the shared table, :mod:`roadside.exitcodes`): 0 success (``status``: agent running
+and healthy); 1 runtime failure (``status``: running but degraded); 2 bad usage or an invalid
+configuration; 3 (``status``) the agent is not running (no status file, a stale one, or its
+process is gone).
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import click
 from agent.config import StationConfig, load_config
 from agent.errors import AgentError, ConfigError
 from drivers.errors import DriverError
+from roadside import exitcodes
 from roadside.clock import Clock, ScaledClock, SystemClock
 
 STALE_S = 30.0  # a status file not rewritten for this long (real seconds) means the agent is gone
-EXIT_DEGRADED = 1
-EXIT_NOT_RUNNING = 3
+EXIT_DEGRADED = exitcodes.FAILURE
+EXIT_NOT_RUNNING = exitcodes.NOT_RUNNING
 
 
 class ConfigProblem(click.ClickException):
     """An invalid configuration: one line, exit code 2."""
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
 
 def _load(path: str) -> StationConfig:

@@ -367,9 +367,9 @@ class RemoteConfig:
         except ConfigError as exc:
             raise Refused("schema", str(exc)) from None
         try:  # the effective configuration, local file included, must be safe as a whole
-            contract.check_sections(
-                {n: getattr(cfg, n) for n in ("qc", "derived", "warnings")}, "effective"
-            )
+            sections = {n: getattr(cfg, n) for n in ("qc", "derived", "warnings")}
+            sections["sampling"] = cfg.sampling.model_dump()
+            contract.check_sections(sections, "effective")
         except contract.ContractError as exc:
             raise Refused(exc.code, exc.detail) from None
         previous = self._state_bytes(self.running)

@@ -28,6 +28,7 @@ import ctypes
 import gc
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -74,6 +75,9 @@ COUNTERS_KEY = "counters"
 WARNINGS_KEY = "warnings"
 REPLAY_CHUNK = 2000
 MAX_UNWRITTEN = 100_000  # records held in memory while the buffer refuses writes
+# what a storage failure may surface as: mapped in agent/buffer.py, or a side file's OSError and
+# an unmapped SQLite error on a path the buffer does not wrap; the loop survives all of them
+STORAGE_ERRORS = (BufferStoreError, OSError, sqlite3.Error)
 
 
 @dataclass
@@ -369,7 +373,7 @@ class Agent:
             state[WARNINGS_KEY] = warning_state_to_json(self.warning_state)
         try:
             seqs = self.buffer.append(records, state=state or None)
-        except BufferStoreError as exc:
+        except STORAGE_ERRORS as exc:
             # degraded: keep the records for the next attempt; the watchdog stops while writes
             # fail, the status and the metrics say so, the loop goes on
             self._unwritten = records[-MAX_UNWRITTEN:]
@@ -599,7 +603,7 @@ class Agent:
         if self.buffer is not None:
             try:
                 self.stats = self.buffer.stats()
-            except BufferStoreError as exc:  # reported as degraded, never fatal to the loop
+            except STORAGE_ERRORS as exc:  # reported as degraded, never fatal to the loop
                 self.health.write_error = self.health.write_error or str(exc)
         self.devices = self.device_health()
 

@@ -23,6 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from fleet.documents import scopes_for
 from roadside import contract, signing, wire
 from roadside.clock import Clock, SystemClock
 
@@ -267,9 +268,7 @@ class StationClient:
                 signing.verify(envelope, self.public_key)
             except signing.SignatureError as exc:
                 return f"bad-signature: {exc}"
-        mine = {"fleet", f"station:{self.station}"} | (
-            {f"grid:{self.grid_cell}"} if self.grid_cell else set()
-        )
+        mine = {s.key for s in scopes_for(self.station, self.grid_cell)}
         if scope not in mine:
             return f"scope: document for {scope} is not for {self.station}"
         try:  # the contract's own check, as a real station runs it

@@ -3,14 +3,17 @@ user's mistake — each case named in issue 8 item 7, run as a user runs it."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from roadside import exitcodes
 from roadside.testing.broker import MosquittoBroker
@@ -38,15 +41,46 @@ max_mb = {max_mb}
 """
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run an installed command as a user would."""
+ENTRY = {
+    "roadside-agent": "agent.cli",
+    "roadside-fleet": "fleet.cli",
+    "roadside-provision": "provisioning.cli",
+    "roadside-sim": "sim.cli",
+}
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_process(*args: str, timeout: float = 60) -> Ran:
+    """Run an installed command in its own process, as a user would."""
     cmd, *rest = args
-    return subprocess.run(
-        [str(BIN / cmd), *rest], capture_output=True, text=True, cwd=cwd, timeout=timeout
-    )
+    out = subprocess.run([str(BIN / cmd), *rest], capture_output=True, text=True, timeout=timeout)
+    return Ran(out.returncode, out.stdout, out.stderr)
 
 
-def one_line(out: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+def cli(*args: str, cwd: Path | None = None) -> Ran:
+    """Run a command's click entry point in this process (an escaping exception counts as a
+    traceback: click would print one)."""
+    cmd, *rest = args
+    main = importlib.import_module(ENTRY[cmd]).main
+    old = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(main, rest)
+    finally:
+        os.chdir(old)
+    escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
+    stderr = result.stderr + ("Traceback (escaped exception)\n" if escaped else "")
+    return Ran(result.exit_code, result.stdout, stderr)
+
+
+def one_line(out: Ran, code: int, *needles: str) -> None:
     assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
     assert "Traceback" not in out.stderr + out.stdout
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
@@ -71,7 +105,7 @@ def test_fleet_run_with_a_bad_pem_file(tmp_path: Path) -> None:
     bad.write_text("not a certificate\n")
     db = f"sqlite:///{tmp_path / 'f.db'}"
     args = ("--ca", str(bad), "--cert", str(bad), "--key", str(bad), "--db", db, "--http", "off")
-    one_line(cli("roadside-fleet", "run", *args), 2, "bad.pem", "PEM")
+    one_line(run_process("roadside-fleet", "run", *args), 2, "bad.pem", "PEM")
     signing = ("--signing-key", str(bad))
     one_line(cli("roadside-fleet", "run", *args, *signing), 2, "bad.pem", "signing key")
 
@@ -86,7 +120,7 @@ def test_fleet_run_with_its_http_port_taken(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = cli(
+        out = run_process(
             "roadside-fleet", "run", "--db", f"sqlite:///{tmp_path / 'f.db'}",
             "--broker", f"127.0.0.1:{broker.port}", "--ca", str(files.ca),
             "--cert", str(files.cert), "--key", str(files.key), "--http", f"127.0.0.1:{port}",
@@ -116,7 +150,7 @@ def _station(tmp_path: Path, profile: str = "dfrobot-sen0575", max_mb: str = "8"
     return path
 
 
-def check(path: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def check(path: Path, cwd: Path | None = None) -> Ran:
     return cli("roadside-agent", "check-config", str(path), cwd=cwd)
 
 

@@ -57,7 +57,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
         ["run", "--db", f"sqlite:///{tmp_path / 'f.db'}", "--ca", "a", "--cert", "b", "--key",
          "c", "--signing-key", str(missing)],
     )  # fmt: skip
-    assert key.exit_code == 1 and str(missing) in key.output and "Traceback" not in key.output
+    assert key.exit_code == 2 and str(missing) in key.output and "Traceback" not in key.output
 
 
 def test_push_without_a_controller_or_with_a_bad_file_is_one_line(tmp_path: Path) -> None:
