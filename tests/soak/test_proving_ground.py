@@ -622,7 +622,8 @@ def phase_scale(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
     return {
         "name": "simulated stations against two controllers on PostgreSQL",
         "what": f"{count} stations (full: {FULL['stations']}), each {batches} batches of {per} "
-        "readings at once, two controller services (FleetService instances in one process, two MQTT sessions with their own certificates) sharing the subscription",
+        "readings at once, two controller services (FleetService instances in one process, "
+        "two MQTT sessions with their own certificates) sharing the subscription",
         "stations": count,
         "rows committed": rows,
         "all acked": drained,
