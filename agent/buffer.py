@@ -499,6 +499,11 @@ class Buffer:
         except sqlite3.Error as exc:
             if "full" not in str(exc):
                 raise BufferStoreError(f"{self.path}: {exc}") from exc
+        # a full card: first give the WAL's pages back (a checkpoint truncates it), then drop
+        # by the size policy (deleting needs WAL space too)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return self._append_once(records, state)
         log.warning("buffer %s: disk full, dropping by the size policy", self.path)
         try:
             self._free(target=int(self.bytes_used() * LOW_WATER))

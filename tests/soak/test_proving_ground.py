@@ -267,48 +267,74 @@ def phase_kills(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
 def phase_disk_full(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
     card = work / "card"
     card.mkdir()
-    mounted = (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(card)], capture_output=True
-        ).returncode
-        == 0
-    )
+    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(card)]
+    mounted = subprocess.run(mount, capture_output=True).returncode == 0
     clock = ManualClock(T0)
-    failed = crashes = events = 0
-    try:
-        buf = Buffer(card / "buffer.db", max_bytes=2_000_000, clock=clock)
-        (card / "ballast").write_bytes(b"\0" * (1_800_000 if mounted else 0))
-        for i in range(20_000):
+    out: dict[str, Any] = {}
+    crashes = 0
+
+    def feed(buf: Buffer, count: int, tag: str) -> tuple[int, int]:
+        nonlocal crashes
+        refused = events = 0
+        for i in range(count):
             clock.advance(1)
             recs = [BufferRecord(kind="reading", time=clock.now(), channel="rain_total",
                                  value=float(i), raw="x" * 200)]  # fmt: skip
             if i % 100 == 0:
-                recs.append(BufferRecord(kind="event", time=clock.now(), payload={"i": i}))
+                recs.append(BufferRecord(kind="event", time=clock.now(), payload={tag: i}))
             try:
                 buf.append(recs)
-                events += sum(1 for r in recs if r.kind == "event")
+                events += len(recs) - 1
             except BufferStoreError:
-                failed += 1
+                refused += 1
             except Exception:
                 crashes += 1
-        kept = len(buf.where("kind = 'event'"))
-        gaps = len(buf.gaps())
-        used = buf.stats().bytes
-        buf.close()
+        return refused, events
+
+    try:
+        # 1. the buffer's own cap on a small card: routine rows make room, events stay
+        with Buffer(card / "capped.db", max_bytes=600_000, clock=clock) as buf:
+            refused, events = feed(buf, 20_000, "cap")
+            out["cap: 20,000 readings into a 600 kB cap, bytes used at the end"] = buf.stats().bytes
+            out["cap: events appended / kept"] = (
+                f"{events} / {len(buf.where('kind = ' + repr('event')))}"
+            )
+            out["cap: gap rows (buffer_full)"] = sum(
+                1 for g in buf.gaps() if g.reason == "buffer_full"
+            )
+            out["cap: writes refused"] = refused
+        # 2. the card itself fills up (another program's files): writes are refused, nothing
+        #    crashes; once space is back, writing resumes and the outage is a gap row
+        for f in card.glob("capped.db*"):
+            f.unlink()
+        with Buffer(card / "buffer.db", max_bytes=2_000_000, clock=clock) as buf:
+            feed(buf, 50, "before")
+            ballast = card / "ballast"
+            with open(ballast, "wb") as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            refused, _ = feed(buf, 2_000, "full")
+            ballast.unlink()
+            again, events_after = feed(buf, 200, "after")
+            out["full card: writes refused while full (BufferStoreError)"] = refused
+            out["full card: writes refused after space came back"] = again
+            out["full card: storage_unavailable gap rows"] = sum(
+                1 for g in buf.gaps() if g.reason == "storage_unavailable"
+            )
+            out["full card: events after recovery kept"] = events_after
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(card)], check=False)
     figures["crashes"] = figures.get("crashes", 0) + crashes
     return {
         "name": "disk full on a small filesystem",
-        "what": "a 4 MiB tmpfs, 1.8 MB of it taken by ballast, buffer cap 2 MB, 20,000 readings "
-        "and 200 warning events" + ("" if mounted else " (NOT mounted: no root here)"),
+        "what": "a real 8 MiB tmpfs"
+        + ("" if mounted else " (NOT mounted: not root here; a plain directory instead)")
+        + ": first the buffer's own cap, then the card filled by another file",
         "real small filesystem": mounted,
-        "writes refused (BufferStoreError, agent keeps running)": failed,
+        **out,
         "crashes": crashes,
-        "events appended / kept": f"{events} / {kept}",
-        "gap rows": gaps,
-        "bytes used at the end": used,
     }
 
 
@@ -596,7 +622,8 @@ def phase_scale(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
     return {
         "name": "simulated stations against two controllers on PostgreSQL",
         "what": f"{count} stations (full: {FULL['stations']}), each {batches} batches of {per} "
-        "readings at once, two controller processes' services sharing the subscription",
+        "readings at once, two controller services (FleetService instances in one process, "
+        "two MQTT sessions with their own certificates) sharing the subscription",
         "stations": count,
         "rows committed": rows,
         "all acked": drained,
