@@ -14,7 +14,10 @@ a storm is the same whatever the dataset size. A storm is:
 - what the station sees: rain per minute from a tipping counter (resolution 0.0001, 0.1 or
   0.2 mm, catch bias +-10 %), depth with radar noise (2 mm + 0.5 mm per metre of height, offset
   +-3 mm), obstruction spikes (flagged wrong 85 % of the time, suspect otherwise) and outages
-  (missing, flag 8) on one or both sensors.
+  (missing, flag 8) on one or both sensors, in 15 % of storms a stretch with every other
+  minute missing (a station too busy to poll each minute); in :data:`COLD_START_SHARE` of storms
+  the station started during the dry lead-in, so its history before then is missing (as after a
+  restart).
 
 Samples are issued every ``issue_every_min`` minutes from 30 min before the rain to 60 min before
 the end; targets are the *true* depths at +15/+30/+60 min and whether the true depth passes each
@@ -49,6 +52,8 @@ MAX_DEPTH_MM = 600.0  # water spills over the kerb beyond this; the point model 
 FEATURE_DEPTH = FEATURES.index("depth_mm")
 PHYS_HELD = [FEATURES.index(f"phys_held_{h}_mm") for h in HORIZONS_MIN]
 PHYS_HELD_MAX = FEATURES.index("phys_held_max30_mm")
+SLOW_POLL_SHARE = 0.15  # storms with a stretch where only every other minute was recorded
+COLD_START_SHARE = 0.15  # storms whose station started during the dry lead-in (history missing)
 HELD_OUT_SITE_SEED = 1 << 20  # storm ids from here on stand at held-out sites
 
 
@@ -80,6 +85,7 @@ class Storm:
     rain_flag: np.ndarray
     depth_obs_mm: np.ndarray  # observed depth (NaN when missing)
     depth_flag: np.ndarray
+    cold_start: bool = False  # the station's history begins inside this storm's record
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,16 @@ class Samples:
 
 
 def _outages(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of missing minutes for the rain gauge and the depth sensor."""
+    """Masks of missing minutes for the rain gauge and the depth sensor.
+
+    Outages of 1-30 min on one or both sensors; in :data:`SLOW_POLL_SHARE` of storms a stretch of
+    30-240 min where a busy station records only every other minute (both sensors).
+    """
     rain, depth = np.zeros(n, bool), np.zeros(n, bool)
+    if rng.uniform() < SLOW_POLL_SHARE:
+        start = int(rng.integers(0, n))
+        stretch = slice(start + int(rng.integers(0, 2)), start + int(rng.integers(30, 241)), 2)
+        rain[stretch] = depth[stretch] = True
     for _ in range(rng.poisson(0.6)):
         start, length = int(rng.integers(0, n)), int(rng.integers(1, 31))
         which = rng.uniform()
@@ -166,9 +180,15 @@ def make_storm(
     depth_flag[depth_missing] = 8
     rain_obs[rain_missing] = np.nan
     depth_obs[depth_missing] = np.nan
+    cold = rng.uniform() < COLD_START_SHARE
+    if cold:  # the station started shortly before: nothing recorded before that minute
+        began = int(rng.integers(0, lead + 1))
+        for a, f in ((rain_obs, rain_flag), (depth_obs, depth_flag)):
+            a[:began] = np.nan
+            f[:began] = 8
     return Storm(
         storm_id, family.name, params, lead, rain_i.size, site, intensity, depth,
-        rain_obs, rain_flag, depth_obs, depth_flag,
+        rain_obs, rain_flag, depth_obs, depth_flag, cold,
     )  # fmt: skip
 
 
@@ -187,11 +207,12 @@ def storm_history(storm: Storm, issue_min: np.ndarray) -> FeatureInput:
         padded = np.concatenate([np.full(pad, fill, dtype=a.dtype), a])
         return np.lib.stride_tricks.sliding_window_view(padded, WINDOW_MIN)[issue_min]
 
+    gap, flag = (np.nan, 8) if storm.cold_start else (0.0, 0)
     return FeatureInput(
-        rain_mm=windows(storm.rain_obs_mm, 0.0),
-        rain_flag=windows(storm.rain_flag, 0),
-        depth_mm=windows(storm.depth_obs_mm, 0.0),
-        depth_flag=windows(storm.depth_flag, 0),
+        rain_mm=windows(storm.rain_obs_mm, gap),
+        rain_flag=windows(storm.rain_flag, flag),
+        depth_mm=windows(storm.depth_obs_mm, gap),
+        depth_flag=windows(storm.depth_flag, flag),
     )
 
 

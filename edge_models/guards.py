@@ -9,9 +9,10 @@ doubt, its outputs are clipped to it:
 - **no water on a dry road**: the same rule with no water standing and none on its way gives 0;
 - **no tier out of reach**: with no rain, a tier's probability is 0 unless the depth now or the
   no-more-rain run reaches it within the tier horizon;
-- **no rise beyond the rain**: while the rain is not picking up (it is when the last 5-min sum
-  exceeds the one before by more than one tip and that one did not fall), the depth stays at or
-  below the higher of the depth now and the point model's run with the rain held (plus
+- **no rise beyond the rain**: while the rain is not picking up (it is when the last 15 min
+  brought more than :data:`RISING_SHARE` over the 15 min before, plus two tips; 15-min sums, so a
+  poller that misses every other minute does not make it flicker), the depth stays at or below
+  the higher of the depth now and the point model's run with the rain held (plus
   :data:`MARGIN_SHARE` of it and :data:`MARGIN_MM`), and a tier that run does not reach has
   probability 0. Steady rain the drain takes leaves the road dry in the forecast too.
 
@@ -27,11 +28,12 @@ from edge_models.model import TIERS_MM, Net
 
 DRY_MIN = 10
 TIP_MM = 0.2
+RISING_SHARE = 0.05
 MARGIN_MM = 10.0
 MARGIN_SHARE = 0.25  # the point model's held run is coarse (5-min steps, 10-min mean rain)
 _RAIN = FEATURES.index("rain_10min_mm")
-_RAIN_5 = FEATURES.index("rain_5min_mm")
 _RAIN_15 = FEATURES.index("rain_15min_mm")
+_RAIN_30 = FEATURES.index("rain_30min_mm")
 _HELD = [FEATURES.index(f"phys_held_{h}_mm") for h in (15, 30, 60)]
 _HELD_MAX = FEATURES.index("phys_held_max30_mm")
 _DEPTH = FEATURES.index("depth_median_3min_mm")
@@ -50,10 +52,8 @@ def clip(x: np.ndarray, depth_mm: np.ndarray, prob: np.ndarray) -> tuple[np.ndar
     reach = np.maximum(now[:, 0], x[:, _ZERO_30].max(axis=1))[:, None]
     out_of_reach = dry & (reach < tiers)
 
-    a = x[:, _RAIN_5]
-    b = x[:, _RAIN] - a
-    c = x[:, _RAIN_15] - x[:, _RAIN]
-    rising = (a > b + TIP_MM) & (b >= c)
+    last, before = x[:, _RAIN_15], x[:, _RAIN_30] - x[:, _RAIN_15]
+    rising = last > (1.0 + RISING_SHARE) * before + 2.0 * TIP_MM
     steady = (~dry[:, 0] & ~rising)[:, None]
     held_ceiling = np.maximum(now, x[:, _HELD]) * (1.0 + MARGIN_SHARE) + MARGIN_MM
     depth = np.where(steady, np.minimum(depth, held_ceiling), depth)

@@ -17,6 +17,8 @@ import json
 import math
 import os
 import re
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -264,8 +266,25 @@ def _update_card(card: Path, table: str, version: str) -> None:
     "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=PACKAGE_DIR,
     show_default="edge_models/",
 )  # fmt: skip
-def main(storms: int, epochs: int, out_dir: Path) -> None:
+@click.option(
+    "--check", is_flag=True,
+    help="rebuild into a temporary folder and compare with the shipped files (exit 1 if not equal)",
+)  # fmt: skip
+def main(storms: int, epochs: int, out_dir: Path, check: bool) -> None:
     """Generate storms, train the nowcast, export nowcast.tflite and report held-out skill."""
+    if check:
+        with tempfile.TemporaryDirectory() as tmp:
+            main.callback(storms, epochs, Path(tmp), False)  # type: ignore[misc]
+            differ = [
+                name
+                for name in ("nowcast.tflite", "nowcast.json")
+                if (Path(tmp) / name).read_bytes() != (out_dir / name).read_bytes()
+            ]
+        if differ:
+            click.echo(f"rebuild differs from {out_dir}: {', '.join(differ)}", err=True)
+            sys.exit(1)
+        click.echo(f"rebuild is bit for bit the model in {out_dir}")
+        return
     t0 = time.perf_counter()
     dcfg = DatasetConfig(n_storms=storms)
     tcfg = TrainConfig(epochs=epochs)

@@ -139,3 +139,29 @@ def test_site_params_from_config() -> None:
     assert site.drain_capacity_mmh == 45.0 and site.catchment_m2 == 2000.0
     with pytest.raises(ValueError, match="pond_area_m2"):
         SiteParams.from_dict({"pond_area_m2": 0})
+
+
+def test_point_model_outlook_from_the_rain_history() -> None:
+    site = SiteParams()
+    rain = np.zeros(WINDOW_MIN)
+    rain[-20:] = 100.0 / 60.0  # 100 mm/h for 20 min: well past the 36 mm/h drain
+    depth = np.zeros(WINDOW_MIN)
+    x = features_from_history(history(rain, depth), site)
+    zero = [x[F[f"phys_zero_{h}_mm"]] for h in (15, 30, 60)]
+    held = [x[F[f"phys_held_{h}_mm"]] for h in (15, 30, 60)]
+    assert held[0] < held[1] < held[2], "held rain beyond the drain keeps the water rising"
+    assert all(z <= h for z, h in zip(zero, held, strict=True))
+    assert x[F["phys_held_max30_mm"]] >= held[1]
+    assert x[F["phys_depth_now_mm"]] > 0.0, "the model's own pond has filled from the rain"
+    assert x[F["phys_detention_mm"]] > 0.0 and x[F["phys_infil_mmh"]] < 60.0
+    dry = features_from_history(history(np.zeros(WINDOW_MIN), depth), site)
+    outlook = [name for name in F if name.startswith("phys_") and "infil" not in name]
+    assert all(dry[F[name]] == 0.0 for name in outlook)
+
+
+def test_depth_now_ignores_a_single_spike() -> None:
+    depth = np.full(WINDOW_MIN, 20.0)
+    depth[-1] = 400.0  # an obstruction echo used because flagged suspect only
+    x = features_from_history(history(np.zeros(WINDOW_MIN), depth), SiteParams())
+    assert x[F["depth_median_3min_mm"]] == 20.0
+    assert x[F["phys_zero_15_mm"]] < 20.0, "the outlook starts from the median, and drains"
