@@ -29,7 +29,6 @@ import os
 import select
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -41,37 +40,13 @@ from sim.devices import modbus
 from sim.devices.timing import char_time_s, silence_s
 from sim.spec import BusSpec, DeviceSpec
 from sim.station import SimStation
-from sim.testing import START, RampTruth, build_scenario
+from sim.testing import START, RampTruth, SerialPair, build_scenario
 
 BAUDS = (9600, 19200)
 TURNAROUNDS_MS = (0.0, 5.0)
 REQUEST = modbus.rtu_frame(1, bytes([3, 0, 0, 0, 2]))  # FC03, 2 registers of slave 1
 WARM_UP = 5  # first requests dropped (threads, caches and the pty settle)
 DEVICE = DeviceSpec("level", "hlk-ld8001h", "rs485-1", 1)
-
-
-class Cable:
-    """A socat pty pair held open at both ends (as a cable would be)."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        self.sim, self.dut = root / "sim-end", root / "dut-end"
-        self.proc = subprocess.Popen(
-            ["socat", f"pty,raw,echo=0,link={self.sim}", f"pty,raw,echo=0,link={self.dut}"],
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not (self.sim.exists() and self.dut.exists()):
-            if time.monotonic() > deadline:
-                raise SystemExit("socat did not create its pty pair")
-            time.sleep(0.01)
-        self.held = [os.open(p, os.O_RDWR | os.O_NOCTTY) for p in (self.sim, self.dut)]
-
-    def close(self) -> None:
-        for fd in self.held:
-            os.close(fd)
-        self.proc.terminate()
-        self.proc.wait(5)
 
 
 def gaps(port: str, bus: BusSpec, n: int) -> list[float]:
@@ -95,7 +70,7 @@ def gaps(port: str, bus: BusSpec, n: int) -> list[float]:
 
 def measure(bus: BusSpec, root: Path, bound: bool, n: int) -> list[float]:
     sc = build_scenario(RampTruth(), buses=(bus,), devices=(DEVICE,))
-    cable = Cable(root) if bound else None
+    cable = SerialPair(root) if bound else None
     try:
         bind = {bus.name: cable.sim} if cable else None
         with SimStation(sc, ManualClock(START), root / "links", bind=bind) as st:

@@ -2,11 +2,16 @@
 
 A truth known in closed form at every second (:class:`RampTruth`), the full test station's buses
 and devices (every shipped profile on every kind of bus, pacing off), scenarios built from
-:mod:`sim.spec` records, and :class:`Stations`, which starts stations and stops them all after.
+:mod:`sim.spec` records, :class:`Stations`, which starts stations and stops them all after, and
+:class:`SerialPair`, two cabled serial devices the simulator did not make (socat), for ``--bind``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,3 +110,35 @@ class Stations:
     def close(self) -> None:
         for st in self.started:
             st.stop()
+
+
+class SerialPair:
+    """Two cabled serial devices (a socat pty pair): ``sim`` for the simulator, ``dut`` for the
+    device under test, as a USB–RS485 adapter wired to a gateway's would be.
+
+    socat ends when the last holder of either end closes it; a cable does not, so both ends are
+    held open here while the simulator or the DUT closes and reopens theirs.
+    """
+
+    def __init__(self, root: Path, name: str = "cable") -> None:
+        if shutil.which("socat") is None:
+            raise RuntimeError("socat is not installed (make sysdeps installs it)")
+        root.mkdir(parents=True, exist_ok=True)
+        self.sim, self.dut = root / f"{name}-sim", root / f"{name}-dut"
+        self.proc = subprocess.Popen(
+            ["socat", f"pty,raw,echo=0,link={self.sim}", f"pty,raw,echo=0,link={self.dut}"],
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not (self.sim.exists() and self.dut.exists()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("socat did not create its pty pair")
+            time.sleep(0.01)
+        self._held = [os.open(p, os.O_RDWR | os.O_NOCTTY) for p in (self.sim, self.dut)]
+
+    def close(self) -> None:
+        for fd in self._held:
+            os.close(fd)
+        self.proc.terminate()
+        self.proc.wait(5)

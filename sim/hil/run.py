@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,14 @@ class HilRun:
         self.run = run
         self.work = Path(workdir)
         self.listen = listen or run.listen
-        self.clock = ScaledClock(run.scenario.start, run.speed)
+        # scenario minute 0 comes lead_in_s after now: the DUT is up by the time anything happens
+        self.clock = ScaledClock(run.scenario.start, run.speed, time.time() + run.lead_in_s)
         self.station: SimStation | None = None
         self.agent: AgentUnderTest | None = None
         self.observed: Observed | None = None
         self.state_file = self.work / "sim-state.json"
         self._source: MqttCollector | HttpPoller | None = None
-        self._wall_start = datetime.now(UTC)
+        self._wall_start = datetime.now(UTC) + timedelta(seconds=run.lead_in_s)
         self._ended_s: float | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class HilRun:
 
     def stop(self) -> Observed:
         """Stop the DUT's agent, the collector and the simulator; the collected results."""
-        self._ended_s = min(self.minute() * 60.0, self.run.duration_s)
+        self._ended_s = max(0.0, min(self.minute() * 60.0, self.run.duration_s))
         if self.agent is not None:
             self.agent.stop()
         observed = self._source.stop() if self._source is not None else None

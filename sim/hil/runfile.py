@@ -8,6 +8,8 @@ Every key is checked; a mistake is one :class:`RunFileError` naming the file and
     speed = 120                    # scenario seconds per real second (default: the scenario's)
     duration_min = 90              # default: the scenario's duration
     pacing = true                  # wire-time pacing on serial buses (default true)
+    lead_in_s = 10                 # real seconds before minute 0 for the DUT to start (the
+                                   # devices answer with the truth at minute 0 meanwhile)
 
     [ports]
     bind = { "rs485-1" = "/dev/ttyUSB0" }   # serial bus -> device the simulator serves it on
@@ -78,6 +80,7 @@ from sim.scenario import _fault, _one_of, _range, _Table, load_scenario
 from sim.spec import FAULT_KINDS, FaultSpec, Scenario
 
 SOURCES = ("mqtt", "http", "sqlite")
+LEAD_IN_S = 10.0  # real seconds before scenario minute 0: the DUT starts and opens its ports
 CHECKPOINT_KINDS = ("warning", "resume")
 SIGNAL_LEVELS: dict[str, tuple[str, ...]] = {
     "rainstorm": LEVELS[1:],
@@ -146,6 +149,7 @@ class RunSpec:
     speed: float
     duration_s: float
     pacing: bool
+    lead_in_s: float
     bind: dict[str, Path]
     listen: str
     timeline: tuple[FaultSpec, ...]
@@ -185,6 +189,7 @@ def parse_run(doc: dict[str, Any], source: str, base: Path) -> RunSpec:
     end_min = scenario.duration_s / 60.0
     duration_min = head.get("duration_min", float, end_min, _range(0.0, end_min, lo_open=True))
     pacing = head.get("pacing", bool, True)
+    lead_in_s = head.get("lead_in_s", float, LEAD_IN_S, _range(0.0, 3600.0))
     head.done()
 
     buses = {b.name: b for b in scenario.buses}
@@ -222,6 +227,7 @@ def parse_run(doc: dict[str, Any], source: str, base: Path) -> RunSpec:
         speed=speed,
         duration_s=duration_min * 60.0,
         pacing=pacing,
+        lead_in_s=lead_in_s,
         bind=bind,
         listen=listen,
         timeline=timeline,

@@ -368,6 +368,12 @@ def scorecard(run: RunSpec, obs: Observed, end_s: float | None = None) -> dict[s
     """The whole scorecard of a run as plain data (JSON-ready)."""
     sc = run.scenario
     end = run.duration_s if end_s is None else min(end_s, run.duration_s)
+    obs = Observed(  # what the DUT said during the lead-in is not part of the run
+        [v for v in obs.readings if v.t_s >= 0.0],
+        [v for v in obs.derived if v.t_s >= 0.0],
+        [w for w in obs.warnings if w.t_s >= 0.0],
+    )
+    first = min((v.t_s for v in obs.readings), default=None)
     windows = fault_windows(sc, end, run.scorecard.grace_min * 60.0)
     channels = []
     grouped: dict[tuple[str, str], list[Value]] = defaultdict(list)
@@ -393,6 +399,7 @@ def scorecard(run: RunSpec, obs: Observed, end_s: float | None = None) -> dict[s
             "station": run.dut.station,
             "source": run.dut.source,
             "readings": len(obs.readings),
+            "first_reading_min": None if first is None else round(first / 60.0, 2),
             "warning_events": len(obs.warnings),
         },
         "channels": channels,

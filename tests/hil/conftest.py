@@ -1,16 +1,12 @@
 """Fixtures for the hardware-in-the-loop tests: serial devices the simulator did not make.
 
-``serial_pair`` starts ``socat`` with two linked pseudo-terminals, as a USB–RS485 adapter cabled to
-a gateway's adapter would be: the simulator binds one end by path (pyserial, termios set), the
-device under test opens the other.
+``serial_pair`` starts ``socat`` with two linked pseudo-terminals (:class:`sim.testing.SerialPair`),
+as a USB–RS485 adapter cabled to a gateway's would be: the simulator binds one end by path
+(pyserial, termios set), the device under test opens the other.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,36 +15,7 @@ import pytest
 from drivers.bus import DeviceConfig
 from drivers.profile import load_profile
 from sim.station import SimStation
-
-
-class SerialPair:
-    """Two cabled serial devices: ``sim`` for the simulator, ``dut`` for the device under test."""
-
-    def __init__(self, root: Path, name: str) -> None:
-        if shutil.which("socat") is None:
-            raise RuntimeError("socat is not installed (make sysdeps installs it)")
-        self.sim, self.dut = root / f"{name}-sim", root / f"{name}-dut"
-        self.proc = subprocess.Popen(
-            [
-                "socat",
-                f"pty,raw,echo=0,link={self.sim}",
-                f"pty,raw,echo=0,link={self.dut}",
-            ],
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not (self.sim.exists() and self.dut.exists()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("socat did not create its pty pair")
-            time.sleep(0.01)
-        # socat ends when the last holder of either end closes it; a cable does not: hold both
-        self._held = [os.open(p, os.O_RDWR | os.O_NOCTTY) for p in (self.sim, self.dut)]
-
-    def close(self) -> None:
-        for fd in self._held:
-            os.close(fd)
-        self.proc.terminate()
-        self.proc.wait(5)
+from sim.testing import SerialPair
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ def spec(checkpoints=(), lead=0.0) -> RunSpec:
         speed=60.0,
         duration_s=END_S,
         pacing=True,
+        lead_in_s=0.0,
         bind={},
         listen="127.0.0.1",
         timeline=(),

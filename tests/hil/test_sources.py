@@ -125,7 +125,7 @@ duration_min = 12
 device = "rain"
 kind = "no_answer"
 start_min = 4
-duration_min = 2
+duration_min = 1
 
 [[checkpoints]]
 kind = "resume"
@@ -134,11 +134,10 @@ after = "no_answer"
 within_s = 600
 
 [[checkpoints]]
-name = "back at once"
-kind = "resume"
-device = "rain"
-after = "no_answer"
-within_s = 1
+name = "waterlogging long before the storm"
+kind = "warning"
+signal = "waterlogging"
+by_min = 5
 
 [dut]
 station = "bs-hil-02"
@@ -162,9 +161,10 @@ def test_qualify_cli_writes_the_scorecard_and_exits_by_verdict(tmp_path):
     assert done.returncode == 1, done.stderr[-2000:]  # the DUT failed a checkpoint
     card = json.loads(done.stdout.strip().splitlines()[-1])
     assert [c["passed"] for c in card["checkpoints"]] == [True, False] and not card["passed"]
-    assert card["checkpoints"][1]["name"] == "back at once"
+    assert card["checkpoints"][1]["name"] == "waterlogging long before the storm"
     assert card["qc"]["no_answer"]["detected"] == 1
     assert card["run"]["source"] == "sqlite" and card["run"]["readings"] > 50
+    assert card["run"]["first_reading_min"] < 4.0  # the agent was up before the fault
     assert json.loads((out / "scorecard.json").read_text()) == card
     assert "<svg" in (out / "scorecard.html").read_text()
 
