@@ -166,7 +166,10 @@ def checklist(
         rows = readings.get(s.name, [])
         profile = load_profile(s.profile)
         good = [r for r in rows if r.reading.ok]
+        # each channel's newest good reading (or its newest failure when it never answered)
         latest = {r.reading.channel: r for r in rows}
+        latest |= {r.reading.channel: r for r in good}
+        missed = [r for r in rows if not r.reading.ok]
         shown = ", ".join(
             f"{ch}={r.reading.value:g}{r.reading.unit} [{r.flag.name.lower()}]"
             if r.reading.value is not None
@@ -180,7 +183,12 @@ def checklist(
             detail = next((r.reading.detail for r in rows if r.reading.detail), "no answer")
             items.append(Item("answers", s.name, "fail", shown, detail))
             continue
-        items.append(Item("answers", s.name, "fail" if bad else "pass", shown, "; ".join(bad)))
+        never = [ch for ch, r in latest.items() if not r.reading.ok]
+        if missed:
+            what = sorted({r.reading.status.value for r in missed})
+            bad.append(f"{len(missed)} of {len(rows)} readings failed ({', '.join(what)})")
+        failing = bool(never) or any(r.flag in FAIL for r in latest.values())
+        items.append(Item("answers", s.name, "fail" if failing else "pass", shown, "; ".join(bad)))
         kind = profile.device.kind
         if kind == "water_level":
             items += _datum(s.name, latest, seen, settings.get(f"{s.name}.installation_height"))

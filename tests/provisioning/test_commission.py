@@ -21,25 +21,42 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _init(sim_run: SimRun, tmp_path: Path) -> Path:
-    scans = []
-    for device, extra in (("rain", ("--ids", "1-3,192")), ("wind", ("--ids", "1"))):
-        out = _cli(
-            "scan",
-            sim_run.port(device),
-            "--baud",
-            "9600",
-            "--parity",
-            "N",
-            "--timeout",
-            "0.3",
-            *extra,
-            "--json",
-        )
-        assert out.returncode == 0, out.stderr
+def _scans(sim_run: SimRun, tmp_path: Path, real: bool) -> list[str]:
+    """``scan --json`` files for the RS-485 and RS-232 lines: really scanned, or written from
+    the simulator's endpoints (what a scan finds, as test_scan shows) to save the sweep."""
+    scans: list[str] = []
+    for device, ids in (("rain", "1-3,192"), ("wind", "1")):
         path = tmp_path / f"scan-{device}.json"
-        path.write_text(out.stdout)
+        if real:
+            out = _cli(
+                "scan",
+                sim_run.port(device),
+                "--baud",
+                "9600",
+                "--parity",
+                "N",
+                "--timeout",
+                "0.3",
+                "--ids",
+                ids,
+                "--json",
+            )
+            assert out.returncode == 0, out.stderr
+            path.write_text(out.stdout)
+        else:
+            port = sim_run.port(device)
+            devices = [
+                {"profile": e["profile"], "slave": e["slave"]}
+                for e in sim_run.endpoints.values()
+                if e["port"] == port and e["profile"] != "warning-light"
+            ]
+            path.write_text(json.dumps({"port": port, "devices": devices}))
         scans += ["--scan", str(path)]
+    return scans
+
+
+def _init(sim_run: SimRun, tmp_path: Path, real_scan: bool = False) -> Path:
+    scans = _scans(sim_run, tmp_path, real_scan)
     config = tmp_path / "etc" / "station.toml"
     out = _cli(
         "init",
@@ -62,7 +79,7 @@ def _init(sim_run: SimRun, tmp_path: Path) -> Path:
 
 
 def test_init_writes_a_config_the_agent_loads(sim_run: SimRun, tmp_path: Path) -> None:
-    config = load_config(_init(sim_run, tmp_path))
+    config = load_config(_init(sim_run, tmp_path, real_scan=True))
     assert config.station_id == "bs-test-07"
     assert {(s.name, s.profile, s.slave) for s in config.sensors} == {
         ("rain", "dfrobot-sen0575", 192),
@@ -72,7 +89,7 @@ def test_init_writes_a_config_the_agent_loads(sim_run: SimRun, tmp_path: Path) -
     }
 
 
-def test_init_refuses_what_the_agent_would_refuse(sim_run: SimRun, tmp_path: Path) -> None:
+def test_init_refuses_what_the_agent_would_refuse(tmp_path: Path) -> None:
     scan = tmp_path / "scan.json"
     scan.write_text(
         json.dumps(
@@ -212,3 +229,31 @@ def test_report_html_and_pdf_from_a_real_check(sim_run: SimRun, tmp_path: Path) 
         "report", "--config", str(config), "--record", str(config), "--out", str(tmp_path / "r2")
     )
     assert other.returncode == 2 and "not a check record" in other.stderr
+
+
+def test_an_intermittent_failure_shows_but_a_dead_channel_fails(tmp_path: Path) -> None:
+    config_path = tmp_path / "s.toml"
+    config_path.write_text(
+        'version = "1"\n[station]\nid = "st"\nlat = 31\nlon = 121\ngrid_cell = "G1"\n'
+        '[[sensors]]\nname = "rain"\nprofile = "dfrobot-sen0575"\nport = "/dev/ttyX"\n'
+    )
+    config = load_config(config_path)
+    lost = Reading(
+        "st",
+        "rain",
+        "rain_total",
+        datetime(2026, 7, 21, tzinfo=UTC),
+        None,
+        "mm",
+        None,
+        DriverStatus.TIMEOUT,
+        "no answer",
+    )
+    once = checklist(
+        config,
+        {"rain": [_row("rain", "rain_total", 3.0), FlaggedReading(lost, Flag.MISSING, "")]},
+        Observations(),
+    )
+    assert once[0].status == "pass" and once[0].detail == "1 of 2 readings failed (timeout)"
+    dead = checklist(config, {"rain": [FlaggedReading(lost, Flag.MISSING, "")]}, Observations())
+    assert dead[0].status == "fail" and dead[0].detail == "no answer"

@@ -76,10 +76,8 @@ def test_enroll_then_the_agent_connects_and_syncs(
         sink.stop()
 
 
-def test_a_token_works_once_and_not_after_it_expires(
-    sim_run: SimRun, fleet: Fleet, tmp_path: Path
-) -> None:
-    config = _station(tmp_path, sim_run.port("level"))
+def test_a_token_works_once_and_not_after_it_expires(fleet: Fleet, tmp_path: Path) -> None:
+    config = _station(tmp_path, "/dev/ttyUSB0")
     token = fleet.token(STATION)
     assert _enroll(config, fleet, token).returncode == 0
     again = _enroll(config, fleet, token)
@@ -89,16 +87,14 @@ def test_a_token_works_once_and_not_after_it_expires(
     fleet.clock.advance(601)
     out = _enroll(config, fleet, late)
     assert out.returncode == 1 and f"enrollment token for {STATION} expired at" in out.stderr
-    other = _station(tmp_path, sim_run.port("level"), "bs-enroll-02")
+    other = _station(tmp_path, "/dev/ttyUSB0", "bs-enroll-02")
     out = _enroll(other, fleet, fleet.token(STATION))  # a token for another station
     assert out.returncode == 1 and "CN 'bs-enroll-02' but the token is for" in out.stderr
 
 
-def test_a_revoked_station_is_refused_by_the_broker(
-    sim_run: SimRun, fleet: Fleet, tmp_path: Path
-) -> None:
-    a = _station(tmp_path, sim_run.port("level"), "bs-rev-a")
-    b = _station(tmp_path, sim_run.port("level"), "bs-rev-b")
+def test_a_revoked_station_is_refused_by_the_broker(fleet: Fleet, tmp_path: Path) -> None:
+    a = _station(tmp_path, "/dev/ttyUSB0", "bs-rev-a")
+    b = _station(tmp_path, "/dev/ttyUSB0", "bs-rev-b")
     for config in (a, b):
         assert _enroll(config, fleet, fleet.token(config.parent.parent.name)).returncode == 0
 
@@ -118,9 +114,9 @@ def test_a_revoked_station_is_refused_by_the_broker(
 
 
 def test_offline_bundle_then_apply_then_enrollment_on_first_contact(
-    sim_run: SimRun, fleet: Fleet, tmp_path: Path
+    fleet: Fleet, tmp_path: Path
 ) -> None:
-    office = _station(tmp_path / "office", sim_run.port("level"))
+    office = _station(tmp_path / "office", "/dev/ttyUSB0")
     bundle = tmp_path / "st.bundle"
     out = _cli(
         "bundle",
