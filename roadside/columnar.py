@@ -26,6 +26,7 @@ as the JSON and CBOR codecs give, so :func:`roadside.wire.decode_batch` validate
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import struct
@@ -139,6 +140,37 @@ class _Reader:
     def sv(self) -> int:
         n = self.uv()
         return (n >> 1) ^ -(n & 1)
+
+    def uvs(self, k: int) -> list[int]:
+        """``k`` unsigned varints in one loop (most are one byte)."""
+        buf, pos = self.buf, self.pos
+        out: list[int] = []
+        append = out.append
+        try:
+            for _ in range(k):
+                b = buf[pos]
+                pos += 1
+                if b < 0x80:
+                    append(b)
+                    continue
+                result, shift = b & 0x7F, 7
+                while True:
+                    b = buf[pos]
+                    pos += 1
+                    result |= (b & 0x7F) << shift
+                    if b < 0x80:
+                        break
+                    shift += 7
+                    if shift > 70:
+                        raise ColumnarError("columnar varint too long")
+                append(result)
+        except IndexError:
+            raise ColumnarError("columnar batch truncated") from None
+        self.pos = pos
+        return out
+
+    def svs(self, k: int) -> list[int]:
+        return [(n >> 1) ^ -(n & 1) for n in self.uvs(k)]
 
     def text(self) -> str:
         n = self.uv()
@@ -398,34 +430,28 @@ def decode(data: bytes | bytearray, max_size: int = MAX_DECODED) -> dict[str, An
             sensor, channel, unit = strings[rd.uv()], strings[rd.uv()], strings[rd.uv()]
             k, ev = rd.uv(), rd.sv()
             series.append((sensor, channel, unit, k, None if ev == 0 else ev - 1 if ev > 0 else ev))
-        seqs, times, sids = [], [], []
-        seq = ms = 0
-        for _ in range(n):
-            seq += rd.sv()
-            ms += rd.sv()
-            seqs.append(seq)
-            times.append(ms)
-        for _ in range(n):
-            sids.append(rd.uv())
+        pairs = rd.svs(2 * n)
+        seqs = list(itertools.accumulate(pairs[0::2]))
+        times = list(itertools.accumulate(pairs[1::2]))
+        sids = rd.uvs(n)
         vmodes, rmodes, kinds, statuses, flags, reasons, payloads = (rd.rle(n) for _ in range(7))
-        raw_idx = [rd.uv() for m in rmodes if m in (2, 3)]
+        raw_idx = rd.uvs(sum(1 for m in rmodes if m in (2, 3)))
         rows: list[list[Any]] = []
         last: dict[int, int] = {}
         raws = iter(raw_idx)
         values: list[Any] = []
         scaled_of: list[int] = []
+        deltas = iter(rd.svs(sum(1 for m in vmodes if m in (1, 2))))
+        div = [10 ** se[3] for se in series]
+        mul = [10.0 ** -se[3] for se in series]
         for si, vm in zip(sids, vmodes, strict=True):
-            k = series[si][3]
-            if vm == 0:
-                values.append(None)
-                scaled_of.append(0)
-            elif vm in (1, 2):
-                i = last.get(si, 0) + rd.sv()
+            if vm == 1 or vm == 2:
+                i = last.get(si, 0) + next(deltas)
                 last[si] = i
-                values.append(i / 10**k if vm == 1 else i * 10.0**-k)
+                values.append(i / div[si] if vm == 1 else i * mul[si])
                 scaled_of.append(i)
             else:
-                values.append(None)  # filled from the float column below
+                values.append(None)  # None, or filled from the float column below
                 scaled_of.append(0)
         for j, vm in enumerate(vmodes):
             if vm == 3:
