@@ -38,7 +38,9 @@ import zstandard
 
 MAGIC = b"RC"  # 0x52 0x43: neither JSON ("{"), nor a zstd frame, nor a CBOR map
 DICTIONARY_VERSION = 1
-LEVEL = 16  # 19 saves 6 % more and costs ten times the CPU (11 ms for 900 values)
+LEVEL = 19  # on a live batch (300 values: 538 B in 0.8 ms; level 16: 617 B in 0.1 ms)
+LEVEL_LARGE = 16  # above LARGE bytes of columns the highest levels cost milliseconds
+LARGE = 16 << 10
 MAX_DECODED = 64 << 20
 MAX_K = 6  # at most six decimals as an exact scaled integer
 LANES = ("event", "live", "backlog")
@@ -62,9 +64,9 @@ def dictionary(version: int) -> zstandard.ZstdCompressionDict:
     return zstandard.ZstdCompressionDict(base64.b64decode(DICTIONARIES[version]))
 
 
-def _params() -> zstandard.ZstdCompressionParameters:
+def _params(level: int) -> zstandard.ZstdCompressionParameters:
     return zstandard.ZstdCompressionParameters.from_level(
-        LEVEL,
+        level,
         format=zstandard.FORMAT_ZSTD1_MAGICLESS,
         write_checksum=False,
         write_dict_id=False,
@@ -73,8 +75,10 @@ def _params() -> zstandard.ZstdCompressionParameters:
 
 
 @cache
-def _compressor(version: int) -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(dict_data=dictionary(version), compression_params=_params())
+def _compressor(version: int, level: int) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(
+        dict_data=dictionary(version), compression_params=_params(level)
+    )
 
 
 @cache
@@ -254,7 +258,9 @@ def _raw_from(scaled: int, e: int) -> str:
 
 def encode(doc: dict[str, Any], version: int = DICTIONARY_VERSION) -> bytes:
     """A batch document (as :func:`roadside.wire.encode_rows` builds it) as columnar bytes."""
-    return MAGIC + bytes([version]) + _compressor(version).compress(columns(doc))
+    plain = columns(doc)
+    level = LEVEL if len(plain) <= LARGE else LEVEL_LARGE
+    return MAGIC + bytes([version]) + _compressor(version, level).compress(plain)
 
 
 def columns(doc: dict[str, Any]) -> bytes:
