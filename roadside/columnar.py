@@ -207,7 +207,7 @@ class _Reader:
 
 # value modes: 0 None, 1 int / 10**k, 2 int * 10.0**-k, 3 float64
 # raw modes:   0 None, 1 str(scaled * 10**e), 2 string from the table, 3 JSON number from the
-#              table, 4 int(scaled * 10**e)
+#              table, 4 int(scaled * 10**e), 5 str(value) (a driver that reports its value)
 
 
 def _decimals(v: float) -> int | None:
@@ -340,7 +340,9 @@ def columns(doc: dict[str, Any]) -> bytes:
             if e is not None and type(raw) is int and int(_raw_from(hit[1], e)) == raw:
                 rmodes.append(4)
                 continue
-        if isinstance(raw, str):
+        if isinstance(raw, str) and type(v) is float and raw == str(v):
+            rmodes.append(5)
+        elif isinstance(raw, str):
             rmodes.append(2)
             raw_strings.append(s(raw))
         else:
@@ -474,6 +476,8 @@ def decode(data: bytes | bytearray, max_size: int = MAX_DECODED) -> dict[str, An
                 raw = strings[next(raws)]
             elif rm == 3:
                 raw = json.loads(strings[next(raws)])
+            elif rm == 5 and values[j] is not None:
+                raw = str(values[j])
             else:
                 raise ColumnarError("columnar raw mode without exponent")
             payload = json.loads(strings[payloads[j] - 1]) if payloads[j] else None
