@@ -40,6 +40,7 @@ class QCEngine:
         self._rain_seen = Ring(self.params.max_history, ("t",))  # usable rain readings
         self._rain_fell = Ring(self.params.max_history, ("t",))  # readings showing rain
         self._last_total: dict[str, float] = {}
+        self._history_s: dict[str, float] = {}  # channel -> look-back, computed once
 
     def process(self, readings: Sequence[Reading]) -> list[FlaggedReading]:
         """Flag a batch (usually one poll of one device); readings keep their order."""
@@ -74,7 +75,10 @@ class QCEngine:
             return Flag.WRONG, Reason.TIME
         value, verdict = _admitted_value(reading)
         ring.append(t=t, v=value)
-        ring.drop_before(t - self.params.history_s(reading.channel))
+        keep = self._history_s.get(reading.channel)
+        if keep is None:
+            keep = self._history_s[reading.channel] = self.params.history_s(reading.channel)
+        ring.drop_before(t - keep)
         return verdict
 
     # -- per-channel pipeline ---------------------------------------------------------------------

@@ -44,6 +44,8 @@ class Ring:
 
     def drop_before(self, t: float) -> None:
         """Forget rows whose time (first column) is before ``t``."""
+        if self._start == self._end or self._data[self.columns[0]][self._start] >= t:
+            return  # the usual case in a stream: nothing old enough yet (no numpy call)
         times = self.col(self.columns[0])
         self._start += int(np.searchsorted(times, t, side="left"))
 

@@ -35,7 +35,7 @@ SEVERITY_OF_DIGIT = np.array(
 """Severity rank indexed by flag digit, for vectorised worst-flag merging."""
 
 CheckResult = tuple[str, np.ndarray]  # (reason, flags of the judged samples)
-SMALL = 8  # judged samples up to which the plain-Python path runs
+SMALL = 32  # judged samples up to which the plain-Python path runs (a second of 10 Hz polls)
 _TAIL = 12  # recent samples that usually disprove "stuck" on their own
 _SEVERITY = [int(x) for x in SEVERITY_OF_DIGIT]
 _NOT_SMALL = (q.RAIN_TOTAL, q.WATER_DEPTH, q.WATER_DISTANCE)
