@@ -56,14 +56,14 @@ def test_a_second_user_approves_and_publishes_and_the_acks_arrive(
         wait(chief, lambda d: _css(d, f'{row}[data-state="draft"]'), "draft seen by chief")
         click(chief, f"{row} button[data-approve]")
         wait(chief, lambda d: _css(d, f'{row}[data-state="approved"]'), "approved")
-        chief.find_element(By.CSS_SELECTOR, f'{row} a[data-select="{ident}"]').click()
+        click(chief, f'{row} a[data-select="{ident}"]')
         wait(
             chief,
-            lambda d: "<status>Actual</status>" in d.find_element(By.ID, "preview").text,
+            lambda d: "<status>Actual</status>" in text(d, "#preview"),
             "CAP preview of the approved message",
         )
-        assert "符合 CAP 1.2" in chief.find_element(By.ID, "p-check").text
-        chief.find_element(By.CSS_SELECTOR, f"{row} button[data-publish]").click()
+        assert "符合 CAP 1.2" in text(chief, "#p-check")
+        click(chief, f"{row} button[data-publish]")
         wait(chief, lambda d: _css(d, f'{row}[data-state="published"]'), "published")
     finally:
         chief.quit()
@@ -117,11 +117,11 @@ def test_a_drill_shows_its_banner_on_every_page_and_its_outputs_are_labelled(
     sign_in(browser, console.url, "chief", "en", route="drills")
     assert browser.find_element(By.ID, "drill-banner").is_displayed() is False
     browser.find_element(By.ID, "d-name").send_keys("flood drill")
-    browser.find_element(By.ID, "d-go").click()
+    click(browser, "#d-go")
     wait(browser, lambda d: d.find_element(By.ID, "drill-banner").is_displayed(), "banner")
     assert "DRILL IN PROGRESS" in browser.find_element(By.ID, "drill-banner").text
     Select(browser.find_element(By.ID, "d-cell")).select_by_value(CELL)
-    browser.find_element(By.ID, "d-warn-go").click()
+    click(browser, "#d-warn-go")
     wait(browser, lambda d: _css(d, "#d-messages tr[data-message]"), "drill warning in report")
     for route in ("district", "warnings", "config"):
         browser.get(f"{console.url}/console/?lang=zh-CN#/{route}")
