@@ -12,7 +12,17 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.console.browser import Console, chromium, click, disabled, ready, sign_in, text, wait
+from tests.console.browser import (
+    Console,
+    chromium,
+    click,
+    disabled,
+    fake_location,
+    ready,
+    sign_in,
+    text,
+    wait,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -146,13 +156,7 @@ def test_a_field_report_from_a_phone_lands_in_its_cell_and_on_the_map(
     console: Console, browser: Any
 ) -> None:
     browser.set_window_size(412, 860)
-    browser.execute_cdp_cmd(
-        "Browser.grantPermissions", {"origin": console.url, "permissions": ["geolocation"]}
-    )
-    browser.execute_cdp_cmd(
-        "Emulation.setGeolocationOverride",
-        {"latitude": 31.3721, "longitude": 121.4753, "accuracy": 12},
-    )
+    fake_location(browser, console.url)
     browser.get(f"{console.url}/console/field?lang=zh-CN")
     wait(browser, lambda d: d.execute_script("return document.body.dataset.ready") == "signin", "")
     browser.find_element(By.NAME, "name").send_keys("duty")
