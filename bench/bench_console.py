@@ -185,7 +185,8 @@ def main(runs: int, stations: int, days: float) -> None:
                 f"{url}/console/?lang=zh-CN#/district",
                 "district",
                 runs,
-                f"return document.querySelectorAll('#stations tbody tr').length === {stations + 1}",
+                f"return document.body.dataset.district === '{stations + 1}'"
+                " && document.querySelectorAll('#stations tbody tr').length > 0",
             )
             s_ours, s_base = measure(
                 driver,

@@ -23,7 +23,15 @@ from fleet.response.onsite import Wind
 from roadside import wire
 from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import TestPKI
-from tests.console.browser import Console, chromium, ready, running_console, sign_in, wait
+from tests.console.browser import (
+    Console,
+    chromium,
+    fake_location,
+    ready,
+    running_console,
+    sign_in,
+    wait,
+)
 from tests.console.browser import click as click_on
 
 LEVELS = ("none", "blue", "yellow", "orange", "red")
@@ -185,13 +193,7 @@ def _shoot(c: Console, ids: dict[str, str], dest: Path) -> None:
                     wait(driver, lambda d: d.find_elements("css selector", ".sector"), "sector")
                 time.sleep(0.8)
                 _save(driver, dest / f"{name}-{tag}.png")
-            driver.execute_cdp_cmd(
-                "Browser.grantPermissions", {"origin": c.url, "permissions": ["geolocation"]}
-            )
-            driver.execute_cdp_cmd(
-                "Emulation.setGeolocationOverride",
-                {"latitude": 31.3721, "longitude": 121.4753, "accuracy": 12},
-            )
+            fake_location(driver, c.url)
             driver.get(f"{c.url}/console/field?lang={lang}")
             wait(driver, lambda d: d.execute_script("return document.body.dataset.ready"), "field")
             _save(driver, dest / f"field-{tag}.png", width=412)

@@ -74,7 +74,8 @@ def test_a_storm_turns_the_station_and_its_cell_orange_without_a_reload(
     station.send([_event(2, "orange")], lane="event")
     wait(browser, lambda d: _css(d, f'{row}[data-level="orange"]'), "station turns orange")
     wait(browser, lambda d: _css(d, f"path.cell-{cell}.level-orange"), "cell turns orange")
-    wait(browser, lambda d: _css(d, "path.station-st-101.level-orange"), "marker turns orange")
+    marker = "return window.__district.markers['st-101']?.options.fillColor"
+    wait(browser, lambda d: d.execute_script(marker) == "#f07f00", "marker turns orange")
     assert browser.execute_script("return window.__same_page") is True  # live, not reloaded
     assert not _css(browser, f"path.cell-{cell_codes[0]}.level-orange")
 

@@ -12,7 +12,17 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.console.browser import Console, chromium, click, disabled, ready, sign_in, text, wait
+from tests.console.browser import (
+    Console,
+    chromium,
+    click,
+    disabled,
+    fake_location,
+    ready,
+    sign_in,
+    text,
+    wait,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +66,14 @@ def test_a_second_user_approves_and_publishes_and_the_acks_arrive(
         wait(chief, lambda d: _css(d, f'{row}[data-state="draft"]'), "draft seen by chief")
         click(chief, f"{row} button[data-approve]")
         wait(chief, lambda d: _css(d, f'{row}[data-state="approved"]'), "approved")
-        chief.find_element(By.CSS_SELECTOR, f'{row} a[data-select="{ident}"]').click()
+        click(chief, f'{row} a[data-select="{ident}"]')
         wait(
             chief,
-            lambda d: "<status>Actual</status>" in d.find_element(By.ID, "preview").text,
+            lambda d: "<status>Actual</status>" in text(d, "#preview"),
             "CAP preview of the approved message",
         )
-        assert "符合 CAP 1.2" in chief.find_element(By.ID, "p-check").text
-        chief.find_element(By.CSS_SELECTOR, f"{row} button[data-publish]").click()
+        assert "符合 CAP 1.2" in text(chief, "#p-check")
+        click(chief, f"{row} button[data-publish]")
         wait(chief, lambda d: _css(d, f'{row}[data-state="published"]'), "published")
     finally:
         chief.quit()
@@ -117,11 +127,11 @@ def test_a_drill_shows_its_banner_on_every_page_and_its_outputs_are_labelled(
     sign_in(browser, console.url, "chief", "en", route="drills")
     assert browser.find_element(By.ID, "drill-banner").is_displayed() is False
     browser.find_element(By.ID, "d-name").send_keys("flood drill")
-    browser.find_element(By.ID, "d-go").click()
+    click(browser, "#d-go")
     wait(browser, lambda d: d.find_element(By.ID, "drill-banner").is_displayed(), "banner")
     assert "DRILL IN PROGRESS" in browser.find_element(By.ID, "drill-banner").text
     Select(browser.find_element(By.ID, "d-cell")).select_by_value(CELL)
-    browser.find_element(By.ID, "d-warn-go").click()
+    click(browser, "#d-warn-go")
     wait(browser, lambda d: _css(d, "#d-messages tr[data-message]"), "drill warning in report")
     for route in ("district", "warnings", "config"):
         browser.get(f"{console.url}/console/?lang=zh-CN#/{route}")
@@ -146,13 +156,7 @@ def test_a_field_report_from_a_phone_lands_in_its_cell_and_on_the_map(
     console: Console, browser: Any
 ) -> None:
     browser.set_window_size(412, 860)
-    browser.execute_cdp_cmd(
-        "Browser.grantPermissions", {"origin": console.url, "permissions": ["geolocation"]}
-    )
-    browser.execute_cdp_cmd(
-        "Emulation.setGeolocationOverride",
-        {"latitude": 31.3721, "longitude": 121.4753, "accuracy": 12},
-    )
+    fake_location(browser, console.url)
     browser.get(f"{console.url}/console/field?lang=zh-CN")
     wait(browser, lambda d: d.execute_script("return document.body.dataset.ready") == "signin", "")
     browser.find_element(By.NAME, "name").send_keys("duty")

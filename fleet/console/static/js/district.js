@@ -6,6 +6,7 @@ import { esc, fmt, healthBadge, levelBadge } from "./ui.js";
 export const COLOURS = { none: "#c9d1d9", blue: "#1e63d6", yellow: "#f2c200", orange: "#f07f00", red: "#d7191c" };
 const HEALTH = { ok: "#1e8a3c", stale: "#7a8591", offline: "#222222", degraded: "#8a3ab9" };
 const LEVELS = ["none", "blue", "yellow", "orange", "red"];
+const LIST_ROWS = 200; // the list draws the worst 200 first; "show all" draws the rest
 
 const NUMERALS = { IV: "Ⅳ", III: "Ⅲ", II: "Ⅱ", I: "Ⅰ" };
 
@@ -62,7 +63,8 @@ export async function render(el) {
         <th data-i18n="col.station"></th><th data-i18n="col.cell"></th><th data-i18n="col.level"></th>
         <th data-i18n="col.health"></th><th data-i18n="col.last_seen"></th><th data-i18n="col.backlog"></th>
         <th data-i18n="col.software"></th><th data-i18n="col.config"></th><th data-i18n="col.model"></th>
-        <th data-i18n="col.clock"></th><th data-i18n="col.devices"></th></tr></thead><tbody></tbody></table></div>
+        <th data-i18n="col.clock"></th><th data-i18n="col.devices"></th></tr></thead><tbody></tbody></table>
+        <button type="button" id="more" class="secondary" hidden></button></div>
     </section>
   </div>`;
   apply(el);
@@ -79,6 +81,10 @@ export async function render(el) {
   };
   L.control.layers(null, Object.fromEntries(Object.entries(layers).map(([k, v]) => [t(`district.layers.${k}`), v])), { collapsed: false }).addTo(map);
   const cellLayers = {};
+  // stations on one canvas (a thousand SVG paths draw slowly); cells stay SVG
+  const canvas = L.canvas({ padding: 0.3 });
+  const markers = {};
+  window.__district = { markers }; // the browser tests read a marker's colours here
   let centres = {};
   let fitted = false;
   let data = null;
@@ -109,12 +115,13 @@ export async function render(el) {
 
   function drawStations(rows) {
     layers.stations.clearLayers();
+    for (const key of Object.keys(markers)) delete markers[key];
     for (const row of rows) {
       const at = position(row, centres);
       if (!at) continue;
-      L.circleMarker(at, {
-        radius: 6, weight: 3, color: HEALTH[row.health], fillColor: row.level === "none" ? "#ffffff" : COLOURS[row.level], fillOpacity: 1,
-        className: `station station-${row.station} level-${row.level} health-${row.health}`,
+      markers[row.station] = L.circleMarker(at, {
+        renderer: canvas, radius: 6, weight: 3, color: HEALTH[row.health], fillColor: row.level === "none" ? "#ffffff" : COLOURS[row.level], fillOpacity: 1,
+        level: row.level, health: row.health,
       }).bindTooltip(`${esc(row.station)} · ${esc(t("level." + row.level))} · ${esc(t("health." + row.health))}`)
         .on("click", () => (location.hash = `#/station/${encodeURIComponent(row.station)}`))
         .addTo(layers.stations);
@@ -129,13 +136,23 @@ export async function render(el) {
     }
   }
 
+  // worst first: highest warning, then offline / stale / degraded, then by id
+  const HEALTH_RANK = { offline: 3, stale: 2, degraded: 1, ok: 0 };
+  const worstFirst = (a, b) => LEVELS.indexOf(b.level) - LEVELS.indexOf(a.level) ||
+    HEALTH_RANK[b.health] - HEALTH_RANK[a.health] || (a.station < b.station ? -1 : 1);
+  let showAll = false;
+
   function list() {
     const text = document.getElementById("f-text").value.trim().toLowerCase();
     const health = document.getElementById("f-health").value;
     const level = document.getElementById("f-level").value;
-    const rows = data.stations.filter((r) =>
+    const matching = data.stations.filter((r) =>
       (!text || r.station.toLowerCase().includes(text) || (r.grid_cell ?? "").toLowerCase().includes(text)) &&
-      (!health || r.health === health) && (!level || r.level === level));
+      (!health || r.health === health) && (!level || r.level === level)).sort(worstFirst);
+    const rows = showAll ? matching : matching.slice(0, LIST_ROWS);
+    const more = document.getElementById("more");
+    more.hidden = rows.length === matching.length;
+    more.textContent = t("district.more", { n: matching.length });
     document.querySelector("#stations tbody").innerHTML = rows.map((r) => `
       <tr data-station="${esc(r.station)}" data-level="${esc(r.level)}" data-health="${esc(r.health)}">
         <td><a href="#/station/${encodeURIComponent(r.station)}">${esc(r.station)}</a></td>
@@ -146,21 +163,25 @@ export async function render(el) {
         <td>${esc(r.model_version ?? "—")}</td><td>${r.clock_offset_s == null ? "—" : fmt(r.clock_offset_s, 1) + " s"}</td>
         <td>${r.devices_bad.length ? `<span class="error">${esc(r.devices_bad.join(", "))}</span>` : esc(r.devices)}</td>
       </tr>`).join("");
-    document.getElementById("count").textContent = t("district.count", { shown: rows.length, total: data.stations.length });
+    document.getElementById("count").textContent = t("district.count", { shown: matching.length, total: data.stations.length });
   }
 
   async function refresh() {
     data = await api("/console/api/district");
+    performance.mark("district:data");
     drawCells(data.cells, data.levels, data.response ?? {});
     drawStations(data.stations);
+    performance.mark("district:map");
     drawPoints(layers.units, data.units, () => ({ radius: 5, color: "#0b5cad", fillColor: "#fff", fillOpacity: 1, weight: 2, className: "unit" }));
     drawPoints(layers.hazards, data.hazards, () => ({ radius: 4, color: "#b3261e", fillColor: "#b3261e", fillOpacity: 0.8, className: "hazard" }));
     drawPoints(layers.reports, data.reports, () => ({ radius: 5, color: "#6a1b9a", fillColor: "#e1bee7", fillOpacity: 1, className: "field-report" }));
     list();
+    performance.mark("district:list");
     document.body.dataset.district = String(data.stations.length);
   }
 
   for (const id of ["f-text", "f-health", "f-level"]) document.getElementById(id).addEventListener("input", list);
+  document.getElementById("more").addEventListener("click", () => { showAll = true; list(); });
   await refresh();
   map.invalidateSize();
   let pending = null;

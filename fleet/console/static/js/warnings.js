@@ -32,6 +32,8 @@ export async function render(el) {
       <h3 data-i18n="warn.channels"></h3>
       <div class="row"><button type="button" id="linktest" class="secondary" data-i18n="warn.linktest"></button></div>
       <table id="channels"><thead><tr><th data-i18n="warn.channel"></th><th data-i18n="col.kind"></th><th data-i18n="warn.mode"></th><th data-i18n="warn.lasttest"></th></tr></thead><tbody></tbody></table>
+      <h3 data-i18n="warn.dead"></h3>
+      <table id="dead"><thead><tr><th data-i18n="warn.channel"></th><th data-i18n="warn.unit"></th><th data-i18n="warn.attempts"></th><th data-i18n="warn.failed"></th><th></th></tr></thead><tbody></tbody></table>
     </section>
   </div>
   <section class="card"><h2 data-i18n="warn.messages"></h2><div class="scroll" style="max-height:300px"><table id="messages"><thead><tr>
@@ -77,7 +79,11 @@ export async function render(el) {
   }
 
   async function channels() {
-    const list = await api("/channels");
+    const [list, dead] = await Promise.all([api("/channels"), api("/channels/dead-letters")]);
+    $("dead").querySelector("tbody").innerHTML = dead.map((r) => `<tr data-dead="${esc(r.id)}"><td>${esc(r.channel)}</td><td>${esc(r.unit ?? r.target)}</td>
+      <td>${esc(r.attempts)}</td><td class="error">${esc(r.last_error)}</td>
+      <td><button type="button" class="secondary" data-retry="${esc(r.id)}" ${can("operator") ? "" : "disabled"}>${esc(t("warn.retry"))}</button></td></tr>`).join("")
+      || `<tr><td colspan="5" class="muted">${esc(t("common.none"))}</td></tr>`;
     $("channels").querySelector("tbody").innerHTML = list.map((c) => `<tr data-channel="${esc(c.name)}" data-ok="${c.last_test ? c.last_test.ok : ""}">
       <td>${esc(c.name)}</td><td>${esc(c.kind)}</td><td>${esc(c.mode)}</td>
       <td class="${c.last_test && !c.last_test.ok ? "error" : ""}">${c.last_test ? `${c.last_test.ok ? "✔" : "✘"} ${esc(when(c.last_test.time))} ${esc(c.last_test.detail)}` : "—"}</td></tr>`).join("")
@@ -143,6 +149,7 @@ export async function render(el) {
       if (out) { selected = out.message.id; toast(t("warn.published", { id: out.message.identifier })); }
     } else if (d.update) out = await call(`/warnings/${encodeURIComponent(d.update)}/update`, {});
     else if (d.cancel) out = await call(`/warnings/${encodeURIComponent(d.cancel)}/cancel`);
+    else if (d.retry) out = await call(`/channels/dead-letters/${encodeURIComponent(d.retry)}/retry`);
     else if (b.id === "linktest") {
       out = await call("/channels/test?mode=" + (document.body.classList.contains("drill") ? "drill" : "live"));
       if (out) toast(out.map((r) => `${r.channel ?? r.name}: ${r.ok ? "ok" : r.detail}`).join(" · ") || t("common.none"), out.some((r) => !r.ok));
