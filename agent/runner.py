@@ -508,6 +508,11 @@ class Agent:
             extra={"CONFIG_VERSION": config.version, "CONFIG_HASH": config.content_hash},
         )
 
+    def _nowcast_skill(self) -> dict[str, Any] | None:
+        """The nowcast's shadow skill for the status message, once a forecast has been scored."""
+        skill = self.nowcast.shadow_skill() if self.nowcast else None
+        return skill if skill and skill.get("n") and skill.get("rmse_cm") is not None else None
+
     def _fleet_status(self) -> dict[str, Any]:
         """What the uplink's retained status message says about the station (fields of
         :class:`roadside.contract.Status`; the uplink adds station, time and backlog)."""
@@ -517,6 +522,7 @@ class Agent:
             "config_version": self.config.version,
             "config_hash": self.config.content_hash,
             "model_version": self.nowcast.model.version if self.nowcast else "",
+            "nowcast_skill": self._nowcast_skill(),
             "devices": {n: str(h.get("state") or "unknown") for n, h in self.devices.items()},
             "health": {
                 "summary": self.summary(),

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
+
 from fleet.store import IngestBatch, IngestRecord, IngestResult, StationUpdate, Store
 from roadside import contract, wire
 from roadside.clock import Clock
@@ -104,11 +106,25 @@ def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
         config_version=status.config_version,
         model_version=status.model_version or None,
         grid_cell=cell or None,
-        health=dict(status.health),
+        health={  # the nowcast's shadow skill beside health: the fleet sees a drifting model
+            **status.health,
+            **(
+                {"nowcast_skill": msgspec.structs.asdict(skill)}
+                if (skill := status.nowcast_skill)
+                else {}
+            ),
+        },
         devices=dict(status.devices) or None,
         backlog=status.backlog,
         clock_offset_s=(status.time - received).total_seconds(),
     )
+
+
+def _health(status: contract.Status) -> dict[str, Any]:
+    """The status's health, with the nowcast's shadow skill beside it (a drifting model shows)."""
+    skill = status.nowcast_skill
+    extra = {"nowcast_skill": msgspec.structs.asdict(skill)} if skill is not None else {}
+    return {**status.health, **extra}
 
 
 class Transport(Protocol):

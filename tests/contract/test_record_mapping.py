@@ -102,3 +102,18 @@ def test_the_receiver_refuses_an_oversized_or_malformed_status() -> None:
     with pytest.raises(contract.ContractError, match="not assigned") as refused:
         contract.check_grid_cell(status, frozenset({"G1", "G2"}))
     assert refused.value.code == "scope"
+
+
+def test_the_nowcast_shadow_skill_travels_in_the_status_into_the_registry() -> None:
+    from fleet.ingest import status_to_update
+
+    skill = contract.NowcastSkill(rmse_cm=2.5, hits=3, misses=1, false_alarms=0, n=40)
+    sent = contract.Status("st-1", "online", T0, health={"healthy": True}, nowcast_skill=skill)
+    received = wire.decode_status(wire.encode_status(sent), now=T0)
+    update = status_to_update(received, T0)
+    assert update.health == {
+        "healthy": True,
+        "nowcast_skill": {"rmse_cm": 2.5, "hits": 3, "misses": 1, "false_alarms": 0, "n": 40},
+    }
+    bare = status_to_update(contract.Status("st-1", "online", T0, health={"healthy": True}), T0)
+    assert bare.health == {"healthy": True}
