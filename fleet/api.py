@@ -454,7 +454,12 @@ def create_app(
     def _fleet_error(_: Request, exc: FleetError) -> JSONResponse:
         for kind, status, code in _FLEET_CODES:
             if isinstance(exc, kind):
-                return _error(status, code, str(exc))
+                resp = _error(status, code, str(exc))
+                if isinstance(exc, DocumentError):  # the code a station would nack it with
+                    resp = JSONResponse(
+                        {"code": code, "nack": exc.code, "detail": str(exc)}, status_code=status
+                    )
+                return resp
         return _error(400, "refused", str(exc))
 
     @app.exception_handler(StarletteHTTPException)

@@ -99,3 +99,22 @@ def test_openapi_document_lists_the_api(api_client, store: Store) -> None:
     for path in ("/stations/{station}/config", "/events", "/config/documents", "/groups/{name}"):
         assert path in spec["paths"], path
     assert "post" in spec["paths"]["/rollouts"]
+
+
+def test_an_unsafe_body_is_refused_before_signing_with_the_station_s_nack_code(
+    api_client, store: Store, fleet_key
+) -> None:
+    from fleet.rollout import ConfigManager
+    from roadside.clock import ManualClock
+
+    sent: list[str] = []
+    manager = ConfigManager(
+        store, fleet_key, ManualClock(datetime.fromtimestamp(T0, UTC)), lambda t, *_: sent.append(t)
+    )
+    api = api_client(manager, role="operator")
+    body = {"qc": {"channels": {"rain_intensity": {"high": 0.001}}}}  # flags every reading
+    resp = api.post("/config/documents", json={"scope": "fleet", "body": body})
+    assert resp.status_code == 400, resp.text
+    answer = resp.json()
+    assert answer["code"] == "bad_document" and answer["nack"] == "unsafe"
+    assert store.documents() == [] and sent == []
