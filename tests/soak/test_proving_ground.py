@@ -176,7 +176,7 @@ def phase_kills(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
             assert time.monotonic() < deadline, "the agent never committed a reading"
             time.sleep(0.2)
         for i in range(n(FULL["kills"], 4)):
-            time.sleep(rng.uniform(0.3, 2.0))
+            time.sleep(rng.uniform(1.0, 4.0))
             if rng.random() < 0.3 and rig.buffer.exists():  # a power cut, copied as it lies
                 top = ro(rig.buffer, "SELECT seq FROM sqlite_sequence WHERE name='records'")
                 dst = work / "cuts" / f"cut-{i}"
@@ -186,7 +186,8 @@ def phase_kills(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
                     with contextlib.suppress(FileNotFoundError):
                         shutil.copyfile(src, dst / (rig.buffer.name + suffix))
                 cuts.append((dst / rig.buffer.name, int(top[0][0]) if top else 0))
-            victim = rng.choices(["agent", "controller", "broker"], [0.6, 0.3, 0.1])[0]
+            # every fifth a broker outage (the uplink down), else the agent or the controller
+            victim = "broker" if i % 5 == 4 else rng.choices(["agent", "controller"], [2, 1])[0]
             kills[victim] += 1
             if victim == "agent":
                 rig.kill(rig.agent)
