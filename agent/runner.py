@@ -374,8 +374,8 @@ class Agent:
         try:
             seqs = self.buffer.append(records, state=state or None)
         except STORAGE_ERRORS as exc:
-            # degraded: keep the records for the next attempt; the watchdog stops while writes
-            # fail, the status and the metrics say so, the loop goes on
+            # degraded: keep the records for the next attempt; the status (STATUS=, the status
+            # file) and the metrics say so, the loop and the watchdog go on
             self._unwritten = records[-MAX_UNWRITTEN:]
             if not self.health.write_error:
                 self.metrics.degraded.set(1)
@@ -600,7 +600,7 @@ class Agent:
             log.info("first complete poll cycle: ready")
         else:
             self.notifier.status(summary)
-        if self.healthy():
+        if self.running:  # degraded storage still pets it: a restart would drop the held records
             self.notifier.watchdog()
         self.reporter.write_status(self.status_path)
 

@@ -152,7 +152,7 @@ def test_status_says_not_running_without_an_agent(
     assert json.loads(out.output)["verdict"] == "not running"
 
 
-def test_failing_buffer_withholds_the_watchdog_and_keeps_records(
+def test_failing_buffer_degrades_keeps_the_watchdog_fed_and_keeps_records(
     running: tuple[Agent, socket.socket, Path],
 ) -> None:
     agent, sock, _ = running
@@ -169,10 +169,10 @@ def test_failing_buffer_withholds_the_watchdog_and_keeps_records(
     agent.buffer.append = refuse  # type: ignore[method-assign]
     messages(sock)
     seen = run_until(agent, sock, lambda m: any("FAILING" in x.get("STATUS", "") for x in m))
-    time.sleep(1.1)
-    agent.step(0.05)
-    later = messages(sock)
-    assert not any("WATCHDOG" in x for x in later), "a failing loop must not pet the watchdog"
+    later = run_until(agent, sock, lambda m: any("WATCHDOG" in x for x in m))
+    # a restart would drop the held records and mend nothing: the live loop keeps petting it
+    assert any("WATCHDOG" in x for x in later), "a degraded but live loop pets the watchdog"
+    assert any("DEGRADED" in x.get("STATUS", "") for x in seen)
     assert not agent.healthy() and agent._unwritten
     assert agent.status()["degraded"] is True
     assert agent.metrics.registry.get_sample_value("roadside_degraded") == 1
