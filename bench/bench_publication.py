@@ -32,6 +32,7 @@ import smtplib
 import statistics
 import tempfile
 import time
+import uuid
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,7 @@ def baseline(rig: Rig, units: int, xml: bytes) -> float:
     mq = wire.new_client(settings, "bench-baseline")
     mq.connect(settings.host, settings.port)
     mq.loop_start()
+    run = uuid.uuid4().hex[:8]  # webhook ids are taken once per receiver
     t0 = time.time()
     for i in range(units):
         kind = KINDS[i % 4]
@@ -223,14 +225,17 @@ def baseline(rig: Rig, units: int, xml: bytes) -> float:
                 f"{rig.hooks.url}/unit/{i}",
                 content=body,
                 headers={
-                    "webhook-id": f"b{i}",
+                    "webhook-id": f"b{run}-{i}",
                     "webhook-timestamp": str(ts),
-                    "webhook-signature": webhook_signature(WEBHOOK_SECRET, f"b{i}", ts, body),
+                    "webhook-signature": webhook_signature(WEBHOOK_SECRET, f"b{run}-{i}", ts, body),
                 },
             )
         else:
             mq.publish(f"roadside/v1/alerts/cap/unit/u{i}", xml, qos=1).wait_for_publish(10)
+    deadline = time.monotonic() + 600
     while len(rig.receipts()) < units:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bare loop: only {len(rig.receipts())} of {units} arrived")
         time.sleep(0.01)
     elapsed = max(rig.receipts()) - t0
     smtp.quit()

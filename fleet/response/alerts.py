@@ -167,6 +167,8 @@ class Alerts:
             kinds = {register.cells[c].kind for c in cells}
             actions = {a.id: a for k in kinds for a in plan.actions_for(k, level)}.values()
             instruction = ("；".join(a.zh for a in actions), "; ".join(a.en for a in actions))
+        if signal == "thunderstorm":
+            description = self._lightning_note(cells, description, now)
         onset = now if onset is None else onset
         content = {
             "signal": signal,
@@ -202,6 +204,19 @@ class Alerts:
                 ),
             )
         return self.get(ident)
+
+    def _lightning_note(
+        self, cells: Sequence[str], description: tuple[str, str], now: float
+    ) -> tuple[str, str]:
+        """A thunderstorm warning names the key sites whose lightning inspection is overdue."""
+        overdue = [i["unit"] for i in self.grid.inspections(now, cells) if i["overdue"]]
+        if not overdue:
+            return description
+        names = ", ".join(sorted(set(overdue)))
+        return (
+            f"{description[0]}（防雷检测逾期的重点单位：{names}）".lstrip(),
+            f"{description[1]} (overdue lightning-protection inspection: {names})".lstrip(),
+        )
 
     def draft_from_proposal(
         self, p: Proposal, author: str, now: float, drill: str | None = None

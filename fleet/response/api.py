@@ -463,7 +463,11 @@ def response_router(store: Store) -> APIRouter:
 
     @router.get("/warnings/{key}")
     def get_warning(key: str, _: Viewer, resp: Response = RESP) -> dict[str, Any]:
-        return resp.alerts.get(key)
+        """One message; a thunderstorm warning also lists its cells' lightning inspections."""
+        m = resp.alerts.get(key)
+        if m["content"]["signal"] == "thunderstorm":
+            m["lightning_inspections"] = resp.grid.inspections(resp.now(), m["cells"])
+        return m
 
     @router.get("/warnings/{key}/deliveries")
     def deliveries(key: str, _: Viewer, resp: Response = RESP) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class ResponseConfig:
     retry: Retry = field(default_factory=Retry)
     channels: tuple[Mapping[str, Any], ...] = ()
     link_test_before_publish: bool = True
+    require_channels: bool = True  # refuse to publish in a mode with no channel configured
     poll_s: float = 0.5
     workers: int = 8
     sign_key: str = ""  # PEM private key: sign every CAP message (XML-DSig) when set
@@ -98,6 +99,7 @@ def parse_config(doc: Mapping[str, Any], source: str = "response") -> ResponseCo
             retry=Retry(**dict(doc.get("retry", {}))),
             channels=channels,
             link_test_before_publish=bool(doc.get("link_test_before_publish", True)),
+            require_channels=bool(doc.get("require_channels", True)),
             poll_s=float(doc.get("poll_s", ResponseConfig.poll_s)),
             workers=int(doc.get("workers", ResponseConfig.workers)),
             sign_key=str(doc.get("sign_key", "")),

@@ -75,6 +75,9 @@ CREATE TABLE IF NOT EXISTS resp_docs (
 events, incidents and partners (kind, id, time, JSON)."""
 
 
+SCHEMA_LOCK = 0x52657370  # PostgreSQL advisory lock: controllers creating the tables at once
+
+
 def dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
@@ -88,6 +91,8 @@ class ResponseDB:
 
     def init(self) -> None:
         with self.tx() as cur:
+            if getattr(self.store, "placeholder", "?") == "%s":  # PostgreSQL: one at a time
+                cur.run("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     cur.run(statement)

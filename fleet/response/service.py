@@ -65,6 +65,11 @@ class Response:
         """One click: link-test the mode's channels, then publish and queue every delivery."""
         m = self.alerts.get(key)
         mode = "drill" if m["status"] == "Exercise" else "live"
+        if self.config.require_channels and not self.outbox.in_mode(mode):
+            raise ChannelError(
+                f"no {mode} channel is configured in this process, so nothing would be delivered "
+                "(configure [response] channels; the API reads ROADSIDE_RESPONSE_CONFIG)"
+            )
         tests: list[dict[str, Any]] = []
         if self.config.link_test_before_publish and m["state"] == "approved":
             tests = self.outbox.link_test(mode, self.now())

@@ -20,6 +20,7 @@ from typing import Any
 from fleet.response import cap
 from fleet.response.config import ResponseConfig
 from fleet.response.errors import ResponseError
+from fleet.response.plan import LEVELS
 from fleet.response.service import Response
 from fleet.store import Store
 from roadside.clock import SystemClock
@@ -122,12 +123,14 @@ def showcase(
         out["acknowledged"] = acked is not None
         messages = {"alert": alert}
         time.sleep(1.0)  # a new second: Update and Cancel get their own sent time
+        level = alert["content"]["level"]
+        to = LEVELS[min(len(LEVELS) - 1, LEVELS.index(level) + 1)] if level != "I" else "II"
         upd = resp.alerts.draft_change(
-            alert["identifier"], "Update", "duty-officer", resp.now(), level="II"
+            alert["identifier"], "Update", "duty-officer", resp.now(), level=to
         )
         resp.alerts.approve(upd["id"], "duty-approver", resp.now())
         messages["update"] = resp.publish(upd["id"], "duty-officer")["message"]
-        say(f"update {messages['update']['identifier']} moves the warning to level II")
+        say(f"update {messages['update']['identifier']} moves the warning to level {to}")
         time.sleep(1.0)
         cancel = resp.alerts.draft_change(
             messages["update"]["identifier"], "Cancel", "duty-officer", resp.now()

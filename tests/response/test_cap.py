@@ -5,14 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from fleet.response import cap
 from fleet.response.errors import CapError
 from fleet.response.feed import FeedItem, render_feed
+from roadside.testing.receivers import signing_pair
 
 NOW = dt.datetime(2026, 7, 1, 6, 0, tzinfo=dt.UTC)
 RING = ((121.40, 31.38), (121.43, 31.38), (121.43, 31.40), (121.40, 31.40), (121.40, 31.38))
@@ -70,31 +67,9 @@ def test_time_and_reference_rules() -> None:
         cap.check_rules(message(sent=NOW - dt.timedelta(days=4)))
 
 
-def _self_signed(cn: str) -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return pem_key, cert.public_bytes(serialization.Encoding.PEM)
-
-
 def test_signature_verifies_only_against_the_pinned_certificate() -> None:
-    key, cert = _self_signed("district observatory")
-    other_key, other_cert = _self_signed("impostor")
+    key, cert = signing_pair("district observatory")
+    other_key, other_cert = signing_pair("impostor")
     signed = cap.sign(cap.build(message()), key, cert)
     assert cap.fields(signed)["signed"]
     cap.validate(signed)  # the ds:Signature is allowed by the schema

@@ -8,7 +8,6 @@ import hmac
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ import httpx
 from fleet.response.channels import webhook_signature
 from fleet.response.config import Retry
 from fleet.response.service import Response
-from fleet.store import open_store
+from fleet.store import Store, open_store
 from roadside.clock import ManualClock
 from roadside.testing.receivers import WEBHOOK_SECRET, WebhookReceiver
 
@@ -36,7 +35,7 @@ def _broadcast(resp: Response, message: str) -> dict[str, Any]:
 
 
 def test_restart_mid_publication_loses_nothing_and_repeats_nothing(
-    tmp_path: Path, receivers: dict[str, Any], make_response: Callable[..., Response]
+    any_store: Store, receivers: dict[str, Any], make_response: Callable[..., Response]
 ) -> None:
     specs = (
         {
@@ -56,7 +55,7 @@ def test_restart_mid_publication_loses_nothing_and_repeats_nothing(
             },
         },
     )
-    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    db = any_store.url  # SQLite and PostgreSQL
     clock = ManualClock()
     first = make_response(open_store(db), clock, channels=specs, step_s=0.0, escalate_after_s=1e9)
     m = _publish(first, ALL_CELLS)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,12 +17,19 @@ from click.testing import CliRunner
 from fleet.api import create_app
 from fleet.auth import Auth
 from fleet.cli import main
+from fleet.response.errors import ChannelError
 from fleet.store import open_store
 from roadside.testing.broker import free_port
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    conf = tmp_path / "response.toml"
+    conf.write_text(
+        f'[response]\n[[response.channels]]\nname = "feed"\nkind = "feed"\n'
+        f'path = "{tmp_path / "feed.atom"}"\n'
+    )
+    monkeypatch.setenv("ROADSIDE_RESPONSE_CONFIG", str(conf))
     db = f"sqlite:///{tmp_path / 'fleet.db'}"
     runner = CliRunner()
     assert runner.invoke(main, ["response", "sample", "--db", db, "--json"]).exit_code == 0
@@ -101,3 +109,14 @@ def test_draft_approve_publish_from_the_command_line(server: dict[str, str]) -> 
     assert code == 0 and "half-angle 20°" in out
     code, out = run("cells", "--api", "http://127.0.0.1:1", "--token", alice)
     assert code == 1 and "--api" in out  # unreachable: runtime failure
+
+
+def test_publication_refused_without_channels(
+    tmp_path: Path, make_response: Any, clock: Any
+) -> None:
+    """A process without channels would plan deliveries nobody sends: it refuses instead."""
+    resp = make_response(open_store(f"sqlite:///{tmp_path / 'x.db'}"), clock, require_channels=True)
+    m = resp.alerts.draft(cells=["BS-G01"], signal="gale", level="IV", author="a", now=resp.now())
+    resp.alerts.approve(m["id"], "b", resp.now())
+    with pytest.raises(ChannelError, match="no live channel is configured"):
+        resp.publish(m["id"], "a")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from fleet.response.errors import NotFound, WorkflowError
 from fleet.response.service import Response
 from fleet.store import Store
 from roadside.clock import ManualClock
+from roadside.testing.receivers import signing_pair
 
 
 def _draft(resp: Response, author: str = "alice", **kw: object) -> dict:
@@ -116,3 +118,27 @@ def test_identifiers_unique_under_concurrent_publication(
     idents = [resp.alerts.get(d)["identifier"] for d in drafts]
     assert len(set(idents)) == len(drafts)  # same second (manual clock), all different
     assert sorted(int(i.rsplit("_", 1)[1]) for i in idents) == list(range(1, len(drafts) + 1))
+
+
+def test_thunderstorm_warning_names_overdue_lightning_inspections(resp: Response) -> None:
+    resp.grid.add_inspection("KU-003", due=resp.now() - 86400, by="admin")  # overdue
+    m = _draft(resp, cells=["BS-G07"], signal="thunderstorm", level="III")
+    assert "KU-003" in m["content"]["description"][1]
+    assert "KU-003" in m["content"]["description"][0]
+
+
+def test_signed_publication_verifies_against_the_pinned_certificate(
+    sqlite_store: Store, clock: ManualClock, make_response: Callable[..., Response], tmp_path: Path
+) -> None:
+    key, cert = signing_pair("district observatory")
+    (tmp_path / "k.pem").write_bytes(key)
+    (tmp_path / "c.pem").write_bytes(cert)
+    resp = make_response(
+        sqlite_store, clock, sign_key=str(tmp_path / "k.pem"), sign_cert=str(tmp_path / "c.pem")
+    )
+    m = _draft(resp)
+    resp.alerts.approve(m["id"], "bob", resp.now())
+    xml = resp.publish(m["id"], "alice")["message"]["xml"].encode()
+    assert cap.fields(xml)["signed"]
+    cap.validate(xml)
+    cap.verify(xml, cert)
