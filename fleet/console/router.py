@@ -34,6 +34,7 @@ from fleet.console.register import District
 from fleet.console.series import bucketed
 from fleet.documents import check_body, parse_scope
 from fleet.errors import FleetError
+from fleet.response.api import CONFIG_ENV
 from fleet.response.config import ResponseConfig, load_config
 from fleet.store import Store
 
@@ -50,7 +51,6 @@ SERIES_CHANNELS = (
     "water_depth",
 )
 EVENT_WINDOW_S = 24 * 3600.0
-RESPONSE_CONFIG_ENV = "ROADSIDE_RESPONSE_CONFIG"  # as fleet.response.api reads it
 MAX_ROWS = 100_000
 
 
@@ -234,7 +234,7 @@ def console_router(
         if given is not None:
             config = given.config
         else:
-            path = os.environ.get(RESPONSE_CONFIG_ENV)
+            path = os.environ.get(CONFIG_ENV)
             config = load_config(Path(path)) if path else ResponseConfig()
         return register.preview(key, clock(), config)
 

@@ -105,6 +105,11 @@ def test_a_threshold_change_goes_to_the_canary_group_first_and_its_acks_show(
             f"{name} acked",
         )
     wait(browser, lambda d: _css(d, '#rollouts tr[data-state="done"]'), "rollout done")
+    # every station now runs what the editor holds: nothing left to change on any of them
+    changes = (
+        "return [...document.querySelectorAll('#status td[data-changes]')].map(c => c.innerText)"
+    )
+    wait(browser, lambda d: d.execute_script(changes) == ["0", "0", "0"], "no changes left")
     canaries = [s.answers[0].received for s in console.stations[:2]]
     assert max(canaries) < console.stations[2].answers[0].received  # canaries first
 

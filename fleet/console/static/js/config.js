@@ -50,12 +50,13 @@ export async function render(el) {
     </section>
   </div>
   <section class="card"><h3 data-i18n="config.status"></h3><div class="scroll"><table id="status"><thead><tr>
-    <th data-i18n="col.station"></th><th data-i18n="col.scope"></th><th data-i18n="col.version"></th><th>→</th><th data-i18n="col.state"></th><th data-i18n="col.reason"></th></tr></thead><tbody></tbody></table></div></section>`;
+    <th data-i18n="col.station"></th><th data-i18n="col.scope"></th><th data-i18n="col.version"></th><th>→</th><th data-i18n="col.state"></th><th data-i18n="col.reason"></th><th data-i18n="config.station_diff"></th></tr></thead><tbody></tbody></table></div></section>`;
   apply(el);
   for (const id of ["push", "rollout", "save-group", "validate"]) el.querySelector("#" + id).disabled = !operator;
 
   const $ = (id) => el.querySelector("#" + id);
   let current = null;
+  let bodies = {}; // version -> body of the scope being edited
 
   function parsed() {
     try {
@@ -71,6 +72,7 @@ export async function render(el) {
     const body = (() => { try { return JSON.parse($("body").value); } catch { return null; } })();
     const docs = await api(`/config/documents?scope=${encodeURIComponent($("scope").value)}`).catch(() => []);
     current = docs[0] ?? null;
+    bodies = Object.fromEntries(docs.map((d) => [d.version, d.body]));
     const rows = body ? diff(current?.body ?? {}, body) : [];
     $("diff").innerHTML = `<p class="muted">${esc($("scope").value)} v${esc(current?.version ?? 0)} → v${esc((current?.version ?? 0) + 1)}</p>` +
       (rows.length ? `<table><tbody>${rows.map((r) => `<tr><th>${esc(r.key)}</th><td class="diff-del">${esc(r.before ?? "—")}</td><td class="diff-add">${esc(r.after ?? "—")}</td></tr>`).join("")}</tbody></table>` : `<p class="muted">${esc(t("common.none"))}</p>`);
@@ -91,18 +93,34 @@ export async function render(el) {
     el.querySelector("#rollouts tbody").innerHTML = rollouts.map((r) => `<tr data-rollout="${esc(r.id)}" data-state="${esc(r.state)}">
       <td>${esc(r.id.slice(0, 8))}</td><td>${esc(r.scope)}</td><td>${esc(r.version)}</td><td>${esc(r.state)}</td><td>${esc(r.canaries.join(", "))}</td><td>${esc(r.reason)}</td></tr>`).join("");
     el.querySelector("#docs tbody").innerHTML = docs.slice(0, 50).map((d) => `<tr><td>${esc(d.scope)}</td><td>${esc(d.version)}</td><td>${esc(when(d.created))}</td><td>${esc(d.hash.slice(0, 12))}</td></tr>`).join("");
+    lastStatus = status;
+    drawStatus();
+  }
+
+  let lastStatus = [];
+  function drawStatus() {
+    const status = lastStatus;
     const scope = $("scope").value;
     const rows = status.flatMap((s) => s.scopes.filter((x) => x.scope === scope || scope === "").map((x) => ({ station: s.station, ...x })));
+    let draft = null;
+    try { draft = JSON.parse($("body").value); } catch { draft = null; }
+    // what the draft would change on each station, against the version that station runs
+    const against = (r) => {
+      if (!draft) return "—";
+      const changes = diff(bodies[r.reported_version] ?? {}, draft);
+      return `<span title="${esc(changes.map((c) => `${c.key}: ${c.before ?? "—"} → ${c.after ?? "—"}`).join("\n"))}">${changes.length}</span>`;
+    };
     el.querySelector("#status tbody").innerHTML = rows.map((r) => `<tr data-station="${esc(r.station)}" data-state="${esc(r.state)}" data-result="${esc(r.result ?? "")}">
       <td><a href="#/station/${encodeURIComponent(r.station)}">${esc(r.station)}</a></td><td>${esc(r.scope)}</td>
       <td>${esc(r.reported_version ?? "—")}</td><td>${esc(r.desired_version ?? "—")}</td>
-      <td class="${r.state === "nacked" ? "error" : ""}">${esc(t("config.state." + r.state))}${r.result ? ` (${esc(r.result)})` : ""}</td><td>${esc(r.reason)}</td></tr>`).join("");
+      <td class="${r.state === "nacked" ? "error" : ""}">${esc(t("config.state." + r.state))}${r.result ? ` (${esc(r.result)})` : ""}</td><td>${esc(r.reason)}</td>
+      <td data-changes>${against(r)}</td></tr>`).join("");
   }
 
   $("body").value = JSON.stringify(EXAMPLE, null, 2);
   const docs = await api("/config/documents?scope=fleet");
   if (docs[0]) $("body").value = JSON.stringify(docs[0].body, null, 2);
-  $("body").addEventListener("input", showDiff);
+  $("body").addEventListener("input", async () => { await showDiff(); drawStatus(); });
   $("scope").addEventListener("change", () => { showDiff(); refresh(); });
   $("validate").addEventListener("click", () => act($("validate"), validate));
   $("push").addEventListener("click", () => act($("push"), async () => {

@@ -71,7 +71,7 @@ export async function render(el) {
   document.getElementById("legend").innerHTML = LEVELS.map(levelBadge).join("") +
     Object.keys(HEALTH).map(healthBadge).join("");
 
-  const map = L.map("map", { zoomControl: true, attributionControl: false, preferCanvas: false });
+  const map = L.map("map", { zoomControl: true, attributionControl: false, zoomSnap: 0.25 });
   const layers = {
     cells: L.layerGroup().addTo(map),
     stations: L.layerGroup().addTo(map),

@@ -21,7 +21,7 @@ export async function render(el) {
   apply(el);
   const $ = (id) => el.querySelector("#" + id);
   $("i-go").disabled = !can("operator");
-  const map = L.map("map", { attributionControl: false });
+  const map = L.map("map", { attributionControl: false, zoomSnap: 0.25 });
   const cellsLayer = L.layerGroup().addTo(map), sectorLayer = L.layerGroup().addTo(map);
   const cells = await api("/grid/cells");
   const gj = L.geoJSON(cells, { style: { color: "#33414f", weight: 1, fillOpacity: 0.1 } }).addTo(cellsLayer);
