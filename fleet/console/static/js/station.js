@@ -80,7 +80,7 @@ export async function render(el, [id, initial]) {
       `<tr><th>${esc(name)}</th><td>${esc(typeof d === "object" ? Object.entries(d).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") : d)}</td></tr>`).join("")
       : `<tr><td class="muted">${esc(t("common.none"))}</td></tr>`;
     const health_ = info.health ?? {};
-    const skill = health_.nowcast?.shadow ?? health_.nowcast?.skill ?? health_.shadow_skill ?? health_.skill ?? null;
+    const skill = health_.nowcast_skill ?? null;  // the status message's nowcast_skill (fleet/ingest.py)
     document.getElementById("skill").innerHTML = skill && typeof skill === "object"
       ? Object.entries(skill).map(([k, v]) => `<span>${esc(k)}</span><span>${esc(typeof v === "number" ? fmt(v, 3) : JSON.stringify(v))}</span>`).join("")
       : `<span class="muted">${esc(t("common.none"))}</span>`;
