@@ -122,9 +122,14 @@ class StationNowcast:
         ``nowcast_skill``; +30 min depth, 15 cm tier, last 24 h)."""
         return self.runner.shadow.as_dict()
 
-    def register_metrics(self, registry: CollectorRegistry) -> None:
-        """Expose the shadow skill as ``roadside_nowcast_shadow_*`` gauges on ``registry``."""
-        registry.register(_ShadowCollector(self))
+    def register_metrics(self, registry: CollectorRegistry) -> Collector:
+        """Expose the shadow skill as ``roadside_nowcast_shadow_*`` gauges on ``registry``.
+
+        Returns the collector: ``registry.unregister`` it before registering a rebuilt nowcast.
+        """
+        collector = _ShadowCollector(self)
+        registry.register(collector)
+        return collector
 
     def status(self) -> dict[str, Any]:
         """Model, backend and the latest forecast, as plain data."""

@@ -52,7 +52,7 @@ MODEL_MAJOR = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEPTH_UNIT_MM = 100.0  # training target unit (10 cm)
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)  # candidate tier thresholds
-FAR_LIMIT = 0.15  # tier thresholds keep the validation false-alarm ratio at or below this
+FAR_LIMIT = 0.10  # tier thresholds keep the validation false-alarm ratio at or below this
 
 
 @dataclass(frozen=True)

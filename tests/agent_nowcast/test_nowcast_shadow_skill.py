@@ -30,7 +30,7 @@ def test_a_storm_is_scored_as_it_happens_and_exported() -> None:
     depth = simulate_ponding(rain, 60.0, site)
     nowcast = StationNowcast(NowcastRunner(Nowcaster(), SiteParams()))
     registry = CollectorRegistry()
-    nowcast.register_metrics(registry)
+    collector = nowcast.register_metrics(registry)
     assert nowcast.shadow_skill()["n"] == 0
     assert "roadside_nowcast_shadow_rmse_cm NaN" in generate_latest(registry).decode()
     for m in range(rain.size):
@@ -53,3 +53,6 @@ def test_a_storm_is_scored_as_it_happens_and_exported() -> None:
     text = generate_latest(registry).decode()
     assert f"roadside_nowcast_shadow_scored {float(skill['n'])}" in text
     assert f"roadside_nowcast_shadow_hits {float(skill['hits'])}" in text
+    registry.unregister(collector)  # a rebuilt nowcast registers its own
+    StationNowcast(NowcastRunner(Nowcaster(), SiteParams())).register_metrics(registry)
+    assert "roadside_nowcast_shadow_scored 0.0" in generate_latest(registry).decode()
