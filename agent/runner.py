@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 1.0  # real seconds between status-file writes, metrics refresh and watchdog pings
 MAX_DRAIN = 256  # poll batches written in one transaction at most
-LINGER_S = 1.0  # real seconds to gather more batches into one transaction (group commit)
+LINGER_S = 0.2  # real seconds to gather more batches into one transaction (group commit)
 COUNTERS_KEY = "counters"
 WARNINGS_KEY = "warnings"
 REPLAY_CHUNK = 2000

@@ -3,8 +3,8 @@
 The real agent (``python -m agent run``, QC, derived, nowcast, buffer, mutual-TLS uplink to a real
 Mosquitto, a committing controller acking) polls the benchmark's Modbus TCP simulator (three
 devices x ten registers, :mod:`bench.bench_peer`) every clock minute on a clock running 24
-hours in three real minutes. RSS is read from ``/proc`` once the first simulated hour is done
-(start-up and first windows filled) and at the end of the day; the difference must stay under
+hours in three real minutes. RSS is read from ``/proc`` an hour after the first delivery
+(start-up done, first windows filled) and at the end of the day; the difference must stay under
 5 MB, and every reading of the day must have reached the controller. ``make soak`` runs it.
 """
 
@@ -81,13 +81,19 @@ def test_a_day_of_polling_grows_rss_less_than_5_mb(tmp_path: Path) -> None:
             CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "sink.db") as sink,
         ):
             cfg = tmp_path / "agent.toml"
-            cfg.write_text(
-                bp.agent_config(station, profile, sim.tcp_port, POLL_S, db, broker, "auto")
-            )
+            text = bp.agent_config(station, profile, sim.tcp_port, POLL_S, db, broker, "auto")
+            # network timeouts in real seconds: the uplink's are clock seconds, scaled here
+            linger = "live_linger_s = 10.0\n"
+            text = text.replace(linger, f"{linger}ack_timeout_s = {30.0 * SPEED}\n")
+            cfg.write_text(text)
             cmd = [sys.executable, "-m", "agent", "run", "--config", str(cfg)]
             cmd += ["--clock-state", str(state), "--log-level", "error"]
             proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE)
             try:
+                deadline = time.monotonic() + 120
+                while not sink.count(station):  # started: imports done, polling, delivering
+                    assert proc.poll() is None and time.monotonic() < deadline, "agent not up"
+                    time.sleep(0.2)
                 t0 = clock.monotonic()
 
                 def at(clock_s: float) -> None:
@@ -102,7 +108,8 @@ def test_a_day_of_polling_grows_rss_less_than_5_mb(tmp_path: Path) -> None:
                 polled = _readings(db)
                 # the day was polled (a loaded machine skips some polls) and reached the fleet
                 assert polled > 0.5 * DAY_S / POLL_S * 30
-                assert sink.wait_for(lambda: sink.count(station) >= polled, 120)
+                delivered = sink.wait_for(lambda: sink.count(station) >= polled, 120)
+                assert delivered, f"{sink.count(station)} of {polled} readings reached the fleet"
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
