@@ -280,6 +280,14 @@ class SimStation:
             },
         }
 
+    def late_answers(self) -> dict[str, list[float]]:
+        """Per device: scenario seconds at which its serial bus answered late (host starved)."""
+        out: dict[str, list[float]] = {}
+        for dev in self.devices.values():
+            bus = self.buses[dev.spec.bus]
+            out[dev.name] = [] if isinstance(bus, TcpBus) else [t for t, _ in bus.late]
+        return out
+
     def clock_state(self) -> dict[str, Any]:
         """The clock as ScaledClock(start, speed, anchor) arguments another process can rebuild."""
         if isinstance(self.clock, ScaledClock):

@@ -172,3 +172,10 @@ def test_two_requests_back_to_back_on_a_bound_line_are_one_bad_frame(bound, tmp_
         ser.write(request)
         assert ser.read(5)[:1] == bytes([1])  # alone, it is answered (here: an exception)
     assert st.buses["rs485-1"].counts["bad_crc"] >= 1  # type: ignore[union-attr]
+
+
+def test_an_answer_sent_late_is_noted_as_the_simulator_s_own_lateness(bound):
+    st = bound[0]
+    line = st.buses["rs485-1"]
+    line.send(b"\x00", time.monotonic() - 0.5)  # type: ignore[union-attr]
+    assert st.late_answers()["level"] and st.late_answers()["gauge"] == []
