@@ -11,7 +11,8 @@
   line-wide faults (``port_vanish``, ``slow_answer``) affect every device on the bus. Per fault
   kind: injected, detected, missed and *falsely flagged* (clean minutes whose flags carry one of
   that kind's reasons). A clean minute is one no fault's window (plus grace) touches and in
-  which the simulator answered the device on time (``sim_late_minutes``: its host starved it).
+  which the simulator answered the device on time and did not stall (``sim_late_minutes``: its
+  host starved it).
 - **warnings**: the truth's first crossing of each signal's level (waterlogging depth tiers,
   rainstorm 1/3/6/12-hour rain, gale 10-minute mean and gust, all from ``agent.warnings``) against
   the DUT's first raise to that level or higher; the lead in minutes (positive: the DUT was ahead)

@@ -179,3 +179,9 @@ def test_an_answer_sent_late_is_noted_as_the_simulator_s_own_lateness(bound):
     line = st.buses["rs485-1"]
     line.send(b"\x00", time.monotonic() - 0.5)  # type: ignore[union-attr]
     assert st.late_answers()["level"] and st.late_answers()["gauge"] == []
+
+
+def test_a_stalled_simulator_marks_every_device(tmp_path):
+    with SimStation(scenario(), ManualClock(START), tmp_path) as st:
+        st.stalls.append(42.0)
+        assert all(42.0 in ts for ts in st.late_answers().values())
