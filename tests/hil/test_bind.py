@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 import serial
-from conftest import dut_configs
+from hil_configs import dut_configs
 
 from drivers.bus import open_buses
 from roadside.clock import ManualClock
