@@ -32,6 +32,7 @@ from sim.spec import Scenario
 
 BUS_KINDS = {"modbus": ("rtu", "tcp"), "windsonic": ("ascii",), "wxt": ("ascii",)}
 MONITOR_S = 0.02  # how often scheduled faults are checked (real seconds)
+STALL_S = 0.25  # the monitor waking this much late means the host starved the simulator
 
 Bus = RtuBus | AsciiBus | TcpBus
 
@@ -78,6 +79,7 @@ class SimStation:
         self._stop = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="sim-faults", daemon=True)
         self._lock = threading.Lock()
+        self.stalls: list[float] = []  # scenario seconds at which the monitor ran late
         self._build(pacing)
 
     # -- construction --------------------------------------------------------------------------
@@ -262,8 +264,12 @@ class SimStation:
                     bus.set_present(want)
 
     def _watch(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(MONITOR_S):
+            if time.monotonic() - last > MONITOR_S + STALL_S:  # the host did not run us
+                self.stalls.append(self.scenario_time())
             self._sync()
+            last = time.monotonic()
 
     # -- state ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -279,6 +285,16 @@ class SimStation:
                 for name, dev in self.devices.items()
             },
         }
+
+    def late_answers(self) -> dict[str, list[float]]:
+        """Per device: scenario seconds at which its serial bus answered late or the whole
+        simulator stalled (its host starved it of CPU): what a DUT saw then is not its fault."""
+        out: dict[str, list[float]] = {}
+        for dev in self.devices.values():
+            bus = self.buses[dev.spec.bus]
+            own = [] if isinstance(bus, TcpBus) else [t for t, _ in bus.late]
+            out[dev.name] = sorted(own + self.stalls)
+        return out
 
     def clock_state(self) -> dict[str, Any]:
         """The clock as ScaledClock(start, speed, anchor) arguments another process can rebuild."""

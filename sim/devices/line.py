@@ -26,6 +26,9 @@ from sim.spec import BusSpec
 log = logging.getLogger(__name__)
 
 
+LATE_S = 0.1  # an answer sent this much later than due is the simulator's fault, not the DUT's
+
+
 class SerialLine:
     """Base of a simulated serial bus: subclasses implement :meth:`on_bytes` and :meth:`on_idle`."""
 
@@ -53,6 +56,7 @@ class SerialLine:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name=f"sim-bus-{spec.name}", daemon=True)
         self.capture: CaptureWriter | None = None  # records both directions when set
+        self.late: list[tuple[float, float]] = []  # (scenario s, real s behind) of late answers
 
     @property
     def path(self) -> str:
@@ -114,6 +118,9 @@ class SerialLine:
         self._sleep_until(not_before)
         if not line_matches(fd, self.spec):  # the driver listens at other settings: noise
             data = garble(data)
+        behind = time.monotonic() - not_before
+        if behind > LATE_S:  # starved of CPU: the device answered later than it should have
+            self.late.append((self.now_s(), behind))
         if self.capture is not None:
             self.capture.record("tx", data)
         if not self.pacing:

@@ -204,7 +204,9 @@ def render_html(card: dict[str, Any], run: RunSpec, obs: Observed) -> str:
         ),
         f"<p>Clean minutes: {card['false_flags']['clean_minutes']}; flagged among them: "
         f"{card['false_flags']['flagged_minutes']} "
-        f"({_esc(json.dumps(card['false_flags']['by_reason']))}).</p>",
+        f"({_esc(json.dumps(card['false_flags']['by_reason']))}); minutes the simulator itself "
+        f"answered late (not counted as clean): "
+        f"{_esc(json.dumps(card['false_flags']['sim_late_minutes']))}.</p>",
         "<h2>Warnings against the truth's crossings</h2>",
         _table(
             ["signal", "level", "truth crossed min", "DUT raised min", "lead min", "target", ""],

@@ -46,6 +46,7 @@ class HilRun:
         self._source: MqttCollector | HttpPoller | None = None
         self._wall_start = datetime.now(UTC) + timedelta(seconds=run.lead_in_s)
         self._ended_s: float | None = None
+        self.sim_late: dict[str, list[float]] = {}  # device -> when the simulator was late
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> HilRun:
@@ -116,6 +117,7 @@ class HilRun:
         observed = self._source.stop() if self._source is not None else None
         if self.station is not None:
             self.station.stop()
+            self.sim_late = self.station.late_answers()
             self.state_file.unlink(missing_ok=True)
         if self.run.dut.source == "sqlite":
             path = self.run.dut.sqlite_path or (self.agent.buffer if self.agent else None)
@@ -137,4 +139,4 @@ class HilRun:
         """The scorecard of what was collected (call after :meth:`stop`)."""
         if self.observed is None:
             raise DutError("the run has not been stopped yet: no results to score")
-        return scorecard(self.run, self.observed, self._ended_s)
+        return scorecard(self.run, self.observed, self._ended_s, self.sim_late)

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -218,8 +218,6 @@ def parse_run(doc: dict[str, Any], source: str, base: Path) -> RunSpec:
     dut = _dut(top.sub("dut"), base, set(buses))
     card = _scorecard(top.sub("scorecard", {}))
     top.done()
-    from dataclasses import replace
-
     scenario = replace(scenario, faults=scenario.faults + timeline, speed=speed)
     return RunSpec(
         source=source,

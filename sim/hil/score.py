@@ -10,7 +10,9 @@
   corrected) a reading of an affected device between its start and ``grace_min`` after its end;
   line-wide faults (``port_vanish``, ``slow_answer``) affect every device on the bus. Per fault
   kind: injected, detected, missed and *falsely flagged* (clean minutes whose flags carry one of
-  that kind's reasons). A clean minute is one no fault's window (plus grace) touches.
+  that kind's reasons). A clean minute is one no fault's window (plus grace) touches and in
+  which the simulator answered the device on time and did not stall (``sim_late_minutes``: its
+  host starved it).
 - **warnings**: the truth's first crossing of each signal's level (waterlogging depth tiers,
   rainstorm 1/3/6/12-hour rain, gale 10-minute mean and gust, all from ``agent.warnings``) against
   the DUT's first raise to that level or higher; the lead in minutes (positive: the DUT was ahead)
@@ -173,9 +175,17 @@ def _flagged(v: Value) -> bool:
 
 
 def qc_table(
-    readings: list[Value], windows: list[Window], end_s: float
+    readings: list[Value],
+    windows: list[Window],
+    end_s: float,
+    sim_late: dict[str, list[int]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]], dict[str, Any]]:
-    """Per fault: detected or missed; per kind: the confusion counts; the clean minutes' flags."""
+    """Per fault: detected or missed; per kind: the confusion counts; the clean minutes' flags.
+
+    ``sim_late`` (device -> minutes) takes the minutes the simulator answered late out of the
+    clean ones.
+    """
+    sim_late = sim_late or {}
     faults, kinds = [], {k: {"injected": 0, "detected": 0, "missed": 0, "falsely_flagged": 0}
                          for k in KIND_REASONS}  # fmt: skip
     by_sensor: dict[str, list[Value]] = defaultdict(list)
@@ -212,10 +222,12 @@ def qc_table(
     for sensor, values in by_sensor.items():
         first = min(v.t_s for v in values)
         touched = [w for w in windows if sensor in w.devices]
+        late = set(sim_late.get(sensor, []))
         clean = {
             m
             for m in range(int(first // 60), int(end_s // 60))
             if not any(w.start_s < (m + 1) * 60 and m * 60 < w.end_s for w in touched)
+            and m not in late
         }
         clean_minutes[sensor] = clean
         for v in values:
@@ -231,6 +243,7 @@ def qc_table(
         "flagged_minutes": sum(len(f) for f in flagged_minutes.values()),
         "by_sensor": {s: sorted(m) for s, m in sorted(flagged_minutes.items())},
         "by_reason": dict(sorted(reasons.items())),
+        "sim_late_minutes": {d: m for d, m in sorted(sim_late.items()) if m},
     }
     return (
         faults,
@@ -364,8 +377,17 @@ def check(cp: Checkpoint, obs: Observed, sc: Scenario, end_s: float) -> dict[str
     return {"name": cp.name, "passed": ok, "detail": f"readings resumed after {detail}"}
 
 
-def scorecard(run: RunSpec, obs: Observed, end_s: float | None = None) -> dict[str, Any]:
-    """The whole scorecard of a run as plain data (JSON-ready)."""
+def scorecard(
+    run: RunSpec,
+    obs: Observed,
+    end_s: float | None = None,
+    sim_late: dict[str, list[float]] | None = None,
+) -> dict[str, Any]:
+    """The whole scorecard of a run as plain data (JSON-ready).
+
+    ``sim_late`` (device -> scenario seconds) says when the simulator itself answered late (its
+    host starved it of CPU): those minutes are not clean, a DUT's flag there is not false.
+    """
     sc = run.scenario
     end = run.duration_s if end_s is None else min(end_s, run.duration_s)
     obs = Observed(  # what the DUT said during the lead-in is not part of the run
@@ -384,7 +406,10 @@ def scorecard(run: RunSpec, obs: Observed, end_s: float | None = None) -> dict[s
         if truth is not None:
             stats = channel_stats(channel, values, truth, end)
             channels.append({"sensor": sensor, "channel": channel, **stats})
-    faults, kinds, false_flags = qc_table(obs.readings, windows, end)
+    late = {
+        d: sorted({int(t // 60) for t in ts if 0 <= t < end}) for d, ts in (sim_late or {}).items()
+    }
+    faults, kinds, false_flags = qc_table(obs.readings, windows, end, late)
     levels = signal_levels(run.scorecard.rainstorm_preset)
     crossings = truth_crossings(truth_products(sc, sc.duration_s), levels)
     targets = run.scorecard.lead_target_min

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from drivers.bus import DeviceConfig
-from drivers.profile import load_profile
-from sim.station import SimStation
 from sim.testing import SerialPair
 
 
@@ -38,17 +35,3 @@ def serial_pair(tmp_path: Path) -> Iterator[Callable[[str], SerialPair]]:
     yield make
     for p in pairs:
         p.close()
-
-
-def dut_configs(station: SimStation, ports: dict[str, str], interval_s: float = 1.0) -> list:
-    """Driver configurations for the station's devices; ``ports`` maps a bus to the DUT's end."""
-    return [
-        DeviceConfig(
-            name,
-            load_profile(ep.profile),
-            ports.get(ep.bus, ep.port),
-            slave=ep.slave,
-            interval_s=interval_s,
-        )
-        for name, ep in station.endpoints.items()
-    ]

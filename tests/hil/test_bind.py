@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 import serial
-from conftest import dut_configs
+from hil_configs import dut_configs
 
 from drivers.bus import open_buses
 from roadside.clock import ManualClock
@@ -172,3 +172,16 @@ def test_two_requests_back_to_back_on_a_bound_line_are_one_bad_frame(bound, tmp_
         ser.write(request)
         assert ser.read(5)[:1] == bytes([1])  # alone, it is answered (here: an exception)
     assert st.buses["rs485-1"].counts["bad_crc"] >= 1  # type: ignore[union-attr]
+
+
+def test_an_answer_sent_late_is_noted_as_the_simulator_s_own_lateness(bound):
+    st = bound[0]
+    line = st.buses["rs485-1"]
+    line.send(b"\x00", time.monotonic() - 0.5)  # type: ignore[union-attr]
+    assert st.late_answers()["level"] and st.late_answers()["gauge"] == []
+
+
+def test_a_stalled_simulator_marks_every_device(tmp_path):
+    with SimStation(scenario(), ManualClock(START), tmp_path) as st:
+        st.stalls.append(42.0)
+        assert all(42.0 in ts for ts in st.late_answers().values())

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import dut_configs
+from hil_configs import dut_configs
 
 from drivers.bus import open_buses
 from roadside.clock import ManualClock

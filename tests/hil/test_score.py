@@ -115,3 +115,14 @@ def test_checkpoints():
     assert got["in time"][0] is True
     assert got["quick"] == (False, "readings resumed after 20 s")
     assert got["slow ok"] == (True, "readings resumed after 20 s")
+
+
+def test_minutes_the_simulator_answered_late_are_not_clean():
+    flagged = dut(flag_clean_at=600.0)
+    card = scorecard(spec(), flagged, sim_late={"level": [605.0, 610.0]})
+    assert card["false_flags"]["flagged_minutes"] == 0
+    assert card["false_flags"]["sim_late_minutes"] == {"level": [10]}
+    assert (
+        card["false_flags"]["clean_minutes"]
+        == scorecard(spec(), flagged)["false_flags"]["clean_minutes"] - 1
+    )
