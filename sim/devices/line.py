@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sim.devices.pty import PtyLink
 from sim.devices.timing import char_time_s, paced_write, silence_s, write_some
-from sim.devices.uart import garble, line_matches
+from sim.devices.uart import LineCheck, garble
 from sim.spec import BusSpec
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class SerialLine:
         self.char_s = char_time_s(spec)
         self.silence_s = silence_s(spec)
         self.turnaround_s = spec.turnaround_ms / 1000.0
+        self._uart = LineCheck(spec)
         self._stop = threading.Event()
         self._want_open = True
         self._wake_r, self._wake_w = os.pipe()
@@ -94,7 +95,7 @@ class SerialLine:
         if fd is None or not data:
             return time.monotonic()
         self.port.drop_stale()
-        if not line_matches(fd, self.spec):  # the driver listens at other settings: noise
+        if not self._uart.matches(fd):  # the driver listens at other settings: noise
             data = garble(data)
         if not self.pacing:
             self._sleep_until(not_before)
@@ -122,7 +123,7 @@ class SerialLine:
                     data = os.read(fd, 4096)
                 except OSError:
                     data = b""
-                if data and not line_matches(fd, self.spec):
+                if data and not self._uart.matches(fd):
                     data = garble(data)
                 if data:
                     self._guard(self.on_bytes, data, time.monotonic())
