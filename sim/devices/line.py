@@ -20,7 +20,7 @@ from sim.devices.capture import CaptureWriter
 from sim.devices.pty import PtyLink
 from sim.devices.serialport import SerialDevice
 from sim.devices.timing import char_time_s, paced_write, silence_s, write_some
-from sim.devices.uart import garble, line_matches
+from sim.devices.uart import LineCheck, garble
 from sim.spec import BusSpec
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class SerialLine:
         self.char_s = char_time_s(spec)
         self.silence_s = silence_s(spec)
         self.turnaround_s = spec.turnaround_ms / 1000.0
+        self._uart = LineCheck(spec)
         self._stop = threading.Event()
         self._want_open = True
         self._wake_r, self._wake_w = os.pipe()
@@ -116,7 +117,7 @@ class SerialLine:
             return time.monotonic()
         self.port.drop_stale()
         self._sleep_until(not_before)
-        if not line_matches(fd, self.spec):  # the driver listens at other settings: noise
+        if not self._uart.matches(fd):  # the driver listens at other settings: noise
             data = garble(data)
         behind = time.monotonic() - not_before
         if behind > LATE_S:  # starved of CPU: the device answered later than it should have
@@ -151,7 +152,7 @@ class SerialLine:
                     data = os.read(fd, 4096)
                 except OSError:
                     data = b""
-                if data and not line_matches(fd, self.spec):
+                if data and not self._uart.matches(fd):
                     data = garble(data)
                 if data:
                     if self.capture is not None:

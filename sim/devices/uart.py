@@ -10,8 +10,12 @@ parity; it clears ``PARENB``, so "none" and "even" cannot be told apart on a pty
 from __future__ import annotations
 
 import termios
+import time
 
 from sim.spec import BusSpec
+
+RECHECK_S = 0.005  # line settings are read again after this long (a driver switching settings
+#                    waits longer than this before it talks)
 
 SPEEDS = {getattr(termios, f"B{b}"): b for b in (1200, 2400, 4800, 9600, 19200, 38400, 57600)}
 SPEEDS |= {getattr(termios, f"B{b}"): b for b in (115200, 230400)}
@@ -37,3 +41,18 @@ def line_matches(fd: int, spec: BusSpec) -> bool:
 def garble(data: bytes) -> bytes:
     """Bytes as a UART at the wrong baud rate receives them (deterministic noise)."""
     return bytes(((b * 37) ^ 0xA5) & 0xFF for b in data)
+
+
+class LineCheck:
+    """:func:`line_matches` for one bus, read again at most every :data:`RECHECK_S`."""
+
+    def __init__(self, spec: BusSpec) -> None:
+        self.spec = spec
+        self._at = -1.0
+        self._ok = True
+
+    def matches(self, fd: int) -> bool:
+        now = time.monotonic()
+        if now - self._at >= RECHECK_S:
+            self._ok, self._at = line_matches(fd, self.spec), now
+        return self._ok
