@@ -97,9 +97,9 @@ MERGED = (
     "backlog",
     "clock_offset_s",
 )
-CONTENT_COLUMNS = "kind, t, sensor, channel, value, unit, raw, status, flag, reason, payload"
-_CONTENT = CONTENT_COLUMNS.split(", ")
-_CONTENT_AT = (2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)  # those columns in a record_rows tuple
+_CONTENT = tuple(n for n in RECORD_FIELDS if n != "seq")
+"""What a (station, seq) holds: a repeat with other content is a conflict, not a duplicate."""
+CONTENT_COLUMNS = ", ".join(_COLUMN.get(n, n) for n in _CONTENT)
 REPORT_COLUMNS = "station, scope, version, hash, result, reason, t"
 ROLLOUT_COLUMNS = (
     "id, scope, version, canary_group, canaries, state, reason, created, updated, extra"
@@ -265,13 +265,14 @@ class SqlStore:
         stored = {int(r[0]): tuple(r[1:]) for r in cur.fetchall()}
         found = []
         for row in record_rows(batch):
-            offered = tuple(row[i] for i in _CONTENT_AT)
-            have = stored.get(int(row[1]))
+            named = dict(zip(_RECORD_NAMES, row, strict=True))
+            offered = tuple(named[n] for n in _CONTENT)
+            have = stored.get(int(named["seq"]))
             if have is not None and not _same_content(have, offered):
                 found.append(
                     (
                         batch.station,
-                        row[1],
+                        named["seq"],
                         batch.received,
                         _dump(dict(zip(_CONTENT, have, strict=True))),
                         _dump(dict(zip(_CONTENT, offered, strict=True))),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cbor2
+import msgspec
 import pytest
 import zstandard
 
@@ -175,7 +176,7 @@ def test_a_reused_seq_with_other_content_is_a_conflict_not_a_silent_duplicate(
     st.send(readings(1, 10, T0))
     assert st.drain(30)
     # after a rollback the station numbers new readings 6..15 again: 6..10 are other readings
-    later = [r._replace(value=r.value + 100.0) for r in readings(6, 10, T0)]
+    later = [msgspec.structs.replace(r, value=r.value + 100.0) for r in readings(6, 10, T0)]
     st.send(later)
     assert st.drain(30)
     assert store.seqs(st.station) == list(range(1, 16))

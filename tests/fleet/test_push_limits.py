@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from fleet.documents import build_document, parse_scope
+from fleet.documents import parse_scope
 from fleet.errors import KeyFileError
 from fleet.keys import PRIVATE_NAME, generate_keypair
 from fleet.loadgen import StationClient, readings
 from fleet.rollout import RolloutPolicy
 from fleet.service import FleetService
 from fleet.store import Store
+from roadside import contract, signing
 from roadside.clock import SystemClock
 from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY
@@ -55,9 +56,13 @@ def test_a_publish_the_broker_would_refuse_is_never_retried_and_ingest_goes_on(
     reconnect (and paho would send it again each time)."""
     scope = parse_scope("station:st-001")
     body = _big_body(1_100_000)
-    store.add_document(
-        scope.key, lambda v: build_document(scope, v, body, T0, fleet_key), T0.timestamp()
-    )
+
+    def unchecked(version: int) -> tuple[dict, str]:  # signed without today's checks
+        doc = {"c": contract.CONTRACT_VERSION, "scope": scope.kind, "target": scope.target,
+               "version": version, "issued": T0.isoformat(), "body": body}  # fmt: skip
+        return signing.sign(doc, fleet_key), signing.document_hash(doc)
+
+    store.add_document(scope.key, unchecked, T0.timestamp())
     policy = RolloutPolicy(retry_s=0.0, max_retries=10_000)
     ctl = FleetService(
         store, SystemClock(), broker.settings(CONTROLLER_IDENTITY), fleet_key, tick_s=0.05,
