@@ -117,7 +117,7 @@ class SerialLine:
             return time.monotonic()
         self.port.drop_stale()
         self._sleep_until(not_before)
-        if not self._uart.matches(fd):  # the driver listens at other settings: noise
+        if not self.port.uart and not self._uart.matches(fd):  # driver at other settings: noise
             data = garble(data)
         behind = time.monotonic() - not_before
         if behind > LATE_S:  # starved of CPU: the device answered later than it should have
@@ -152,7 +152,7 @@ class SerialLine:
                     data = os.read(fd, 4096)
                 except OSError:
                     data = b""
-                if data and not self._uart.matches(fd):
+                if data and not self.port.uart and not self._uart.matches(fd):
                     data = garble(data)
                 if data:
                     if self.capture is not None:

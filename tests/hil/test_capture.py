@@ -22,7 +22,7 @@ from sim.testing import START, RampTruth, build_scenario
 
 # unpaced: answers at once, so a loaded machine does not turn a reply into a driver timeout in
 # one run and not the other (the paced bound line is covered in test_bind and the bench)
-RTU = BusSpec("rs485-1", "rtu", 19200, link="ttyRS485-1", pacing=False)
+RTU = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=False)  # the profiles' line
 DEVICES = (
     DeviceSpec("rain", "dfrobot-sen0575", "rs485-1", 192),
     DeviceSpec("level", "hlk-ld8001h", "rs485-1", 1),
