@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -250,6 +251,9 @@ class EnrollContext:
     broker_host: str
     broker_port: int
     fleet_key_pem: str  # the configuration-signing public key (PEM)
+    admit: Callable[[str], None] | None = None
+    """Gives the enrolled station its broker identity (the dynamic-security client and role,
+    ``deploy/mosquitto/README.md``); None where the broker's admin registers stations."""
 
 
 class TokenIn(BaseModel):
@@ -297,6 +301,8 @@ def post_enroll(req: EnrollIn, request: Request) -> dict[str, Any]:
         issued = ctx.enrollment.enroll(req.token, req.csr)
     except EnrollError as exc:
         raise _refused(exc) from None
+    if ctx.admit is not None:
+        ctx.admit(issued.station)
     return {
         "station": issued.station,
         "certificate": issued.certificate,

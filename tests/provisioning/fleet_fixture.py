@@ -77,7 +77,7 @@ def start_fleet(tmp: Path) -> Fleet:
     artifacts = ArtifactStore(tmp / "artifacts", key)
     app.state.artifacts = artifacts
     app.state.enrollment = EnrollContext(
-        enrollment, "127.0.0.1", broker.port, fleet_pub.read_text()
+        enrollment, "127.0.0.1", broker.port, fleet_pub.read_text(), admit=broker.register
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
