@@ -113,13 +113,14 @@ def test_a_threshold_change_goes_to_the_canary_group_first_and_its_acks_show(
     canaries = [s.answers[0].received for s in console.stations[:2]]
     assert max(canaries) < console.stations[2].answers[0].received  # canaries first
 
-    # a value a station refuses: the canaries nack with the reason, nobody else gets it
+    # a value every station would refuse (no storm reaches it): the console's check, which is
+    # the contract's own, refuses it with the station's reason before anything is signed
     body.clear()
     body.send_keys(json.dumps({"warnings": {"rainstorm": {"levels": {"blue": {"rain_1h": 900}}}}}))
     browser.find_element(By.ID, "rollout").click()
-    wait(browser, lambda d: _css(d, '#rollouts tr[data-state="halted"]'), "rollout halted")
-    wait(browser, lambda d: _css(d, '#status tr[data-result="nack"]'), "nack shown")
-    assert "unsafe: rainstorm never warns" in browser.find_element(By.ID, "status").text
+    wait(browser, lambda d: "unsafe" in d.find_element(By.ID, "check").text, "refusal shown")
+    assert "error" in browser.find_element(By.ID, "check").get_attribute("class")
+    assert not _css(browser, '#rollouts tr[data-state="halted"]')
     assert [a.version for a in console.stations[2].answers] == [1]
 
 
