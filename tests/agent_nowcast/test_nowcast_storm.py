@@ -28,6 +28,8 @@ def test_forecast_raises_waterlogging_before_the_water_and_drives_the_light(
 ) -> None:
     scenario = load_scenario("storm-50y-3h")
     clock = ScaledClock(scenario.start + timedelta(minutes=25), speed=SPEED, anchor=time.time())
+    depth = scenario.truth.water_depth_mm  # type: ignore[attr-defined]
+    crossing_min = float(scenario.truth.t_s[depth >= TIER_MM][0]) / 60.0  # type: ignore[attr-defined]
     light_on_at = light_off_at = None
     with SimStation(scenario, clock, tmp_path / "links", pacing=False) as station:
         path = tmp_path / "station.toml"
@@ -40,30 +42,36 @@ def test_forecast_raises_waterlogging_before_the_water_and_drives_the_light(
             assert agent.nowcast is not None
             version = agent.nowcast.model.version
             thresholds = list(agent.nowcast.model.tier_thresholds)  # 0.39, 0.36 (not the 0.5)
-            deadline = time.monotonic() + 40
+            deadline = time.monotonic() + 60
+            # until the light goes off after the water came (an early alarm may come and go)
             while time.monotonic() < deadline and light_off_at is None:
                 agent.step(timeout_s=0.05)
                 minute = (clock.now() - scenario.start).total_seconds() / 60.0
                 if coils[0] and light_on_at is None:
                     light_on_at = minute
                 elif light_on_at is not None and not coils[0]:
-                    light_off_at = minute
+                    if minute > crossing_min:
+                        light_off_at = minute
+                    else:
+                        light_on_at = None
         finally:
             agent.stop()
     buffer = Buffer(tmp_path / "buffer.db", max_bytes=1 << 26, clock=clock)
     try:
         events = [e for e in buffer.where("kind = 'event'") if e.payload]
         warnings = [e.payload for e in events if e.payload.get("signal") == "waterlogging"]
-        raised = next(
-            e
-            for e in events
-            if e.payload.get("kind") == "raise" and e.payload["signal"] == "waterlogging"
-        )
         observed = next(
             r
             for r in buffer.where("kind = 'reading' AND channel = 'water_depth'")
             if r.value is not None and r.value >= TIER_MM and r.flag in (0, 1)
         )
+        raised = [  # the raise that stood when the water came
+            e
+            for e in events
+            if e.payload.get("kind") == "raise"
+            and e.payload["signal"] == "waterlogging"
+            and e.time <= observed.time
+        ][-1]
         forecasts = buffer.where("kind = 'forecast'")
         actions = [e.payload for e in events if e.payload.get("kind") == "action"]
         unsynced_events = buffer.where("kind = 'event' AND synced = 0")
@@ -87,8 +95,10 @@ def test_forecast_raises_waterlogging_before_the_water_and_drives_the_light(
     assert light_on_at < minute_of(observed, scenario.start)
     kinds = [w.get("kind") for w in warnings if w.get("kind") != "action"]
     assert kinds[0] == "raise" and kinds[-1] == "cancel"
-    assert [(a["state"], a["ok"]) for a in actions] == [("off", True), ("on", True), ("off", True)]
-    assert actions[1]["trigger"] == "raise" and actions[2]["trigger"] == "cancel"
+    states = [(a["state"], a["ok"]) for a in actions]  # off at start, then on/off by the signal
+    assert states[0] == ("off", True) and len(states) % 2 == 1
+    assert states[1:] == [("on", True), ("off", True)] * (len(states) // 2)
+    assert actions[-2]["trigger"] == "raise" and actions[-1]["trigger"] == "cancel"
     # forecasts are buffered like readings, with the model version; offline, all stays unsynced
     assert len(forecasts) > 100
     assert {f.payload["model_version"] for f in forecasts} == {version}
