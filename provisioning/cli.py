@@ -419,11 +419,13 @@ def check_cmd(
     for s in config.sensors:
         profile = load_profile(s.profile)
         if any(f.name == "installation_height" and f.writable for f in profile.settings):
-            try:
-                value, _unit = read_setting(s.port, s.profile, s.slave, "installation_height")
+            for _attempt in range(3):  # a busy bus may miss one answer: ask again
+                try:
+                    value, _unit = read_setting(s.port, s.profile, s.slave, "installation_height")
+                except ReadError:
+                    continue
                 settings[f"{s.name}.installation_height"] = value
-            except ReadError:
-                pass
+                break
     items = checklist(config, readings, seen, settings)
     doc = {
         "station": config.station_id,
