@@ -46,9 +46,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PACKAGES)
 
-# four workers on two cores: most tests wait on brokers, devices and subprocesses, not the CPU
 pytest: $(STAMP)
-	$(BIN)/pytest -n 4 -q
+	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck pytest
 
