@@ -30,6 +30,7 @@ import itertools
 import json
 import math
 import struct
+import threading
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -74,18 +75,29 @@ def _params(level: int) -> zstandard.ZstdCompressionParameters:
     )
 
 
-@cache
+_local = threading.local()
+"""zstd (de)compressor objects are not thread-safe: each thread keeps its own (two threads
+sharing one crashed the interpreter when several stations' uplinks ran in one process)."""
+
+
 def _compressor(version: int, level: int) -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(
-        dict_data=dictionary(version), compression_params=_params(level)
-    )
+    made: dict[tuple[int, int], zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
+    if (version, level) not in made:
+        made[version, level] = zstandard.ZstdCompressor(
+            dict_data=zstandard.ZstdCompressionDict(dictionary(version).as_bytes()),
+            compression_params=_params(level),
+        )
+    return made[version, level]
 
 
-@cache
 def _decompressor(version: int) -> zstandard.ZstdDecompressor:
-    return zstandard.ZstdDecompressor(
-        dict_data=dictionary(version), format=zstandard.FORMAT_ZSTD1_MAGICLESS
-    )
+    made: dict[int, zstandard.ZstdDecompressor] = _local.__dict__.setdefault("d", {})
+    if version not in made:
+        made[version] = zstandard.ZstdDecompressor(
+            dict_data=zstandard.ZstdCompressionDict(dictionary(version).as_bytes()),
+            format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+        )
+    return made[version]
 
 
 # -- varints -------------------------------------------------------------------------------------

@@ -99,3 +99,26 @@ def test_bad_bytes_and_unknown_dictionaries_are_refused_in_one_line() -> None:
     for bad in (data[:-3], data[:3] + bytes(len(data) - 3), data[:2]):
         with pytest.raises(wire.WireError, match="undecodable"):
             wire.decode_batch(bad)
+
+
+def test_many_threads_encode_and_decode_at_once() -> None:
+    """Several stations' uplinks (or ingest workers) in one process: zstd objects are per thread
+    (one shared compressor crashed the interpreter)."""
+    import threading
+
+    rows = [[i + 1, "reading", 1_784_635_200_000 + 1000 * i, "rain", "rain_total", i * 0.2,
+             "mm", i * 2, "ok", 0, "", None] for i in range(300)]  # fmt: skip
+    docs = [_doc(rows[k:] or rows[-1:]) for k in range(0, 300, 10)]
+    failures: list[str] = []
+
+    def work() -> None:
+        for doc in docs * 4:
+            if columnar.decode(columnar.encode(doc))["rows"] != doc["rows"]:
+                failures.append("round trip changed the rows")
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
