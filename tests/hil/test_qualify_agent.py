@@ -4,7 +4,8 @@ The agent reads a rain gauge and a radar level sensor on an RS-485 line the simu
 serial device it did not make (``--bind``, a socat pair: the agent opens the other end) and a
 counter behind a Modbus TCP gateway listening on every interface (``--listen 0.0.0.0``); a broker
 carries its uplink; the run file injects a spike, a silent device, bad CRCs and a vanished port
-and sets the checkpoints. About a minute of wall time (90 scenario minutes at x120).
+and sets the checkpoints. About a minute of wall time (90 scenario minutes at x120), so it runs in
+``make soak``; ``make test`` qualifies through the same code in ``tests/hil/test_sources.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.soak
 
 RUN = """\
 [run]

@@ -150,9 +150,9 @@ def test_broken_agent_update_rolls_back_by_itself(sim_run: SimRun, tmp_path: Pat
         first = run(2, good, 60.0)
         assert first.ok, first.reason
         assert up.running() == 2 and up.state()["committed"] == 2
-        bad = run(3, broken, 8.0)
+        bad = run(3, broken, 4.0)
         assert not bad.ok
-        assert bad.reason.startswith("rolled back to 2: health gate not passed in 8 s")
+        assert bad.reason.startswith("rolled back to 2: health gate not passed in 4 s")
         assert up.running() == 2 and up.state()["failed"]["3"]
         # the old agent runs again and reports
         since = time.time()
