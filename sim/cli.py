@@ -458,7 +458,13 @@ def list_cmd(as_json: bool) -> None:
     "--workdir", type=click.Path(path_type=Path), default=None,
     help="Keep logs and databases here (default: a temporary directory, removed on success).",
 )  # fmt: skip
-def demo_cmd(scenario: str, speed: float, push_at_min: float, workdir: Path | None) -> None:
+@click.option(
+    "--until-min", type=click.FloatRange(min=1.0), default=None,
+    help="Stop at this scenario minute (default: the scenario's end).",
+)  # fmt: skip
+def demo_cmd(
+    scenario: str, speed: float, push_at_min: float, workdir: Path | None, until_min: float | None
+) -> None:
     """Run a simulated station, its agent, a broker and the fleet through a storm, live."""
     from sim.demo import run_demo
     from sim.errors import SimError
@@ -468,4 +474,4 @@ def demo_cmd(scenario: str, speed: float, push_at_min: float, workdir: Path | No
         load_scenario(scenario)  # an unknown or broken scenario: one line, exit 2
     except SimError as exc:
         raise click_error(exc) from None
-    raise SystemExit(run_demo(scenario, speed, push_at_min, workdir))
+    raise SystemExit(run_demo(scenario, speed, push_at_min, workdir, until_min=until_min))

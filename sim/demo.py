@@ -541,8 +541,13 @@ def run_demo(
     console: Console | None = None,
     *,
     pacing: bool = True,
+    until_min: float | None = None,
 ) -> int:
-    """Run the demo; return the exit status (0 when everything expected happened)."""
+    """Run the demo; return the exit status (0 when everything expected happened).
+
+    ``until_min`` stops it at that scenario minute instead of the scenario's end: what is
+    expected by then (readings, the acked push, the forecast's lead, the light) is still checked.
+    """
     console = console or Console()
     own = workdir is None
     work = Path(workdir or tempfile.mkdtemp(prefix="roadside-demo-"))
@@ -550,6 +555,8 @@ def run_demo(
     demo = Demo(scenario, speed, work, pacing=pacing)
     response: dict[str, Any] = {}
     end_min = demo.scenario.duration_s / 60.0
+    if until_min is not None:
+        end_min = min(end_min, until_min)
     try:
         console.print(f"starting broker, fleet controller, simulator and agent in {work}")
         demo.start()
