@@ -168,17 +168,21 @@ def test_a_wxt_marking_values_invalid(manual, station):
 def test_a_late_reply_is_not_blamed_on_the_next_slave(
     make_station, make_scenario, make_configs, clock
 ):
-    """On a paced bus with slow (80 ms) turnarounds, level answers after its 0.3 s timeout,
-    while the master is already busy with anemo: whether the late reply comes during anemo's
-    transaction (set aside) or just before the next request (let finish), anemo reads well."""
+    """On a paced bus with slow (150 ms) turnarounds, level answers at about 0.39 s, after its
+    0.3 s timeout, while the master is already busy with anemo: whether the late reply comes
+    during anemo's transaction (set aside) or just before the next request (let finish), anemo
+    reads well. Only a request that really collided with the late reply on the wire (the
+    simulated line saw a merged frame: the master was held up 70-100 ms on a loaded machine)
+    may cost anemo that one transaction, as on a real half-duplex line, and never a wrong value."""
     from sim.spec import BusSpec, DeviceSpec
 
-    rtu = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=True, turnaround_ms=80)
+    rtu = BusSpec("rs485-1", "rtu", 9600, link="ttyRS485-1", pacing=True, turnaround_ms=150)
     devices = (
         DeviceSpec("level", "hlk-ld8001h", "rs485-1", 1),
         DeviceSpec("anemo", "generic-rs485-anemometer", "rs485-1", 2),
     )
     station = make_station(make_scenario(buses=(rtu,), devices=devices), clock, pacing=True)
+    line = station.buses["rs485-1"]
     [bus] = open_buses(
         make_configs(station, 1.0, "level", "anemo"),
         station="st",
@@ -187,10 +191,14 @@ def test_a_late_reply_is_not_blamed_on_the_next_slave(
         timeout_s=TIMEOUT_S,
     )
     try:
-        station.inject("level", "slow_answer", delay_s=0.24)  # answers at 0.33 s, after 0.3 s
+        station.inject("level", "slow_answer", delay_s=0.23)  # answers at 0.39 s, after 0.3 s
         assert statuses(bus.poll_once("level")) == {"timeout"}
-        for _ in range(2):
-            got = bus.poll_once("anemo")
-            assert statuses(got) == {"ok"}, [(r.channel, r.status, r.detail) for r in got]
+        merged = line.counts["merged"] + line.counts["bad_crc"]
+        got = bus.poll_once("anemo")
+        collided = line.counts["merged"] + line.counts["bad_crc"] > merged
+        detail = [(r.channel, r.status, r.detail) for r in got]
+        assert statuses(got) <= ({"ok", "timeout"} if collided else {"ok"}), detail
+        got = bus.poll_once("anemo")
+        assert statuses(got) == {"ok"}, [(r.channel, r.status, r.detail) for r in got]
     finally:
         bus.stop()
