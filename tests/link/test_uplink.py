@@ -59,8 +59,10 @@ def test_drain_in_sequence_order_events_first_synced_only_after_ack(
     deliveries = sink.deliveries(ST)
     assert deliveries[0][0] == "event"  # warnings went first although they were appended later
     for lane in ("backlog", "live", "event"):
-        firsts = [d[1] for d in deliveries if d[0] == lane]
-        assert firsts == sorted(firsts)  # each lane in sequence order
+        # each lane in sequence order; a batch resent after its ack timeout (a slow sink on a
+        # loaded machine) arrives again later, so the order is that of first arrivals
+        firsts = list(dict.fromkeys(d[1] for d in deliveries if d[0] == lane))
+        assert firsts == sorted(firsts), (lane, deliveries)
     assert all(d[3] <= 400 for d in deliveries)
     assert status.records_acked == total and status.inflight_batches == 0
     # the retained status message told the controller who is speaking and which contracts
