@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from edge_models.physics import OUTLOOK, point_outlook
+from edge_models.physics import OUTLOOK, SiteLike, point_outlook
 
 WINDOW_MIN = 180
 """Minutes of history the features look at (the longest accumulation window)."""
@@ -70,19 +70,6 @@ FEATURES: tuple[str, ...] = (
 N_FEATURES = len(FEATURES)
 N_BASE_FEATURES = N_FEATURES - len(OUTLOOK)
 """Features before the physics outlook (what a pure network sees)."""
-
-
-class SiteLike(Protocol):
-    """What the features need to know about the street point (sim.spec.SiteSpec fits)."""
-
-    @property
-    def drain_capacity_mmh(self) -> Any: ...
-    @property
-    def catchment_m2(self) -> Any: ...
-    @property
-    def pond_area_m2(self) -> Any: ...
-    @property
-    def runoff_coeff(self) -> Any: ...
 
 
 @dataclass(frozen=True)

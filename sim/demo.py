@@ -41,6 +41,7 @@ from roadside.testing.broker import MosquittoBroker, free_port
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from sim.scenario import load_scenario
 from sim.spec import Scenario
+from sim.station_toml import station_tail
 
 STATION = "bs-demo-01"
 GRID_CELL = "BS-G02"  # a cell of the synthetic sample district (fleet/response/data)
@@ -103,29 +104,6 @@ min_level = "blue"
 sensor = "beacon"
 setting = "light"
 
-# the scenario's street point (the nowcast's site parameters)
-[site]
-drain_capacity_mmh = {site.drain_capacity_mmh}
-catchment_m2 = {site.catchment_m2}
-pond_area_m2 = {site.pond_area_m2}
-runoff_coeff = {site.runoff_coeff}
-
-[uplink]
-host = "127.0.0.1"
-port = {broker_port}
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-fleet_key = "{fleet_key}"
-
-[buffer]
-path = "{work}/station/buffer.db"
-
-[metrics]
-port = 0
-
-[time]
-sync_check = "none"
 """
 
 
@@ -296,17 +274,15 @@ class Demo:
         st = pki.client(STATION)
         (w / "station").mkdir(exist_ok=True)
         (w / "station.toml").write_text(
-            STATION_TOML.format(
-                station=STATION,
-                cell=GRID_CELL,
-                links=links,
-                broker_port=self.broker.port,
-                ca=st.ca,
-                cert=st.cert,
-                key=st.key,
-                fleet_key=keys.public,
-                work=w,
-                site=self.scenario.site,
+            STATION_TOML.format(station=STATION, cell=GRID_CELL, links=links)
+            + station_tail(
+                self.scenario.site,
+                self.broker.port,
+                st.ca,
+                st.cert,
+                st.key,
+                keys.public,
+                w / "station" / "buffer.db",
             )
         )
         self._spawn(

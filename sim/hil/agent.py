@@ -22,6 +22,7 @@ from roadside.wire import BrokerSettings
 from sim.hil.errors import DutError
 from sim.hil.runfile import RunSpec
 from sim.station import SimStation
+from sim.station_toml import station_tail
 
 STATION_TOML = """\
 # Written by the HIL runner (sim/hil/agent.py) for a qualification run.
@@ -38,28 +39,6 @@ grid_cell = "310113-G042"
 [warnings.rainstorm]
 preset = "{preset}"
 
-[site]
-drain_capacity_mmh = {site.drain_capacity_mmh}
-catchment_m2 = {site.catchment_m2}
-pond_area_m2 = {site.pond_area_m2}
-runoff_coeff = {site.runoff_coeff}
-
-[uplink]
-host = "127.0.0.1"
-port = {broker_port}
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-fleet_key = "{fleet_key}"
-
-[buffer]
-path = "{buffer}"
-
-[metrics]
-port = 0
-
-[time]
-sync_check = "none"
 """
 
 SENSOR = """\
@@ -108,14 +87,10 @@ class AgentUnderTest:
             scenario=self.run.scenario.name,
             sensors="".join(sensors),
             preset=self.run.scorecard.rainstorm_preset,
-            site=self.run.scenario.site,
-            broker_port=self.broker.port,
-            ca=st.ca,
-            cert=st.cert,
-            key=st.key,
-            fleet_key=keys.public,
-            buffer=self.buffer,
-        )
+        ) + station_tail(
+            self.run.scenario.site, self.broker.port, st.ca, st.cert, st.key, keys.public,
+            self.buffer,
+        )  # fmt: skip
 
     def start(self) -> AgentUnderTest:
         self.broker.start()
