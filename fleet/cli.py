@@ -111,6 +111,9 @@ def run(
     try:
         signer = load_signing_key(Path(signing_key)) if signing_key else None
         store = open_store(db)
+        from fleet.response.db import ResponseDB
+        from fleet.response.grid import Grid
+
         service = FleetService(
             store,
             SystemClock(),
@@ -119,6 +122,7 @@ def run(
             client_id=client_id,
             policy=policy,
             tick_s=tick_s,
+            cells=Grid(ResponseDB(store)).assigned_cells,  # a status naming another is refused
         )
         service.start()
     except RoadsideError as exc:  # bad key or TLS files, unreachable database or broker

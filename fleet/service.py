@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -60,8 +61,12 @@ class FleetService:
         session_expiry_s: int = SESSION_EXPIRY_S,
         max_group: int = 64,
         limits: IngestLimits | None = None,
+        cells: Callable[[], frozenset[str] | None] | None = None,
     ) -> None:
+        """``cells`` gives the grid cells the fleet's register assigns (None: any cell a station
+        names); it is read at start and every tick, and a status naming another is refused."""
         self.store = store
+        self._cells = cells
         self.clock = clock
         self.broker = broker
         self.client_id = client_id
@@ -178,6 +183,7 @@ class FleetService:
         """Connect, subscribe and start the worker and the ticker; BrokerError if unreachable."""
         props = Properties(mqtt.PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s
+        self._refresh_cells()
         self.worker.start()
         try:
             self.client.connect(
@@ -200,12 +206,16 @@ class FleetService:
         self._ticker = threading.Thread(target=self._tick_loop, name="fleet-tick", daemon=True)
         self._ticker.start()
 
+    def _refresh_cells(self) -> None:
+        if self._cells is not None:
+            self.worker.assigned_cells = self._cells()
+
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.tick_s):
-            if self.config is None:
-                continue
             try:
-                self.config.tick()
+                self._refresh_cells()
+                if self.config is not None:
+                    self.config.tick()
             except Exception as exc:  # a failed tick must not end the ticker
                 log.warning("tick: %s", exc)
 

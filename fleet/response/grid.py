@@ -34,6 +34,11 @@ class Grid:
             units={k: reg.unit_from(v) for k, v in self.db.entities("unit").items()},
         )
 
+    def assigned_cells(self) -> frozenset[str] | None:
+        """The codes of the register's live cells: the only ones a station may name (None while
+        no cell is imported, so a fleet without a grid takes any)."""
+        return frozenset(self.db.entities("cell")) or None
+
     def import_cells(self, text: str, source: str, by: str, t: float) -> dict[str, int]:
         cells = reg.parse_cells(text, source)
         return self.db.put_entities("cell", ((c.code, reg.to_plain(c)) for c in cells), by, t)

@@ -135,6 +135,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 def fleet(
     store: Store, contract_broker: MosquittoBroker, fleet_key: Ed25519PrivateKey
 ) -> Iterator[FleetService]:
+    from fleet.response.db import ResponseDB
+    from fleet.response.grid import Grid
+
     service = FleetService(
         store,
         SystemClock(),
@@ -142,6 +145,7 @@ def fleet(
         fleet_key,
         tick_s=0.1,
         policy=RolloutPolicy(canary_timeout_s=60, retry_s=1.0, max_retries=5),
+        cells=Grid(ResponseDB(store)).assigned_cells,  # as `roadside-fleet run` wires it
     )
     service.start()
     try:

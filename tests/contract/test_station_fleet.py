@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import CELLS, Station, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -149,9 +151,18 @@ def test_a_staged_rollout_reaches_the_canary_first_then_everyone(
 def test_a_status_naming_a_cell_the_registry_did_not_assign_is_refused(
     fleet: FleetService, stations: dict[str, Station], contract_broker: MosquittoBroker
 ) -> None:
+    """Once the grid register holds cells (imported as an operator would), the controller takes
+    only those from a station's status: within a tick, without a restart."""
     from fleet.loadgen import StationClient
+    from fleet.response.db import ResponseDB
+    from fleet.response.grid import Grid
 
-    fleet.worker.assigned_cells = frozenset(CELLS.values())
+    square = "POLYGON((121.40 31.30, 121.41 31.30, 121.41 31.31, 121.40 31.31, 121.40 31.30))"
+    csv = "code,name,kind,vulnerability,wkt\n" + "".join(
+        f'{cell},cell {cell},transport,0.5,"{square}"\n' for cell in sorted(set(CELLS.values()))
+    )
+    Grid(ResponseDB(fleet.store)).import_cells(csv, "cells.csv", "admin", time.time())
+    wait_for(lambda: fleet.worker.assigned_cells == frozenset(CELLS.values()), what="cells read")
     rejected = fleet.worker.stats.rejected
     intruder = StationClient(contract_broker.settings("bs-x"), "bs-x", grid_cell="G7").start()
     try:
@@ -159,4 +170,11 @@ def test_a_status_naming_a_cell_the_registry_did_not_assign_is_refused(
         assert fleet.store.station("bs-x") is None or fleet.store.station("bs-x").grid_cell != "G7"  # type: ignore[union-attr]
     finally:
         intruder.stop()
-        fleet.worker.assigned_cells = None
+    honest = StationClient(contract_broker.settings("bs-y"), "bs-y", grid_cell="G2").start()
+    try:
+        wait_for(
+            lambda: (info := fleet.store.station("bs-y")) is not None and info.grid_cell == "G2",
+            what="a registered cell taken",
+        )
+    finally:
+        honest.stop()
