@@ -29,6 +29,7 @@ import json
 import smtplib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -275,7 +276,8 @@ class WebhookChannel(Channel):
     def link_test(self) -> str:
         urls = sorted({*self.targets, *map(str, self.endpoints.values())})
         for url in urls:
-            self._post(url, f"linktest-{int(time.time() * 1000)}", {"type": "link.test"})
+            # a fresh id a post: receivers drop a repeated webhook-id as a resend
+            self._post(url, f"linktest-{uuid.uuid4().hex}", {"type": "link.test"})
         return f"{len(urls)} endpoint(s) answered"
 
     def close(self) -> None:

@@ -169,7 +169,9 @@ def test_the_master_keeps_the_inter_frame_silence_on_a_paced_bus(make_station, m
     clock = ScaledClock(START, speed=1.0)
     station = make_station(None, clock, pacing=True)
     cfgs = make_configs(station, 1.0, "rain", "level", "anemo")
-    [bus] = open_buses(cfgs, station="st", clock=clock, sink=lambda b: None)
+    # a generous answer timeout: what is under test is the silence between frames, and the
+    # simulator shares this process's GIL with the master on a loaded machine
+    [bus] = open_buses(cfgs, station="st", clock=clock, sink=lambda b: None, timeout_s=3.0)
     try:
         for _ in range(10):
             for name in ("rain", "level", "anemo"):
