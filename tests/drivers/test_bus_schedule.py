@@ -175,7 +175,8 @@ def test_the_master_keeps_the_inter_frame_silence_on_a_paced_bus(make_station, m
     try:
         for _ in range(10):
             for name in ("rain", "level", "anemo"):
-                assert statuses([bus.poll_once(name)]) == {"ok"}
+                got = bus.poll_once(name)
+                assert statuses([got]) == {"ok"}, (name, got, dict(station.buses["rs485-1"].counts))
     finally:
         bus.stop()
     counts = station.buses["rs485-1"].counts
