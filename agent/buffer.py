@@ -828,6 +828,9 @@ class _Transaction:
             self.conn.execute("ROLLBACK")
 
 
+_NOT_SHOWN = frozenset({"seq", "raw", "payload"})  # what ``roadside-agent status`` leaves out
+
+
 def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
     """Backlog, gaps and the newest reading and derived value of each channel, read-only (for
     ``roadside-agent status``; never creates the file)."""
@@ -867,15 +870,9 @@ def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
         "oldest_unsynced": oldest["time"] if oldest else None,
         "latest": [
             {
-                "kind": r.kind,
-                "sensor": r.sensor,
-                "channel": r.channel,
-                "value": r.value,
-                "unit": r.unit,
+                **{n: getattr(r, n) for n in RECORD_FIELDS if n not in _NOT_SHOWN},
                 "time": r.time.isoformat(),
-                "status": r.status,
                 "flag": Flag(r.flag).name.lower() if r.flag is not None else None,
-                "reason": r.reason,
             }
             for r in latest
         ],

@@ -37,10 +37,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import anyio
+import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -129,28 +130,21 @@ class StationOut(BaseModel):
         )
 
 
-class RecordOut(BaseModel):
-    """A stored reading, derived value or event."""
+def _model_of(struct: type[msgspec.Struct], name: str, doc: str) -> type[BaseModel]:
+    """A pydantic response model with a msgspec Struct's fields, types and order (every field
+    present in a response), so FastAPI's OpenAPI documents what the contract declares."""
+    fields: dict[str, Any] = {f.name: (f.type, ...) for f in msgspec.structs.fields(struct)}
+    return create_model(name, __doc__=doc, **fields)
 
-    station: str
-    seq: int
-    kind: str
-    lane: str
-    time: datetime
-    sensor: str | None
-    channel: str | None
-    value: float | None
-    unit: str | None
-    status: str | None
-    flag: int | None
-    reason: str | None
-    payload: dict[str, Any] | None
-    received: datetime
 
-    @classmethod
-    def of(cls, r: StoredRecord) -> RecordOut:
-        values = {name: getattr(r, name) for name in cls.model_fields}
-        return cls(**{**values, "time": _iso(r.time), "received": _iso(r.received)})
+RecordOut: Any = _model_of(
+    StoredRecord,
+    "RecordOut",
+    "A stored reading, derived value, forecast, gap or event: the contract's record (absent "
+    "text is an empty string) plus station, lane and the controller's receive time.",
+)
+"""Generated from :class:`fleet.store.StoredRecord` (the contract's :class:`~roadside.contract.
+Record` plus its stored extras): the API never lists the record's fields itself."""
 
 
 class ScopeStatusOut(BaseModel):
@@ -622,7 +616,7 @@ def create_app(
         station_or_404(station)
         return [ReportOut.of(r) for r in store.report_log(station, limit)]
 
-    @viewer.get("/readings")
+    @viewer.get("/readings", response_model=list[RecordOut])
     def get_readings(
         station: str | None = None,
         channel: str | None = None,
@@ -630,7 +624,7 @@ def create_app(
         end: Annotated[datetime | None, Query(description="exclusive, ISO 8601")] = None,
         kind: Annotated[list[RecordKind] | None, Query(description="default: reading")] = None,
         limit: Limit = 1000,
-    ) -> list[RecordOut]:
+    ) -> list[dict[str, Any]]:
         """Readings (or derived values, forecasts, gaps) by station, channel and time range."""
         rows = store.records(
             station=station,
@@ -640,20 +634,20 @@ def create_app(
             end=_epoch(end),
             limit=limit,
         )
-        return [RecordOut.of(r) for r in rows]
+        return [msgspec.structs.asdict(r) for r in rows]
 
-    @viewer.get("/events")
+    @viewer.get("/events", response_model=list[RecordOut])
     def get_events(
         station: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         limit: Limit = 1000,
-    ) -> list[RecordOut]:
+    ) -> list[dict[str, Any]]:
         """Warning events raised by stations."""
         rows = store.records(
             station=station, kinds=("event",), start=_epoch(start), end=_epoch(end), limit=limit
         )
-        return [RecordOut.of(r) for r in rows]
+        return [msgspec.structs.asdict(r) for r in rows]
 
     @viewer.get("/config/status")
     def get_config_status() -> list[StationConfigOut]:

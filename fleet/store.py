@@ -14,38 +14,26 @@ keep the same tables (see :mod:`fleet.store_sql`):
 - ``record_conflicts``: rows a station sent under a (station, seq) already stored with other
   content (a reused sequence number): kept, not dropped as duplicates.
 
-Times are UTC epoch seconds (floats) inside the store; the API turns them into ISO 8601.
+Records are the contract's :class:`roadside.contract.Record`: a batch ingests them as decoded off
+the wire, and they come back as :class:`StoredRecord` (the same record plus station, lane and
+receive time), with UTC ``datetime`` times like everywhere else. The SQL keeps record times as
+epoch seconds (an indexed ``t`` column); :mod:`fleet.store_sql` converts at that one edge. The
+registry, documents, reports and rollouts, and the query bounds of :meth:`Store.records`, are
+in controller epoch seconds (floats).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from fleet.errors import StoreError
+from roadside.contract import Record
 
 DEFAULT_URL = "sqlite:///fleet.db"
-
-
-@dataclass(frozen=True, slots=True)
-class IngestRecord:
-    """One synced row of a station's buffer, as the controller stores it."""
-
-    seq: int
-    kind: str  # reading | derived | event | gap | forecast
-    lane: str  # event | live | backlog
-    time: float  # epoch seconds (station clock)
-    sensor: str | None = None
-    channel: str | None = None
-    value: float | None = None
-    unit: str | None = None
-    raw: str | None = None
-    status: str | None = None
-    flag: int | None = None
-    reason: str | None = None
-    payload: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +44,7 @@ class IngestBatch:
     lane: str
     first_seq: int
     last_seq: int
-    records: tuple[IngestRecord, ...]
+    records: tuple[Record, ...]  # the contract's records, as decoded off the wire
     received: float  # epoch seconds, controller clock
     sent: float | None = None  # epoch seconds, station clock at sending (clock offset)
     backlog: int | None = None  # rows still unsynced on the station after this batch
@@ -86,25 +74,14 @@ class Conflict:
     offered: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """A record as read back from the store."""
+class StoredRecord(Record, frozen=True, kw_only=True):
+    """A record as read back from the store: the contract's
+    :class:`~roadside.contract.Record` plus the station that sent it, the lane it came on and
+    the controller's receive time (UTC, like ``time``)."""
 
     station: str
-    seq: int
-    kind: str
     lane: str
-    time: float
-    sensor: str | None
-    channel: str | None
-    value: float | None
-    unit: str | None
-    raw: str | None
-    status: str | None
-    flag: int | None
-    reason: str | None
-    payload: dict[str, Any] | None
-    received: float
+    received: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,10 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any
+
+from msgspec.structs import astuple
 
 from fleet.store import (
     ConfigReport,
@@ -26,7 +29,7 @@ from fleet.store import (
     StationUpdate,
     StoredRecord,
 )
-from roadside.contract import RECORD_FIELDS, record_sql_types
+from roadside.contract import RECORD_FIELDS, TEXT_FIELDS, from_mapping, record_sql_types
 
 _COLUMN = {"time": "t"}  # record field -> column name where they differ
 _TYPE = {"INTEGER": "INTEGER", "REAL": "DOUBLE PRECISION", "TEXT": "TEXT"}
@@ -76,6 +79,8 @@ CREATE TABLE IF NOT EXISTS rollouts (
 _RECORD_NAMES = ("station", "lane", *RECORD_FIELDS, "received")
 """The stored record's fields, in column order: the contract's record plus station, lane and
 the controller's receive time (:class:`fleet.store.StoredRecord` has exactly these)."""
+_TEXT_AT = tuple(i for i, n in enumerate(RECORD_FIELDS) if n in TEXT_FIELDS)
+_TIME_AT, _RAW_AT, _PAYLOAD_AT = (RECORD_FIELDS.index(n) for n in ("time", "raw", "payload"))
 RECORD_COLUMNS = ", ".join(_COLUMN.get(n, n) for n in _RECORD_NAMES)
 INSERT_RECORD = (
     f"INSERT INTO records ({RECORD_COLUMNS}) VALUES ({', '.join('?' * len(_RECORD_NAMES))}) "
@@ -111,24 +116,31 @@ def _dump(value: Any) -> str | None:
 
 
 def record_rows(batch: IngestBatch) -> list[tuple[Any, ...]]:
-    """A batch's records as rows in :data:`RECORD_COLUMNS` order, taken by field name."""
+    """A batch's records as rows in :data:`RECORD_COLUMNS` order, taken by field name: the one
+    edge where a record's time becomes epoch seconds, absent text NULL, raw text and the
+    payload JSON."""
     out = []
+    head, tail = (batch.station, batch.lane), (batch.received,)
     for r in batch.records:
-        values = {name: getattr(r, name) for name in ("lane", *RECORD_FIELDS)}
-        values["payload"] = _dump(r.payload)
-        out.append(tuple([batch.station, *values.values(), batch.received]))
+        values = list(astuple(r))
+        for i in _TEXT_AT:
+            values[i] = values[i] or None
+        values[_TIME_AT] = r.time.timestamp()
+        raw = values[_RAW_AT]
+        values[_RAW_AT] = None if raw is None else str(raw)
+        values[_PAYLOAD_AT] = _dump(values[_PAYLOAD_AT])
+        out.append((*head, *values, *tail))
     return out
 
 
 def stored_record(row: Sequence[Any]) -> StoredRecord:
-    """A row selected as :data:`RECORD_COLUMNS` back as a stored record, by field name."""
+    """A row selected as :data:`RECORD_COLUMNS` back as a stored record, by field name (epoch
+    seconds back to UTC datetimes, NULL text back to "")."""
     d = dict(zip(_RECORD_NAMES, row, strict=True))
     d["payload"] = _load(d["payload"])
-    for name in ("time", "received", "value"):
-        d[name] = None if d[name] is None else float(d[name])
-    for name in ("seq", "flag"):
-        d[name] = None if d[name] is None else int(d[name])
-    return StoredRecord(**d)
+    d["time"] = datetime.fromtimestamp(float(d["time"]), UTC)
+    d["received"] = datetime.fromtimestamp(float(d["received"]), UTC)
+    return from_mapping(d, StoredRecord)
 
 
 def _same_content(stored: tuple[Any, ...], offered: tuple[Any, ...]) -> bool:

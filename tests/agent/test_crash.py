@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from roadside.clock import ScaledClock
+from roadside.contract import RECORD_FIELDS
 
 sim_station = pytest.importorskip("sim.station")
 sim_scenario = pytest.importorskip("sim.scenario")
@@ -129,10 +130,7 @@ def rows(db: Path) -> dict[int, tuple[object, ...]]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         return {
-            r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT seq, kind, time, sensor, channel, value, flag, payload FROM records"
-            )
+            r[0]: r[1:] for r in conn.execute(f"SELECT {', '.join(RECORD_FIELDS)} FROM records")
         }
     except sqlite3.OperationalError:  # no table yet
         return {}

@@ -5,19 +5,33 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fleet.documents import Scope, build_document
-from fleet.store import ConfigReport, IngestBatch, IngestRecord, StationUpdate, Store
+from fleet.store import ConfigReport, IngestBatch, StationUpdate, Store
 from roadside import signing
+from roadside.contract import Record
 
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC).timestamp()
 
 
 def _seed(store: Store) -> None:
     rows = [
-        IngestRecord(i, "reading", "live", T0 + 60 * i, "wind", "wind_speed", 3.0 + i, "m/s")
+        Record(
+            seq=i,
+            kind="reading",
+            time=datetime.fromtimestamp(T0 + 60 * i, UTC),
+            sensor="wind",
+            channel="wind_speed",
+            value=3.0 + i,
+            unit="m/s",
+        )
         for i in range(1, 11)
     ]
     rows.append(
-        IngestRecord(11, "event", "event", T0 + 300, payload={"signal": "gale", "level": "blue"})
+        Record(
+            seq=11,
+            kind="event",
+            time=datetime.fromtimestamp(T0 + 300, UTC),
+            payload={"signal": "gale", "level": "blue"},
+        )
     )
     store.ingest([IngestBatch("st-001", "live", 1, 11, tuple(rows), T0 + 700, T0 + 699)])
     store.update_station(StationUpdate("st-001", seen=T0 + 701, online=True, grid_cell="c1"))
