@@ -95,14 +95,7 @@ def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
         config_version=status.config_version,
         model_version=status.model_version or None,
         grid_cell=cell or None,
-        health={  # the nowcast's shadow skill beside health: the fleet sees a drifting model
-            **status.health,
-            **(
-                {"nowcast_skill": msgspec.structs.asdict(skill)}
-                if (skill := status.nowcast_skill)
-                else {}
-            ),
-        },
+        health=_health(status),
         devices=dict(status.devices) or None,
         backlog=status.backlog,
         clock_offset_s=(status.time - received).total_seconds(),

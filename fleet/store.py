@@ -25,7 +25,7 @@ in controller epoch seconds (floats).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,12 +84,18 @@ class StoredRecord(Record, frozen=True, kw_only=True):
     received: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class StationUpdate:
-    """Fields of the registry to change for one station; ``None`` leaves a field as it is."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reported:
+    """What stations tell the registry, merged from their statuses and batches; ``None``: not
+    known (in an update: leave as it is).
 
-    station: str
-    seen: float  # epoch seconds, controller clock
+    The registry's own fields, not the status message: :func:`fleet.ingest.status_to_update`
+    maps a :class:`roadside.contract.Status` onto them by name (``online`` from its ``state``,
+    a grid cell from its scope keys when it names none, the nowcast skill inside ``health``,
+    the clock offset from its time); a batch brings ``backlog`` and the clock offset. The
+    ``stations`` table's columns and the API's station model are derived from these classes.
+    """
+
     online: bool | None = None
     contract: str | None = None
     software: str | None = None
@@ -103,25 +109,28 @@ class StationUpdate:
 
 
 @dataclass(frozen=True, slots=True)
-class StationInfo:
-    """One station as the registry knows it."""
+class StationUpdate(Reported):
+    """Fields of the registry to change for one station, seen at ``seen`` (epoch seconds,
+    controller clock)."""
+
+    station: str
+    seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class StationInfo(Reported):
+    """One station as the registry knows it (times in epoch seconds, controller clock)."""
 
     station: str
     first_seen: float
     last_seen: float
-    online: bool | None
-    contract: str | None
-    software: str | None
-    config_version: str | None
-    model_version: str | None
-    grid_cell: str | None
-    health: dict[str, Any] | None
-    devices: dict[str, Any] | None
-    backlog: int | None
-    clock_offset_s: float | None
-    last_seq: int | None
-    records: int
+    last_seq: int | None = None
+    records: int = 0
     groups: tuple[str, ...] = ()
+
+
+REPORTED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Reported))
+"""The registry fields a status or batch updates (merged: ``None`` keeps the stored value)."""
 
 
 @dataclass(frozen=True, slots=True)

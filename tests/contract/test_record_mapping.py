@@ -32,7 +32,10 @@ def test_every_record_shape_is_the_contract_record_plus_its_own_extras() -> None
     assert FleetStored.__struct_fields__ == (*FIELDS, "station", "lane", "received")
     assert IngestBatch.__annotations__["records"] == "tuple[Record, ...]"
     # the API model is generated from the stored record: same names, same order, all present
-    assert tuple(RecordOut.model_fields) == FleetStored.__struct_fields__
+    assert tuple(RecordOut.model_fields) == (
+        "station",
+        *(f for f in FleetStored.__struct_fields__ if f != "station"),
+    )
     assert all(f.is_required() for f in RecordOut.model_fields.values())
     # the SQL of both sides names the record's fields (the fleet calls its time column t)
     assert ("lane", *FIELDS[1:], "synced") == INSERT_COLUMNS
@@ -96,12 +99,15 @@ def test_an_absent_text_field_is_an_empty_string_at_every_layer(tmp_path: Path) 
 
 # -- no second declaration of the record's or the status's fields ------------------------------
 
-DECLARED = {"record": frozenset(FIELDS)}
+DECLARED = {"record": frozenset(FIELDS), "status": frozenset(contract.STATUS_FIELDS)}
 """A class body, tuple, dict, parameter list or comma-separated name list (SQL) naming more
 than half of one of these is a second declaration."""
 HOMES = {
     ("roadside/contract.py", "class Record"): "the record",
     ("roadside/contract.py", "class Status"): "the status",
+    ("fleet/store.py", "class Reported"): "the registry: what statuses and batches tell the "
+    "fleet, merged (fleet.ingest.status_to_update maps a Status onto it by name); the stations "
+    "table, the API's StationOut and the console rows derive from it",
     ("roadside/records.py", "class Reading"): "a driver's measurement before QC (no seq, kind, "
     "flag, reason, payload); agent.pipeline.reading_record maps it onto Record by name",
     ("bench/bench_agent_pipeline.py", "string"): "the naive baseline's table of driver readings",
@@ -168,6 +174,11 @@ def test_no_module_declares_the_records_or_the_status_fields_again() -> None:
         'SQL = "SELECT seq, kind, time, sensor, channel, value, unit, raw FROM records"',
         'COLS = ("seq", "kind", "time", "sensor", "channel", "value", "flag")',
         "def row(seq, kind, time, sensor, channel, value, unit): ...",
+        "class S(Struct):\n    st: str\n    state: str\n    time: str\n    contracts: str\n"
+        "    software: str\n    config_version: str\n    config_hash: str\n    model_version: str\n"
+        "    grid_cell: str\n",
+        'ROW = {"station": 1, "online": 1, "software": 1, "config_version": 1, "model_version": 1,'
+        ' "grid_cell": 1, "health": 1, "devices": 1, "backlog": 1}',
     ],
 )
 def test_the_scan_finds_a_second_declaration(source: str, tmp_path: Path) -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from fleet.documents import Scope, build_document
-from fleet.store import ConfigReport, IngestBatch, StationUpdate, Store
+from fleet.store import (
+    ConfigReport,
+    IngestBatch,
+    StationInfo,
+    StationUpdate,
+    Store,
+    StoredRecord,
+)
 from roadside import signing
 from roadside.contract import Record
 
@@ -59,6 +67,27 @@ def test_stations_readings_and_events(api_client, store: Store) -> None:
     assert [e["payload"]["signal"] for e in events] == ["gale"]
     assert api.get("/readings", params={"kind": "event"}).status_code == 422
     assert api.get("/readings", params={"limit": 0}).status_code == 422
+
+
+def test_the_openapi_document_shows_the_record_and_the_registry_as_the_code_declares_them(
+    api_client, store: Store
+) -> None:
+    _seed(store)
+    api = api_client()
+    doc = api.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["RecordOut"]["properties"]) == set(StoredRecord.__struct_fields__)
+    assert set(schemas["RecordOut"]["required"]) == set(StoredRecord.__struct_fields__)
+    assert set(schemas["StationOut"]["properties"]) == {f.name for f in fields(StationInfo)}
+    readings = doc["paths"]["/readings"]["get"]["responses"]["200"]["content"]
+    assert readings["application/json"]["schema"]["items"]["$ref"].endswith("/RecordOut")
+    (got,) = api.get("/readings", params={"limit": 1}).json()
+    assert set(got) == set(StoredRecord.__struct_fields__) and got["received"].startswith("2026")
+    (event,) = api.get("/events").json()
+    assert (event["sensor"], event["raw"], event["lane"]) == ("", None, "live")
+    station = api.get("/stations/st-001").json()
+    assert set(station) == {f.name for f in fields(StationInfo)}
+    assert station["last_seen"].startswith("2026-07-21T12:11:41")
 
 
 def test_unknown_things_are_404_and_pushing_without_a_key_is_503(api_client, store: Store) -> None:
