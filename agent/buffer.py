@@ -137,7 +137,7 @@ def record_row(record: Record) -> tuple[Any, ...]:
         values[_RAW] = str(raw)
     payload = values[_PAYLOAD]
     values[_PAYLOAD] = json.dumps(payload, separators=(",", ":"), default=str) if payload else None
-    values[_SEQ] = "event" if record.kind in EVENT_KINDS else "live"  # the lane, in seq's place
+    values[_SEQ] = lane_of(record.kind)  # the lane, in seq's place
     return (*values, 0)
 
 
