@@ -113,6 +113,7 @@ the table numbers records), plus ``synced``."""
 COLUMNS = ", ".join(INSERT_COLUMNS)
 _SEQ, _TIME, _RAW, _PAYLOAD = (RECORD_FIELDS.index(n) for n in ("seq", "time", "raw", "payload"))
 _STORED = (*RECORD_FIELDS, "lane", "synced")
+assert _TIME < _PAYLOAD  # pending_rows converts the two in this order
 _PENDING_ROWS = (
     "SELECT "
     + ", ".join(f"coalesce({n}, '')" if n in TEXT_FIELDS else n for n in RECORD_FIELDS)
@@ -685,15 +686,17 @@ class Buffer:
             cur = self._conn.cursor()
             cur.row_factory = None
             rows = cur.execute(_PENDING_ROWS, [lane, after_seq, limit]).fetchall()
-        parse, loads = datetime.fromisoformat, json.loads
-        out = []
-        for r in rows:
-            row = list(r)
-            row[_TIME] = round(parse(row[_TIME]).timestamp() * 1000)
-            payload = row[_PAYLOAD]
-            row[_PAYLOAD] = loads(payload) if payload else None
-            out.append(row)
-        return out
+        parse, loads, t, p = datetime.fromisoformat, json.loads, _TIME, _PAYLOAD
+        return [
+            [
+                *r[:t],
+                round(parse(r[t]).timestamp() * 1000),
+                *r[t + 1 : p],
+                loads(r[p]) if r[p] else None,
+                *r[p + 1 :],
+            ]
+            for r in rows
+        ]
 
     @property
     def last_seq(self) -> int:
