@@ -15,10 +15,10 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from agent.buffer import BufferRecord
 from agent.config import ActionConfig
 from agent.warnings import LEVELS, WarningEvent, WarningState
 from drivers.errors import DriverError
+from roadside.contract import UNNUMBERED, Record
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class LocalActions:
         events: Sequence[WarningEvent],
         now: datetime,
         mono: float,
-    ) -> list[BufferRecord]:
+    ) -> list[Record]:
         """Write what the warning ``state`` asks for and was not yet written; one event record
         per write. ``events``: this step's warning events (named as the trigger); ``mono``: the
         clock's monotonic seconds (for retries)."""
@@ -74,7 +74,8 @@ class LocalActions:
                     extra={"SIGNAL": a.signal, "DEVICE": a.sensor},
                 )
             records.append(
-                BufferRecord(
+                Record(
+                    seq=UNNUMBERED,
                     kind="event",
                     time=now,
                     sensor=a.sensor,

@@ -5,6 +5,12 @@ per-station sequence: AUTOINCREMENT never reuses a number, even after the newest
 so a sequence number names one record forever and its order never depends on wall time. Records
 are written in batches, one transaction per :meth:`Buffer.append`.
 
+The records are the contract's :class:`roadside.contract.Record`: the pipeline builds them with
+``seq`` :data:`~roadside.contract.UNNUMBERED` (the table numbers them on append) and reads them
+back as :class:`StoredRecord`, the same record plus ``lane`` and ``synced``. The table's columns
+are the record's fields by name (:data:`INSERT_COLUMNS`); times are ISO 8601 text in SQL,
+``datetime`` in Python.
+
 A record leaves only after :meth:`Buffer.mark_synced` (the fleet confirmed it) or through the size
 policy of :meth:`Buffer.enforce_cap`: above ``max_bytes`` synced rows go first, then the oldest
 unsynced routine rows (readings, derived values, forecasts). Each such drop writes a ``gap`` row
@@ -53,18 +59,27 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from msgspec.structs import astuple
+
 from agent.errors import BufferFullError, BufferStoreError
 from roadside.clock import Clock
-from roadside.contract import KINDS, RECORD_FIELDS, record_sql_types
+from roadside.contract import (
+    KINDS,
+    RECORD_FIELDS,
+    TEXT_FIELDS,
+    UNNUMBERED,
+    Record,
+    from_mapping,
+    record_sql_types,
+)
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["reading", "derived", "event", "gap", "forecast"]
 Lane = Literal["event", "live"]
 EVENT_KINDS = frozenset({"event", "gap"})  # never dropped unsynced; sent on the event lane
 SALVAGE_CHUNK = 200  # rows read at once from a corrupt file before going row by row
@@ -92,69 +107,56 @@ CREATE INDEX IF NOT EXISTS records_pending ON records (lane, seq) WHERE synced =
 CREATE INDEX IF NOT EXISTS records_synced ON records (seq) WHERE synced = 1;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_FIELDS = tuple(name for name in RECORD_FIELDS if name != "seq")  # seq: the table gives it
-INSERT_COLUMNS = ("lane", *_FIELDS, "synced")
+INSERT_COLUMNS = (*("lane" if name == "seq" else name for name in RECORD_FIELDS), "synced")
+"""Columns an append writes: the contract's record fields by name (``lane`` in ``seq``'s place:
+the table numbers records), plus ``synced``."""
 COLUMNS = ", ".join(INSERT_COLUMNS)
-"""Columns an append writes: the contract's record fields by name, plus lane and synced."""
-_TIME, _RAW, _PAYLOAD = (_FIELDS.index(n) for n in ("time", "raw", "payload"))
+_SEQ, _TIME, _RAW, _PAYLOAD = (RECORD_FIELDS.index(n) for n in ("seq", "time", "raw", "payload"))
+_STORED = (*RECORD_FIELDS, "lane", "synced")
+assert _TIME < _PAYLOAD  # pending_rows converts the two in this order
+_PENDING_ROWS = (
+    "SELECT "
+    + ", ".join(f"coalesce({n}, '')" if n in TEXT_FIELDS else n for n in RECORD_FIELDS)
+    + " FROM records WHERE synced = 0 AND lane = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
+"""The wire rows of :meth:`Buffer.pending_rows`: :data:`RECORD_FIELDS` by name, absent text
+as ``""`` (time and payload are converted in Python)."""
 
 
-@dataclass(frozen=True, slots=True)
-class BufferRecord:
-    """A record to append. ``lane`` defaults from ``kind`` (events and gaps: ``event``)."""
-
-    kind: Kind
-    time: datetime
-    sensor: str | None = None
-    channel: str | None = None
-    value: float | None = None
-    unit: str | None = None
-    raw: str | None = None
-    status: str | None = None
-    flag: int | None = None
-    reason: str | None = None
-    payload: dict[str, Any] | None = None
-    lane: Lane | None = None
-
-    def row(self) -> tuple[Any, ...]:
-        """Values in :data:`INSERT_COLUMNS` order, taken by field name."""
-        lane = self.lane or ("event" if self.kind in EVENT_KINDS else "live")
-        values = [getattr(self, name) for name in _FIELDS]
-        values[_TIME] = self.time.isoformat()
-        if self.raw is not None:
-            values[_RAW] = str(self.raw)
-        values[_PAYLOAD] = (
-            json.dumps(self.payload, separators=(",", ":"), default=str) if self.payload else None
-        )
-        return (lane, *values, 0)
+def lane_of(kind: str) -> Lane:
+    """The lane a record of ``kind`` travels on: events and gaps ``event``, the rest ``live``."""
+    return "event" if kind in EVENT_KINDS else "live"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """A record as stored, with its sequence number."""
+def record_row(record: Record) -> tuple[Any, ...]:
+    """An appended record's values in :data:`INSERT_COLUMNS` order, taken by field name (its
+    ``seq`` is ignored: the table numbers it; time as ISO 8601, payload as JSON)."""
+    values = list(astuple(record))
+    values[_TIME] = record.time.isoformat()
+    raw = values[_RAW]
+    if raw is not None and not isinstance(raw, str):
+        values[_RAW] = str(raw)
+    payload = values[_PAYLOAD]
+    values[_PAYLOAD] = json.dumps(payload, separators=(",", ":"), default=str) if payload else None
+    values[_SEQ] = lane_of(record.kind)  # the lane, in seq's place
+    return (*values, 0)
 
-    seq: int
-    kind: str
-    lane: str
-    time: datetime
-    sensor: str | None
-    channel: str | None
-    value: float | None
-    unit: str | None
-    raw: str | None
-    status: str | None
-    flag: int | None
-    reason: str | None
-    payload: dict[str, Any] = field(default_factory=dict)
+
+class StoredRecord(Record, frozen=True, kw_only=True):
+    """A record as the buffer holds it: the contract's :class:`~roadside.contract.Record` with
+    its sequence number, plus the lane it travels on and whether the fleet committed it."""
+
+    lane: Lane
     synced: bool = False
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> StoredRecord:
+    def from_sql(cls, row: sqlite3.Row | dict[str, Any]) -> StoredRecord:
         """A row of ``records`` (``SELECT *``), by column name."""
-        d = {name: row[name] for name in ("seq", "lane", *_FIELDS)}
+        d = {name: row[name] for name in _STORED}
         d["time"] = datetime.fromisoformat(d["time"])
-        d["payload"] = json.loads(d["payload"]) if d["payload"] else {}
-        return cls(**d, synced=bool(row["synced"]))
+        d["payload"] = json.loads(d["payload"]) if d["payload"] else None
+        d["synced"] = bool(d["synced"])
+        return from_mapping(d, cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,13 +327,14 @@ class Buffer:
             if salvaged:
                 self._conn.executemany(
                     f"INSERT OR IGNORE INTO records (seq, {COLUMNS}) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"VALUES ({','.join('?' * (1 + len(INSERT_COLUMNS)))})",
                     salvaged,
                 )
             readable = max((int(r[0]) for r in salvaged), default=0)
             top = max(floor, readable, self._read_last_seq())
             self._set_sequence(top)
-            gap = BufferRecord(
+            gap = Record(
+                seq=UNNUMBERED,
                 kind="gap",
                 time=self.clock.now(),
                 reason="buffer_corrupt",
@@ -375,7 +378,8 @@ class Buffer:
         with self._lock, self._tx():
             self._set_sequence(top)
             self._last_seq = top
-            gap = BufferRecord(
+            gap = Record(
+                seq=UNNUMBERED,
                 kind="gap",
                 time=self.clock.now(),
                 reason="seq_skipped",
@@ -454,10 +458,10 @@ class Buffer:
             self._counts = [rows, unsynced]
         return self._counts
 
-    def _insert(self, records: Sequence[BufferRecord]) -> list[int]:
+    def _insert(self, records: Sequence[Record]) -> list[int]:
         self._conn.executemany(
             f"INSERT INTO records ({COLUMNS}) VALUES ({','.join('?' * len(INSERT_COLUMNS))})",
-            [r.row() for r in records],
+            [record_row(r) for r in records],
         )
         last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
         self._last_seq = last
@@ -465,7 +469,7 @@ class Buffer:
         return list(range(last - len(records) + 1, last + 1))
 
     def append(
-        self, records: Sequence[BufferRecord], *, state: dict[str, Any] | None = None
+        self, records: Sequence[Record], *, state: dict[str, Any] | None = None
     ) -> list[int]:
         """Store ``records`` (and optional ``state`` keys) in one transaction; their seqs in order.
 
@@ -491,9 +495,7 @@ class Buffer:
                 self._record_failure_gap()
             return seqs
 
-    def _append_or_free(
-        self, records: Sequence[BufferRecord], state: dict[str, Any] | None
-    ) -> list[int]:
+    def _append_or_free(self, records: Sequence[Record], state: dict[str, Any] | None) -> list[int]:
         try:
             return self._append_once(records, state)
         except sqlite3.Error as exc:
@@ -511,7 +513,7 @@ class Buffer:
         except sqlite3.Error as again:
             raise BufferFullError(f"{self.path}: {again}") from again
 
-    def _note_failure(self, records: Sequence[BufferRecord], exc: Exception) -> None:
+    def _note_failure(self, records: Sequence[Record], exc: Exception) -> None:
         """Remember a run of failed writes (times, error) for the gap row written on recovery."""
         now = self.clock.now().isoformat()
         times = [r.time.isoformat() for r in records] or [now]
@@ -529,7 +531,8 @@ class Buffer:
             with self._tx():
                 self._insert(
                     [
-                        BufferRecord(
+                        Record(
+                            seq=UNNUMBERED,
                             kind="gap",
                             time=self.clock.now(),
                             reason="storage_unavailable",
@@ -542,9 +545,7 @@ class Buffer:
             return
         log.warning("buffer %s: writes work again after %s", self.path, failing["since"])
 
-    def _append_once(
-        self, records: Sequence[BufferRecord], state: dict[str, Any] | None
-    ) -> list[int]:
+    def _append_once(self, records: Sequence[Record], state: dict[str, Any] | None) -> list[int]:
         with self._tx():
             seqs = self._insert(records) if records else []
             for key, value in (state or {}).items():
@@ -642,7 +643,8 @@ class Buffer:
                 (first, last),
             )
             self._count(-len(rows), -len(rows))
-            gap = BufferRecord(
+            gap = Record(
+                seq=UNNUMBERED,
                 kind="gap",
                 time=self.clock.now(),
                 reason="buffer_full",
@@ -675,7 +677,7 @@ class Buffer:
                 "ORDER BY seq LIMIT ?",
                 [lane, after_seq, limit],
             )
-            return [StoredRecord.from_row(r) for r in rows]
+            return [StoredRecord.from_sql(r) for r in rows]
 
     def pending_rows(self, lane: Lane, after_seq: int = 0, limit: int = 500) -> list[list[Any]]:
         """:meth:`pending` as wire rows (:data:`roadside.wire.RECORD_FIELDS` order, time in
@@ -683,27 +685,15 @@ class Buffer:
         with self._lock:
             cur = self._conn.cursor()
             cur.row_factory = None
-            rows = cur.execute(
-                "SELECT seq, kind, time, sensor, channel, value, unit, raw, status, flag, reason,"
-                " payload FROM records WHERE synced = 0 AND lane = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                [lane, after_seq, limit],
-            ).fetchall()
-        parse, loads = datetime.fromisoformat, json.loads
+            rows = cur.execute(_PENDING_ROWS, [lane, after_seq, limit]).fetchall()
+        parse, loads, t, p = datetime.fromisoformat, json.loads, _TIME, _PAYLOAD
         return [
             [
-                r[0],
-                r[1],
-                round(parse(r[2]).timestamp() * 1000),
-                r[3] or "",
-                r[4] or "",
-                r[5],
-                r[6] or "",
-                r[7],
-                r[8] or "",
-                r[9],
-                r[10] or "",
-                loads(r[11]) if r[11] else None,
+                *r[:t],
+                round(parse(r[t]).timestamp() * 1000),
+                *r[t + 1 : p],
+                loads(r[p]) if r[p] else None,
+                *r[p + 1 :],
             ]
             for r in rows
         ]
@@ -725,7 +715,7 @@ class Buffer:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock, self._errors():
-            return [StoredRecord.from_row(r) for r in self._conn.execute(sql, list(params))]
+            return [StoredRecord.from_sql(r) for r in self._conn.execute(sql, list(params))]
 
     def records_since(
         self, seq: int, kind: str, channels: Sequence[str], limit: int
@@ -811,9 +801,10 @@ class Buffer:
         self.close()
 
 
-def _size(record: BufferRecord) -> int:
+def _size(record: Record) -> int:
     """A rough size of a record on disk (for deciding when to look at the file size)."""
-    return 96 + len(record.raw or "") + (len(record.payload) * 24 if record.payload else 0)
+    raw = record.raw
+    return 96 + (len(raw) if isinstance(raw, str) else 8) + (len(record.payload or ()) * 24)
 
 
 class _Transaction:
@@ -840,6 +831,9 @@ class _Transaction:
             self.conn.execute("ROLLBACK")
 
 
+_NOT_SHOWN = frozenset({"seq", "raw", "payload"})  # what ``roadside-agent status`` leaves out
+
+
 def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
     """Backlog, gaps and the newest reading and derived value of each channel, read-only (for
     ``roadside-agent status``; never creates the file)."""
@@ -857,7 +851,7 @@ def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
             for lane in ("event", "live")
         }
         latest = [
-            StoredRecord.from_row(row)
+            StoredRecord.from_sql(row)
             for row in db.query(
                 "SELECT * FROM records WHERE seq IN (SELECT max(seq) FROM records "
                 "WHERE kind IN ('reading', 'derived') GROUP BY kind, sensor, channel) "
@@ -879,15 +873,9 @@ def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
         "oldest_unsynced": oldest["time"] if oldest else None,
         "latest": [
             {
-                "kind": r.kind,
-                "sensor": r.sensor,
-                "channel": r.channel,
-                "value": r.value,
-                "unit": r.unit,
+                **{n: getattr(r, n) for n in RECORD_FIELDS if n not in _NOT_SHOWN},
                 "time": r.time.isoformat(),
-                "status": r.status,
                 "flag": Flag(r.flag).name.lower() if r.flag is not None else None,
-                "reason": r.reason,
             }
             for r in latest
         ],

@@ -23,13 +23,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.buffer import Buffer, BufferRecord
+from agent.buffer import Buffer
 from agent.config import StationConfig
 from agent.derived import DerivedValue
 from edge_models.errors import NowcastError
 from edge_models.features import WINDOW_MIN, SiteParams
 from edge_models.runtime import Forecast, Nowcaster
 from edge_models.station import DEPTH_NAME, RAIN_NAME, MinuteHistory, NowcastRunner, forecast_record
+from roadside.contract import UNNUMBERED, Record
 
 if TYPE_CHECKING:
     from agent.warnings import WarningRules
@@ -98,7 +99,7 @@ class StationNowcast:
                 self.runner.history.add(r.channel or "", r.time, r.value, r.flag or 0)
             n += len(rows)
 
-    def step(self, derived: Iterable[DerivedValue], now: datetime) -> BufferRecord | None:
+    def step(self, derived: Iterable[DerivedValue], now: datetime) -> Record | None:
         """Record ``derived``; the buffer record of a new forecast when one is due at ``now``."""
         try:
             forecast = self.runner.step(derived, now)
@@ -108,7 +109,7 @@ class StationNowcast:
         if forecast is None:
             return None
         self.issued = now
-        return BufferRecord(**forecast_record(forecast, now))
+        return Record(seq=UNNUMBERED, **forecast_record(forecast, now))
 
     def current(self, now: datetime, max_age_s: float) -> Forecast | None:
         """The latest forecast unless older than ``max_age_s``."""

@@ -8,9 +8,9 @@ product, the source chosen by :func:`agent.derived.select_inputs` (the rule is d
 :mod:`roadside.registry`). A failing stage never loses readings: QC failing stores them as not
 checked, a derived or rule failure skips that stage for the batch.
 
-The mapping of pipeline values onto buffer records (:func:`reading_record`,
-:func:`derived_record`, :func:`event_record`) and back (:func:`flagged_from_stored`) is here too,
-by field name.
+The mapping of pipeline values onto the contract's records (:class:`roadside.contract.Record`,
+unnumbered until the buffer appends them: :func:`reading_record`, :func:`derived_record`,
+:func:`event_record`) and back (:func:`flagged_from_stored`) is here too, by field name.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from agent.buffer import BufferRecord, StoredRecord
+from agent.buffer import StoredRecord
 from agent.config import StationConfig
 from agent.derived import DerivedEngine, DerivedParams, DerivedValue, ProductKey, select_inputs
 from agent.flags import Flag, FlaggedReading
@@ -35,6 +35,7 @@ from agent.warnings import (
     WarningState,
     evaluate,
 )
+from roadside.contract import UNNUMBERED, Record
 from roadside.records import DriverStatus, Reading
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     """What one batch produced: records to store (in order) and what changed."""
 
-    records: list[BufferRecord]
+    records: list[Record]
     flagged: list[FlaggedReading]
     derived: list[DerivedValue]
     events: list[WarningEvent]
@@ -164,10 +165,11 @@ def plain(value: Any) -> Any:
     return value
 
 
-def reading_record(f: FlaggedReading, mark: dict[str, Any] | None) -> BufferRecord:
+def reading_record(f: FlaggedReading, mark: dict[str, Any] | None) -> Record:
     """A flagged reading as a buffer record."""
     r = f.reading
-    return BufferRecord(
+    return Record(
+        seq=UNNUMBERED,
         kind="reading",
         time=r.time,
         sensor=r.sensor,
@@ -192,9 +194,10 @@ def flagged_from_stored(r: StoredRecord) -> FlaggedReading:
     return FlaggedReading(reading, flag, r.reason or "")
 
 
-def event_record(e: WarningEvent) -> BufferRecord:
+def event_record(e: WarningEvent) -> Record:
     """A warning event as a buffer record (lane ``event``)."""
-    return BufferRecord(
+    return Record(
+        seq=UNNUMBERED,
         kind="event",
         time=e.time,
         channel=e.signal,
@@ -212,9 +215,10 @@ def event_record(e: WarningEvent) -> BufferRecord:
     )
 
 
-def derived_record(d: DerivedValue, mark: dict[str, Any] | None) -> BufferRecord:
+def derived_record(d: DerivedValue, mark: dict[str, Any] | None) -> Record:
     """A derived value as a buffer record."""
-    return BufferRecord(
+    return Record(
+        seq=UNNUMBERED,
         kind="derived",
         time=d.time,
         sensor=d.sensor,

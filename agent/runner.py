@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.actions import LocalActions
-from agent.buffer import Buffer, BufferRecord, BufferStats
+from agent.buffer import Buffer, BufferStats
 from agent.config import SensorConfig, StationConfig
 from agent.derived import DerivedValue
 from agent.errors import BufferStoreError, ConfigError
@@ -60,6 +60,7 @@ from drivers.bus import BusScheduler, DeviceConfig, open_buses
 from drivers.profile import load_profile
 from roadside import registry
 from roadside.clock import Clock
+from roadside.contract import Record
 from roadside.records import Reading
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ class Agent:
         self._wet = False
         self._last_rain: dict[str, float] = {}
         self._saved_counters: dict[str, Any] = {}
-        self._unwritten: list[BufferRecord] = []
+        self._unwritten: list[Record] = []
         self.stats: BufferStats | None = None  # refreshed by housekeeping
         self.devices: dict[str, dict[str, Any]] = {}  # likewise
         self._last_housekeeping = time.monotonic()

@@ -35,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
-from agent.buffer import Buffer, BufferRecord
+from agent.buffer import Buffer
 from agent.uplink import Uplink, UplinkSettings
 from fleet.service import FleetService
 from fleet.store import open_store
 from roadside import wire
 from roadside.clock import SystemClock
+from roadside.contract import UNNUMBERED, Record
 from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 
@@ -62,10 +64,10 @@ CHANNELS = (
 )
 
 
-def day_of_readings(start: datetime = DAY_START, seed: int = 1) -> list[BufferRecord]:
+def day_of_readings(start: datetime = DAY_START, seed: int = 1) -> list[Record]:
     """1,440 minutes x 10 channels with a storm in the afternoon (plausible values and raws)."""
     rng = random.Random(seed)
-    out: list[BufferRecord] = []
+    out: list[Record] = []
     total = 0.0
     for m in range(1440):
         t = start + timedelta(minutes=m)
@@ -85,30 +87,29 @@ def day_of_readings(start: datetime = DAY_START, seed: int = 1) -> list[BufferRe
             float(m),
         ]
         for (sensor, channel, unit), v in zip(CHANNELS, values, strict=True):
-            out.append(BufferRecord("reading", t, sensor, channel, float(v), unit, str(v), "ok", 0))
+            out.append(
+                Record(
+                    seq=UNNUMBERED,
+                    kind="reading",
+                    time=t,
+                    sensor=sensor,
+                    channel=channel,
+                    value=float(v),
+                    unit=unit,
+                    raw=str(v),
+                    status="ok",
+                    flag=0,
+                )
+            )
     return out
 
 
 # -- codecs -------------------------------------------------------------------------------------
 
 
-def codec_table(records: list[BufferRecord], batch_size: int = 500) -> dict[str, dict]:
+def codec_table(records: list[Record], batch_size: int = 500) -> dict[str, dict]:
     """Median bytes per batch and encode+decode ms per batch for each codec."""
-    wire_records = [
-        wire.WireRecord(
-            seq=i + 1,
-            kind=r.kind,
-            time=r.time,
-            sensor=r.sensor or "",
-            channel=r.channel or "",
-            value=r.value,
-            unit=r.unit or "",
-            raw=r.raw,
-            status=r.status or "",
-            flag=r.flag,
-        )
-        for i, r in enumerate(records)
-    ]
+    wire_records = [msgspec.structs.replace(r, seq=i + 1) for i, r in enumerate(records)]
     batches = [
         wire.Batch(STATION, "backlog", tuple(wire_records[i : i + batch_size]))
         for i in range(0, len(wire_records), batch_size)
@@ -244,7 +245,7 @@ def rawpub_role(n: int, port: int, ca: Path, cert: Path, key: Path) -> None:
 
 
 def drain_once(
-    broker: MosquittoBroker, workdir: Path, records: list[BufferRecord], batch: int, window: int
+    broker: MosquittoBroker, workdir: Path, records: list[Record], batch: int, window: int
 ) -> float:
     """Seconds to drain ``records`` from a fresh station buffer into a fresh fleet store.
 

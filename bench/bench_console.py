@@ -23,6 +23,7 @@ import math
 import statistics
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +35,20 @@ sys.path.insert(0, str(ROOT))
 from fleet.api import create_app  # noqa: E402
 from fleet.auth import Auth  # noqa: E402
 from fleet.console.register import sample_register  # noqa: E402
-from fleet.store import IngestBatch, IngestRecord, StationUpdate, Store, open_store  # noqa: E402
+from fleet.store import IngestBatch, StationUpdate, Store, open_store  # noqa: E402
+from roadside.contract import Record  # noqa: E402
 from tests.console.browser import Server, chromium, free_port, ready, sign_in  # noqa: E402
 
 LEVELS = ("none", "blue", "yellow", "orange", "red")
 PASSWORD = "bench-password-1"
 
 
-def _event(seq: int, t: float, level: str) -> IngestRecord:
+def _event(seq: int, t: float, level: str) -> Record:
     payload = {"kind": "raise", "signal": "rainstorm", "level": level, "rule": "rain_1h"}
-    return IngestRecord(
+    return Record(
         seq=seq,
         kind="event",
-        lane="event",
-        time=t,
+        time=datetime.fromtimestamp(t, UTC),
         channel="rainstorm",
         value=float(LEVELS.index(level)),
         reason="raise",
@@ -91,7 +92,7 @@ def seed_week(store: Store, station: str, now: float, days: float, cell: str) ->
     units = {"rain_intensity": "mm/h", "rain_1h": "mm", "wind_speed_10min": "m/s"}
     units |= {"wind_gust_3s": "m/s", "water_depth": "mm"}
     for m in range(minutes):
-        t = start + m * 60
+        t = datetime.fromtimestamp(start + m * 60, UTC)
         storm = math.exp(-(((m - minutes * 0.9) / 90) ** 2))
         values = {
             "rain_intensity": 70 * storm,
@@ -104,22 +105,28 @@ def seed_week(store: Store, station: str, now: float, days: float, cell: str) ->
             seq += 1
             flag = 1 if m % 997 == 0 else 0
             batch.append(
-                IngestRecord(seq, "derived", "live", t, None, channel, v, units[channel], flag=flag)
+                Record(
+                    seq=seq,
+                    kind="derived",
+                    time=t,
+                    channel=channel,
+                    value=v,
+                    unit=units[channel],
+                    flag=flag,
+                )
             )
         if m % 10 == 0 and storm > 0.05:
             seq += 1
             d = values["water_depth"]
             payload = {"depth_15_mm": d * 1.05, "depth_30_mm": d * 1.1, "depth_60_mm": d * 1.2}
             batch.append(
-                IngestRecord(
-                    seq,
-                    "forecast",
-                    "live",
-                    t,
-                    None,
-                    "water_depth_30min",
-                    d * 1.1,
-                    "mm",
+                Record(
+                    seq=seq,
+                    kind="forecast",
+                    time=t,
+                    channel="water_depth_30min",
+                    value=d * 1.1,
+                    unit="mm",
                     payload=payload,
                 )
             )

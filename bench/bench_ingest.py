@@ -35,6 +35,7 @@ import psycopg
 from fleet.ingest import batch_to_ingest
 from fleet.loadgen import readings
 from fleet.store import open_store
+from fleet.store_sql import INSERT_RECORD, record_rows
 from roadside import wire
 from roadside.testing.broker import MosquittoBroker, free_port
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
@@ -177,17 +178,10 @@ def run_baseline(backend: str, payloads: dict[str, list[bytes]], wd: Path) -> fl
     batches = [
         batch_to_ingest(wire.decode_batch(p), received) for ps in payloads.values() for p in ps
     ]
-    rows = [
-        (b.station, r.seq, r.kind, r.lane, r.time, r.sensor, r.channel, r.value, r.unit, r.raw,
-         r.status, r.flag, r.reason, None, b.received)
-        for b in batches for r in b.records
-    ]  # fmt: skip
+    rows = [row for b in batches for row in record_rows(b)]
     with Database(backend, wd) as url:
         open_store(url).close()
-        sql = (
-            "INSERT INTO records (station, seq, kind, lane, t, sensor, channel, value, unit, raw, "
-            "status, flag, reason, payload, received) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-        )
+        sql = INSERT_RECORD
         if backend == "sqlite":
             import sqlite3
 

@@ -12,9 +12,9 @@ readings); ``Nowcaster.version`` belongs in the station's reported state.
 Wiring in ``agent.runner`` (sketch): build ``NowcastRunner(Nowcaster(), SiteParams.from_dict(
 config.site))`` at start; feed the replayed derived values to ``runner.history.update`` after a
 restart; in each processing step ``f = runner.step(derived, now)``, append
-``BufferRecord(**forecast_record(f, now))`` when ``f`` is not None, and pass ``runner.last`` to
-``agent.warnings.evaluate`` as the forecast. Catch ``edge_models.errors.NowcastError`` at start
-(no model: run without a forecast).
+``Record(seq=UNNUMBERED, **forecast_record(f, now))`` when ``f`` is not None, and pass
+``runner.last`` to ``agent.warnings.evaluate`` as the forecast. Catch
+``edge_models.errors.NowcastError`` at start (no model: run without a forecast).
 
 History minutes: a value with time ``t`` belongs to the minute ending at or after ``t`` (``t``
 rounded up to the minute); the last value of a minute wins. A minute without a value is missing
@@ -239,7 +239,8 @@ def forecast_payload(forecast: Forecast, issued: datetime) -> dict[str, Any]:
 
 
 def forecast_record(forecast: Forecast, issued: datetime) -> dict[str, Any]:
-    """Fields of the buffer record for a forecast: ``agent.buffer.BufferRecord(**fields)``.
+    """Fields of the record for a forecast, by name: ``roadside.contract.Record(seq=UNNUMBERED,
+    **fields)`` (the buffer numbers it).
 
     The value is the +30 min depth (channel ``water_depth_30min``); the payload holds the rest.
     """

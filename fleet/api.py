@@ -32,15 +32,17 @@ unreachable.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 import anyio
+import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,70 +89,49 @@ def _epoch(when: datetime | None) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-class StationOut(BaseModel):
-    """A station in the registry."""
-
-    station: str
-    first_seen: datetime
-    last_seen: datetime
-    online: bool | None
-    contract: str | None
-    software: str | None
-    config_version: str | None
-    model_version: str | None
-    grid_cell: str | None
-    health: dict[str, Any] | None
-    devices: dict[str, Any] | None
-    backlog: int | None
-    clock_offset_s: float | None = Field(description="station clock minus controller clock")
-    last_seq: int | None
-    records: int
-    groups: list[str]
-
-    @classmethod
-    def of(cls, s: StationInfo) -> StationOut:
-        return cls(
-            station=s.station,
-            first_seen=_iso(s.first_seen),  # type: ignore[arg-type]
-            last_seen=_iso(s.last_seen),  # type: ignore[arg-type]
-            online=s.online,
-            contract=s.contract,
-            software=s.software,
-            config_version=s.config_version,
-            model_version=s.model_version,
-            grid_cell=s.grid_cell,
-            health=s.health,
-            devices=s.devices,
-            backlog=s.backlog,
-            clock_offset_s=s.clock_offset_s,
-            last_seq=s.last_seq,
-            records=s.records,
-            groups=list(s.groups),
-        )
+def _model_of(shape: type, name: str, doc: str, **override: tuple[Any, Any]) -> type[BaseModel]:
+    """A pydantic response model with the fields, types and order of a msgspec Struct or a
+    dataclass (``station`` first; every field present in a response; ``override``: name ->
+    (type, Field) where the API shows a field otherwise), so FastAPI's OpenAPI documents what
+    the code declares."""
+    if dataclasses.is_dataclass(shape):
+        hints = get_type_hints(shape)
+        types = {f.name: hints[f.name] for f in dataclasses.fields(shape)}
+    else:
+        types = {f.name: f.type for f in msgspec.structs.fields(shape)}
+    first = sorted(types, key=lambda n: n != "station")  # the station first, as in the registry
+    spec: dict[str, Any] = {n: override.get(n, (types[n], ...)) for n in first}
+    return create_model(name, __doc__=doc, **spec)
 
 
-class RecordOut(BaseModel):
-    """A stored reading, derived value or event."""
+StationOut: Any = _model_of(
+    StationInfo,
+    "StationOut",
+    "A station in the registry.",
+    first_seen=(datetime, ...),
+    last_seen=(datetime, ...),
+    clock_offset_s=(float | None, Field(description="station clock minus controller clock")),
+    groups=(list[str], ...),
+)
+"""Generated from :class:`fleet.store.StationInfo` (times as ISO 8601)."""
 
-    station: str
-    seq: int
-    kind: str
-    lane: str
-    time: datetime
-    sensor: str | None
-    channel: str | None
-    value: float | None
-    unit: str | None
-    status: str | None
-    flag: int | None
-    reason: str | None
-    payload: dict[str, Any] | None
-    received: datetime
 
-    @classmethod
-    def of(cls, r: StoredRecord) -> RecordOut:
-        values = {name: getattr(r, name) for name in cls.model_fields}
-        return cls(**{**values, "time": _iso(r.time), "received": _iso(r.received)})
+def _station_out(s: StationInfo) -> dict[str, Any]:
+    return {
+        **{f.name: getattr(s, f.name) for f in dataclasses.fields(s)},
+        "first_seen": _iso(s.first_seen),
+        "last_seen": _iso(s.last_seen),
+    }
+
+
+RecordOut: Any = _model_of(
+    StoredRecord,
+    "RecordOut",
+    "A stored reading, derived value, forecast, gap or event: the contract's record (absent "
+    "text is an empty string) plus station, lane and the controller's receive time.",
+)
+"""Generated from :class:`fleet.store.StoredRecord` (the contract's :class:`~roadside.contract.
+Record` plus its stored extras): the API never lists the record's fields itself."""
 
 
 class ScopeStatusOut(BaseModel):
@@ -601,15 +582,15 @@ def create_app(
         """Liveness, broker connection and ingest counters."""
         return {"ok": True, "stations": len(store.stations()), **(health() if health else {})}
 
-    @viewer.get("/stations")
-    def get_stations() -> list[StationOut]:
+    @viewer.get("/stations", response_model=list[StationOut])
+    def get_stations() -> list[dict[str, Any]]:
         """Every station the controller has heard from."""
-        return [StationOut.of(s) for s in store.stations()]
+        return [_station_out(s) for s in store.stations()]
 
-    @viewer.get("/stations/{station}")
-    def get_station(station: str) -> StationOut:
+    @viewer.get("/stations/{station}", response_model=StationOut)
+    def get_station(station: str) -> dict[str, Any]:
         """One station."""
-        return StationOut.of(station_or_404(station))
+        return _station_out(station_or_404(station))
 
     @viewer.get("/stations/{station}/config")
     def get_station_config(station: str) -> StationConfigOut:
@@ -622,7 +603,7 @@ def create_app(
         station_or_404(station)
         return [ReportOut.of(r) for r in store.report_log(station, limit)]
 
-    @viewer.get("/readings")
+    @viewer.get("/readings", response_model=list[RecordOut])
     def get_readings(
         station: str | None = None,
         channel: str | None = None,
@@ -630,7 +611,7 @@ def create_app(
         end: Annotated[datetime | None, Query(description="exclusive, ISO 8601")] = None,
         kind: Annotated[list[RecordKind] | None, Query(description="default: reading")] = None,
         limit: Limit = 1000,
-    ) -> list[RecordOut]:
+    ) -> list[dict[str, Any]]:
         """Readings (or derived values, forecasts, gaps) by station, channel and time range."""
         rows = store.records(
             station=station,
@@ -640,20 +621,20 @@ def create_app(
             end=_epoch(end),
             limit=limit,
         )
-        return [RecordOut.of(r) for r in rows]
+        return [msgspec.structs.asdict(r) for r in rows]
 
-    @viewer.get("/events")
+    @viewer.get("/events", response_model=list[RecordOut])
     def get_events(
         station: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         limit: Limit = 1000,
-    ) -> list[RecordOut]:
+    ) -> list[dict[str, Any]]:
         """Warning events raised by stations."""
         rows = store.records(
             station=station, kinds=("event",), start=_epoch(start), end=_epoch(end), limit=limit
         )
-        return [RecordOut.of(r) for r in rows]
+        return [msgspec.structs.asdict(r) for r in rows]
 
     @viewer.get("/config/status")
     def get_config_status() -> list[StationConfigOut]:

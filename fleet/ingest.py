@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from fleet.store import IngestBatch, IngestRecord, IngestResult, StationUpdate, Store
+from fleet.store import IngestBatch, IngestResult, StationUpdate, Store
 from roadside import contract, wire
 from roadside.clock import Clock
 
@@ -63,28 +63,17 @@ class _Budget:
 
 
 def batch_to_ingest(batch: wire.Batch, received: datetime) -> IngestBatch:
-    """A decoded wire batch as the store's ingest unit (times to epoch seconds)."""
-    records = tuple(IngestRecord(lane=batch.lane, **_stored(r)) for r in batch.records)
+    """A decoded wire batch as the store's ingest unit: the same records, with the controller's
+    receive time and the station's send time in epoch seconds."""
     return IngestBatch(
         station=batch.station,
         lane=batch.lane,
         first_seq=batch.first_seq,
         last_seq=batch.last_seq,
-        records=records,
+        records=batch.records,
         received=received.timestamp(),
         sent=batch.sent.timestamp() if batch.sent else None,
     )
-
-
-def _stored(r: wire.WireRecord) -> dict[str, Any]:
-    """A wire record's fields by name as the store keeps them (epoch seconds, None for "")."""
-    d: dict[str, Any] = {name: getattr(r, name) for name in wire.RECORD_FIELDS}
-    for name, value in d.items():
-        if value == "" and isinstance(value, str):
-            d[name] = None
-    d["time"] = r.time.timestamp()
-    d["raw"] = None if r.raw is None else str(r.raw)
-    return d
 
 
 def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
@@ -106,14 +95,7 @@ def status_to_update(status: wire.Status, received: datetime) -> StationUpdate:
         config_version=status.config_version,
         model_version=status.model_version or None,
         grid_cell=cell or None,
-        health={  # the nowcast's shadow skill beside health: the fleet sees a drifting model
-            **status.health,
-            **(
-                {"nowcast_skill": msgspec.structs.asdict(skill)}
-                if (skill := status.nowcast_skill)
-                else {}
-            ),
-        },
+        health=_health(status),
         devices=dict(status.devices) or None,
         backlog=status.backlog,
         clock_offset_s=(status.time - received).total_seconds(),

@@ -14,38 +14,26 @@ keep the same tables (see :mod:`fleet.store_sql`):
 - ``record_conflicts``: rows a station sent under a (station, seq) already stored with other
   content (a reused sequence number): kept, not dropped as duplicates.
 
-Times are UTC epoch seconds (floats) inside the store; the API turns them into ISO 8601.
+Records are the contract's :class:`roadside.contract.Record`: a batch ingests them as decoded off
+the wire, and they come back as :class:`StoredRecord` (the same record plus station, lane and
+receive time), with UTC ``datetime`` times like everywhere else. The SQL keeps record times as
+epoch seconds (an indexed ``t`` column); :mod:`fleet.store_sql` converts at that one edge. The
+registry, documents, reports and rollouts, and the query bounds of :meth:`Store.records`, are
+in controller epoch seconds (floats).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from fleet.errors import StoreError
+from roadside.contract import Record
 
 DEFAULT_URL = "sqlite:///fleet.db"
-
-
-@dataclass(frozen=True, slots=True)
-class IngestRecord:
-    """One synced row of a station's buffer, as the controller stores it."""
-
-    seq: int
-    kind: str  # reading | derived | event | gap | forecast
-    lane: str  # event | live | backlog
-    time: float  # epoch seconds (station clock)
-    sensor: str | None = None
-    channel: str | None = None
-    value: float | None = None
-    unit: str | None = None
-    raw: str | None = None
-    status: str | None = None
-    flag: int | None = None
-    reason: str | None = None
-    payload: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +44,7 @@ class IngestBatch:
     lane: str
     first_seq: int
     last_seq: int
-    records: tuple[IngestRecord, ...]
+    records: tuple[Record, ...]  # the contract's records, as decoded off the wire
     received: float  # epoch seconds, controller clock
     sent: float | None = None  # epoch seconds, station clock at sending (clock offset)
     backlog: int | None = None  # rows still unsynced on the station after this batch
@@ -86,33 +74,28 @@ class Conflict:
     offered: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """A record as read back from the store."""
+class StoredRecord(Record, frozen=True, kw_only=True):
+    """A record as read back from the store: the contract's
+    :class:`~roadside.contract.Record` plus the station that sent it, the lane it came on and
+    the controller's receive time (UTC, like ``time``)."""
 
     station: str
-    seq: int
-    kind: str
     lane: str
-    time: float
-    sensor: str | None
-    channel: str | None
-    value: float | None
-    unit: str | None
-    raw: str | None
-    status: str | None
-    flag: int | None
-    reason: str | None
-    payload: dict[str, Any] | None
-    received: float
+    received: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class StationUpdate:
-    """Fields of the registry to change for one station; ``None`` leaves a field as it is."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reported:
+    """What stations tell the registry, merged from their statuses and batches; ``None``: not
+    known (in an update: leave as it is).
 
-    station: str
-    seen: float  # epoch seconds, controller clock
+    The registry's own fields, not the status message: :func:`fleet.ingest.status_to_update`
+    maps a :class:`roadside.contract.Status` onto them by name (``online`` from its ``state``,
+    a grid cell from its scope keys when it names none, the nowcast skill inside ``health``,
+    the clock offset from its time); a batch brings ``backlog`` and the clock offset. The
+    ``stations`` table's columns and the API's station model are derived from these classes.
+    """
+
     online: bool | None = None
     contract: str | None = None
     software: str | None = None
@@ -126,25 +109,28 @@ class StationUpdate:
 
 
 @dataclass(frozen=True, slots=True)
-class StationInfo:
-    """One station as the registry knows it."""
+class StationUpdate(Reported):
+    """Fields of the registry to change for one station, seen at ``seen`` (epoch seconds,
+    controller clock)."""
+
+    station: str
+    seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class StationInfo(Reported):
+    """One station as the registry knows it (times in epoch seconds, controller clock)."""
 
     station: str
     first_seen: float
     last_seen: float
-    online: bool | None
-    contract: str | None
-    software: str | None
-    config_version: str | None
-    model_version: str | None
-    grid_cell: str | None
-    health: dict[str, Any] | None
-    devices: dict[str, Any] | None
-    backlog: int | None
-    clock_offset_s: float | None
-    last_seq: int | None
-    records: int
+    last_seq: int | None = None
+    records: int = 0
     groups: tuple[str, ...] = ()
+
+
+REPORTED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Reported))
+"""The registry fields a status or batch updates (merged: ``None`` keeps the stored value)."""
 
 
 @dataclass(frozen=True, slots=True)

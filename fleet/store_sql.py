@@ -12,9 +12,14 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from dataclasses import MISSING, fields
+from datetime import UTC, datetime
+from typing import Any, get_args, get_origin, get_type_hints
+
+from msgspec.structs import astuple
 
 from fleet.store import (
+    REPORTED_FIELDS,
     ConfigReport,
     Conflict,
     Document,
@@ -26,7 +31,7 @@ from fleet.store import (
     StationUpdate,
     StoredRecord,
 )
-from roadside.contract import RECORD_FIELDS, record_sql_types
+from roadside.contract import RECORD_FIELDS, TEXT_FIELDS, from_mapping, record_sql_types
 
 _COLUMN = {"time": "t"}  # record field -> column name where they differ
 _TYPE = {"INTEGER": "INTEGER", "REAL": "DOUBLE PRECISION", "TEXT": "TEXT"}
@@ -36,6 +41,33 @@ _RECORD_DDL = ", ".join(
     f"{_COLUMN.get(f, f)} {_TYPE.get(_SQL[f], _SQL[f])}" + (" NOT NULL" if f in _NOT_NULL else "")
     for f in RECORD_FIELDS
 )
+
+
+def _station_columns() -> dict[str, tuple[str, type]]:
+    """Registry column -> (SQL declaration, Python type), from :class:`fleet.store.StationInfo`'s
+    fields (``groups`` live in ``station_groups``; objects as JSON text)."""
+    sql = {bool: "INTEGER", int: "BIGINT", float: "DOUBLE PRECISION", str: "TEXT", dict: "TEXT"}
+    hints = get_type_hints(StationInfo)
+    out: dict[str, tuple[str, type]] = {}
+    for f in sorted(fields(StationInfo), key=lambda f: f.name != "station"):  # the key first
+        if f.name == "groups":
+            continue
+        hint = hints[f.name]
+        members = [a for a in get_args(hint) if a is not type(None)] or [hint]
+        py = get_origin(members[0]) or members[0]
+        decl = sql[py]
+        if f.name == "station":
+            decl += " PRIMARY KEY"
+        elif type(None) not in get_args(hint):
+            decl += " NOT NULL"
+        if f.default not in (MISSING, None):
+            decl += f" DEFAULT {f.default!r}"
+        out[f.name] = (decl, py)
+    return out
+
+
+_STATION = _station_columns()
+_STATION_DDL = ", ".join(f"{name} {decl}" for name, (decl, _) in _STATION.items())
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS records (
     station TEXT NOT NULL, lane TEXT NOT NULL, {_RECORD_DDL},
@@ -43,12 +75,7 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (station, seq));
 CREATE INDEX IF NOT EXISTS records_channel_t ON records (station, channel, t);
 CREATE INDEX IF NOT EXISTS records_kind_t ON records (kind, t);
-CREATE TABLE IF NOT EXISTS stations (
-    station TEXT PRIMARY KEY, first_seen DOUBLE PRECISION NOT NULL,
-    last_seen DOUBLE PRECISION NOT NULL, online INTEGER, contract TEXT, software TEXT,
-    config_version TEXT, model_version TEXT, grid_cell TEXT, health TEXT, devices TEXT,
-    backlog BIGINT, clock_offset_s DOUBLE PRECISION, last_seq BIGINT,
-    records BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS stations ({_STATION_DDL});
 CREATE TABLE IF NOT EXISTS station_groups (
     name TEXT NOT NULL, station TEXT NOT NULL, PRIMARY KEY (name, station));
 CREATE TABLE IF NOT EXISTS documents (
@@ -76,27 +103,15 @@ CREATE TABLE IF NOT EXISTS rollouts (
 _RECORD_NAMES = ("station", "lane", *RECORD_FIELDS, "received")
 """The stored record's fields, in column order: the contract's record plus station, lane and
 the controller's receive time (:class:`fleet.store.StoredRecord` has exactly these)."""
+_TEXT_AT = tuple(i for i, n in enumerate(RECORD_FIELDS) if n in TEXT_FIELDS)
+_TIME_AT, _RAW_AT, _PAYLOAD_AT = (RECORD_FIELDS.index(n) for n in ("time", "raw", "payload"))
 RECORD_COLUMNS = ", ".join(_COLUMN.get(n, n) for n in _RECORD_NAMES)
 INSERT_RECORD = (
     f"INSERT INTO records ({RECORD_COLUMNS}) VALUES ({', '.join('?' * len(_RECORD_NAMES))}) "
     "ON CONFLICT (station, seq) DO NOTHING"
 )
-STATION_COLUMNS = (
-    "station, first_seen, last_seen, online, contract, software, config_version, model_version, "
-    "grid_cell, health, devices, backlog, clock_offset_s, last_seq, records"
-)
-MERGED = (
-    "online",
-    "contract",
-    "software",
-    "config_version",
-    "model_version",
-    "grid_cell",
-    "health",
-    "devices",
-    "backlog",
-    "clock_offset_s",
-)
+STATION_COLUMNS = ", ".join(_STATION)
+"""The registry's columns: :class:`fleet.store.StationInfo`'s fields by name."""
 _CONTENT = tuple(n for n in RECORD_FIELDS if n != "seq")
 """What a (station, seq) holds: a repeat with other content is a conflict, not a duplicate."""
 CONTENT_COLUMNS = ", ".join(_COLUMN.get(n, n) for n in _CONTENT)
@@ -111,24 +126,31 @@ def _dump(value: Any) -> str | None:
 
 
 def record_rows(batch: IngestBatch) -> list[tuple[Any, ...]]:
-    """A batch's records as rows in :data:`RECORD_COLUMNS` order, taken by field name."""
+    """A batch's records as rows in :data:`RECORD_COLUMNS` order, taken by field name: the one
+    edge where a record's time becomes epoch seconds, absent text NULL, raw text and the
+    payload JSON."""
     out = []
+    head, tail = (batch.station, batch.lane), (batch.received,)
     for r in batch.records:
-        values = {name: getattr(r, name) for name in ("lane", *RECORD_FIELDS)}
-        values["payload"] = _dump(r.payload)
-        out.append(tuple([batch.station, *values.values(), batch.received]))
+        values = list(astuple(r))
+        for i in _TEXT_AT:
+            values[i] = values[i] or None
+        values[_TIME_AT] = r.time.timestamp()
+        raw = values[_RAW_AT]
+        values[_RAW_AT] = None if raw is None else str(raw)
+        values[_PAYLOAD_AT] = _dump(values[_PAYLOAD_AT])
+        out.append((*head, *values, *tail))
     return out
 
 
 def stored_record(row: Sequence[Any]) -> StoredRecord:
-    """A row selected as :data:`RECORD_COLUMNS` back as a stored record, by field name."""
+    """A row selected as :data:`RECORD_COLUMNS` back as a stored record, by field name (epoch
+    seconds back to UTC datetimes, NULL text back to "")."""
     d = dict(zip(_RECORD_NAMES, row, strict=True))
     d["payload"] = _load(d["payload"])
-    for name in ("time", "received", "value"):
-        d[name] = None if d[name] is None else float(d[name])
-    for name in ("seq", "flag"):
-        d[name] = None if d[name] is None else int(d[name])
-    return StoredRecord(**d)
+    d["time"] = datetime.fromtimestamp(float(d["time"]), UTC)
+    d["received"] = datetime.fromtimestamp(float(d["received"]), UTC)
+    return from_mapping(d, StoredRecord)
 
 
 def _same_content(stored: tuple[Any, ...], offered: tuple[Any, ...]) -> bool:
@@ -144,6 +166,22 @@ def _same_content(stored: tuple[Any, ...], offered: tuple[Any, ...]) -> bool:
 
 def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _to_column(name: str, value: Any) -> Any:
+    """A registry value as its column holds it (objects as JSON, flags as 0/1)."""
+    if value is None:
+        return None
+    py = _STATION[name][1]
+    return _dump(value) if py is dict else int(value) if py is bool else value
+
+
+def _from_column(name: str, value: Any) -> Any:
+    """A registry column's value back as the field's Python type."""
+    if value is None:
+        return None
+    py = _STATION[name][1]
+    return _load(value) if py is dict else py(value)
 
 
 class SqlStore:
@@ -306,9 +344,9 @@ class SqlStore:
         g = self.greatest
         cur.execute(
             self._sql(
-                f"INSERT INTO stations ({STATION_COLUMNS}) VALUES "
-                "(?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?) "
-                "ON CONFLICT (station) DO UPDATE SET "
+                "INSERT INTO stations "
+                "(station, first_seen, last_seen, backlog, clock_offset_s, last_seq, records) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station) DO UPDATE SET "
                 f"last_seen = {g}(stations.last_seen, excluded.last_seen), "
                 "backlog = COALESCE(excluded.backlog, stations.backlog), "
                 "clock_offset_s = COALESCE(excluded.clock_offset_s, stations.clock_offset_s), "
@@ -386,28 +424,18 @@ class SqlStore:
 
     # -- registry --------------------------------------------------------------------------------
     def update_station(self, update: StationUpdate) -> None:
-        values = {
-            "online": None if update.online is None else int(update.online),
-            "contract": update.contract,
-            "software": update.software,
-            "config_version": update.config_version,
-            "model_version": update.model_version,
-            "grid_cell": update.grid_cell,
-            "health": _dump(update.health),
-            "devices": _dump(update.devices),
-            "backlog": update.backlog,
-            "clock_offset_s": update.clock_offset_s,
-        }
-        sets = ", ".join(f"{c} = COALESCE(excluded.{c}, stations.{c})" for c in MERGED)
+        values = [_to_column(n, getattr(update, n)) for n in REPORTED_FIELDS]
+        columns = ", ".join(REPORTED_FIELDS)
+        sets = ", ".join(f"{c} = COALESCE(excluded.{c}, stations.{c})" for c in REPORTED_FIELDS)
+        marks = ", ".join("?" * len(REPORTED_FIELDS))
         with self._tx() as cur:
             cur.execute(
                 self._sql(
-                    f"INSERT INTO stations ({STATION_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0) "
-                    "ON CONFLICT (station) DO UPDATE SET "
+                    f"INSERT INTO stations (station, first_seen, last_seen, {columns}) "
+                    f"VALUES (?, ?, ?, {marks}) ON CONFLICT (station) DO UPDATE SET "
                     f"last_seen = {self.greatest}(stations.last_seen, excluded.last_seen), {sets}"
                 ),
-                (update.station, update.seen, update.seen, *(values[c] for c in MERGED)),
+                (update.station, update.seen, update.seen, *values),
             )
 
     def _station_rows(self, station: str | None) -> list[StationInfo]:
@@ -420,27 +448,11 @@ class SqlStore:
         for name, members in self.groups().items():
             for member in members:
                 memberships.setdefault(member, []).append(name)
-        return [
-            StationInfo(
-                station=r[0],
-                first_seen=float(r[1]),
-                last_seen=float(r[2]),
-                online=None if r[3] is None else bool(r[3]),
-                contract=r[4],
-                software=r[5],
-                config_version=r[6],
-                model_version=r[7],
-                grid_cell=r[8],
-                health=_load(r[9]),
-                devices=_load(r[10]),
-                backlog=None if r[11] is None else int(r[11]),
-                clock_offset_s=None if r[12] is None else float(r[12]),
-                last_seq=None if r[13] is None else int(r[13]),
-                records=int(r[14]),
-                groups=tuple(sorted(memberships.get(r[0], []))),
-            )
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            d = {n: _from_column(n, v) for n, v in zip(_STATION, r, strict=True)}
+            out.append(StationInfo(**d, groups=tuple(sorted(memberships.get(d["station"], [])))))
+        return out
 
     def stations(self) -> list[StationInfo]:
         return self._station_rows(None)

@@ -42,7 +42,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -127,8 +127,14 @@ class Record(msgspec.Struct, frozen=True):
 RECORD_FIELDS: tuple[str, ...] = Record.__struct_fields__
 """The record's field names in order: the one list every mapping is derived from."""
 
-_TEXT = frozenset({"kind", "sensor", "channel", "unit", "status", "reason"})
+TEXT_FIELDS: frozenset[str] = frozenset(
+    f.name for f in msgspec.structs.fields(Record) if f.type is str
+)
+"""The record's plain text fields (``""`` when absent), read off :class:`Record`'s annotations."""
 _TIME = RECORD_FIELDS.index("time")
+_R = TypeVar("_R", bound=Record)
+UNNUMBERED = 0
+"""The ``seq`` of a record the station's buffer has not numbered yet (it numbers on append)."""
 
 
 def record_sql_types(time_type: str) -> dict[str, str]:
@@ -153,11 +159,12 @@ def record_sql_types(time_type: str) -> dict[str, str]:
     return out
 
 
-def from_mapping(d: Mapping[str, Any], **override: Any) -> Record:
-    """A record from any mapping keyed by field name (None text -> "", unknown keys ignored)."""
-    kw: dict[str, Any] = {n: d[n] for n in RECORD_FIELDS if n in d}
+def from_mapping(d: Mapping[str, Any], cls: type[_R] = Record, **override: Any) -> _R:  # type: ignore[assignment]
+    """A ``cls`` (:class:`Record` or a subclass adding its own fields) from any mapping keyed
+    by field name: None text -> "", numbers coerced, unknown keys ignored."""
+    kw: dict[str, Any] = {n: d[n] for n in cls.__struct_fields__ if n in d}
     kw.update(override)
-    for n in _TEXT & kw.keys():
+    for n in TEXT_FIELDS & kw.keys():
         kw[n] = kw[n] or ""
     if kw.get("value") is not None:
         kw["value"] = float(kw["value"])
@@ -165,7 +172,7 @@ def from_mapping(d: Mapping[str, Any], **override: Any) -> Record:
         kw["flag"] = int(kw["flag"])
     kw["seq"] = int(kw["seq"])
     kw["kind"] = str(kw["kind"])
-    return Record(**kw)
+    return cls(**kw)
 
 
 def to_ms(when: datetime) -> int:

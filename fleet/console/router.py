@@ -147,9 +147,11 @@ def console_router(
             "start": start,
             "end": end,
             "channels": channels,
-            "forecast": [{"t": f.time, **(f.payload or {})} for f in forecasts[-points:]],
+            "forecast": [
+                {"t": f.time.timestamp(), **(f.payload or {})} for f in forecasts[-points:]
+            ],
             "events": [
-                {"t": e.time, "seq": e.seq, "reason": e.reason, **(e.payload or {})}
+                {"t": e.time.timestamp(), "seq": e.seq, "reason": e.reason, **(e.payload or {})}
                 for e in events[-200:]
             ],
         }

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any
 
 from fleet.response.plan import COLOURS
@@ -52,6 +53,11 @@ def top_level(levels: Iterable[str]) -> str:
     return max(levels, key=LEVELS.index, default="none")
 
 
+_NOT_IN_ROW = frozenset({"first_seen", "contract", "last_seq", "records"})
+"""Registry fields the district list leaves out (``health``, ``devices`` and ``groups`` are
+summarised below)."""
+
+
 def station_row(info: StationInfo, signals: dict[str, str], now: float) -> dict[str, Any]:
     """One station for the district list and map."""
     devices = info.devices or {}
@@ -62,17 +68,9 @@ def station_row(info: StationInfo, signals: dict[str, str], now: float) -> dict[
     )
     location = (info.health or {}).get("location")
     return {
-        "station": info.station,
-        "grid_cell": info.grid_cell,
+        **{f.name: getattr(info, f.name) for f in fields(info) if f.name not in _NOT_IN_ROW},
         "health": health_state(info, now),
-        "online": info.online,
-        "last_seen": info.last_seen,
         "age_s": max(0.0, now - info.last_seen),
-        "backlog": info.backlog,
-        "software": info.software,
-        "config_version": info.config_version,
-        "model_version": info.model_version,
-        "clock_offset_s": info.clock_offset_s,
         "devices_bad": bad,
         "devices": len(devices),
         "groups": list(info.groups),

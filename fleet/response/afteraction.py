@@ -28,7 +28,7 @@ def after_action(
             station=st, channel="rain_1h", kinds=("derived",), start=start, end=end, limit=100_000
         ):
             if r.value is not None and (peak_rain is None or r.value > peak_rain["mm"]):
-                peak_rain = {"station": st, "mm": r.value, "time": r.time}
+                peak_rain = {"station": st, "mm": r.value, "time": r.time.timestamp()}
         for r in store.records(
             station=st,
             channel="water_depth",
@@ -38,15 +38,16 @@ def after_action(
             limit=100_000,
         ):
             if r.value is not None and (peak_depth is None or r.value > peak_depth["mm"]):
-                peak_depth = {"station": st, "mm": r.value, "time": r.time}
+                peak_depth = {"station": st, "mm": r.value, "time": r.time.timestamp()}
         for r in store.records(
             station=st, kinds=("forecast",), start=start, end=end, limit=100_000
         ):
             p = r.payload or {}
             if any(float(p.get(k, 0) or 0) >= TIERS_MM[0] for k in ("depth_15_mm", "depth_30_mm")):
-                first_forecast = r.time if first_forecast is None else min(first_forecast, r.time)
+                t = r.time.timestamp()
+                first_forecast = t if first_forecast is None else min(first_forecast, t)
         for r in store.records(station=st, kinds=("event",), start=start, end=end, limit=100_000):
-            events.append({"station": st, "time": r.time, **(r.payload or {})})
+            events.append({"station": st, "time": r.time.timestamp(), **(r.payload or {})})
     events.sort(key=lambda e: e["time"])
     first_observed = next(
         (

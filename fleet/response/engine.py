@@ -65,10 +65,11 @@ class Engine:
             signal = str(payload.get("signal") or r.channel or "")
             colour = str(payload.get("level") or "none")
             certainty = str(payload.get("certainty") or "Observed")
-            self.grid.set_signal(ActiveSignal(signal, colour, r.station, certainty, r.time), cell)
+            when = r.time.timestamp()
+            self.grid.set_signal(ActiveSignal(signal, colour, r.station, certainty, when), cell)
             result = self.refresh(cell, now)
             if result["previous"] != result["proposal"]["level"]:
-                out.append({**result, "event_time": r.time, "station": r.station})
+                out.append({**result, "event_time": when, "station": r.station})
         return out
 
     def refresh(self, cell: str, now: float, drill: str | None = None) -> dict[str, Any]:

@@ -102,8 +102,8 @@ def observations(db: ResponseDB, datastream: str, top: int, start: float | None)
     value = [
         {
             "@iot.id": f"{station}:{r.seq}",
-            "phenomenonTime": _iso(r.time),
-            "resultTime": _iso(r.received),
+            "phenomenonTime": _iso(r.time.timestamp()),
+            "resultTime": _iso(r.received.timestamp()),
             "result": r.value,
             "resultQuality": {"flag": r.flag, "reason": r.reason},
         }

@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.warnings import LEVELS
 from roadside import wire
+from roadside.contract import RECORD_FIELDS, from_mapping
 from sim.hil.errors import DutError
 from sim.hil.runfile import DutSpec
 
@@ -205,20 +206,17 @@ def read_buffer(path: Path, to_s: TimeMap) -> Observed:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             rows = con.execute(
-                "SELECT seq, kind, time, sensor, channel, value, unit, raw, status, flag, reason,"
-                " payload FROM records ORDER BY seq"
+                f"SELECT {', '.join(RECORD_FIELDS)} FROM records ORDER BY seq"
             ).fetchall()
         finally:
             con.close()
     except sqlite3.Error as exc:
         raise DutError(f"dut.sqlite: {path}: not a station buffer: {exc}") from None
-    for seq, kind, time, sensor, channel, value, unit, raw, status, flag, reason, payload in rows:
-        when = datetime.fromisoformat(time)
-        rec = wire.WireRecord(
-            seq, kind, when, sensor or "", channel or "", value, unit or "", raw, status or "",
-            flag, reason or "", json.loads(payload) if payload else None,
-        )  # fmt: skip
-        out.add_record(rec, to_s(when))
+    for row in rows:
+        d = dict(zip(RECORD_FIELDS, row, strict=True))
+        when = datetime.fromisoformat(d["time"])
+        payload = json.loads(d["payload"]) if d["payload"] else None
+        out.add_record(from_mapping(d, time=when, payload=payload), to_s(when))
     return out.sort()
 
 

@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from agent.buffer import Buffer, BufferRecord
+from agent.buffer import Buffer
 from agent.errors import BufferFullError
 from roadside.clock import ManualClock
+from roadside.contract import UNNUMBERED, Record
 
 
-def readings(clock: ManualClock, n: int, *, pad: int = 0) -> list[BufferRecord]:
+def readings(clock: ManualClock, n: int, *, pad: int = 0) -> list[Record]:
     out = []
     for i in range(n):
         clock.advance(1)
         out.append(
-            BufferRecord(
+            Record(
+                seq=UNNUMBERED,
                 kind="reading",
                 time=clock.now(),
                 sensor="rain",
@@ -35,9 +37,9 @@ def readings(clock: ManualClock, n: int, *, pad: int = 0) -> list[BufferRecord]:
     return out
 
 
-def event(clock: ManualClock, level: str = "blue") -> BufferRecord:
+def event(clock: ManualClock, level: str = "blue") -> Record:
     payload = {"signal": "rainstorm", "level": level}
-    return BufferRecord(kind="event", time=clock.now(), payload=payload)
+    return Record(seq=UNNUMBERED, kind="event", time=clock.now(), payload=payload)
 
 
 def test_sequence_grows_in_order_and_survives_deletes(buffer: Buffer, clock: ManualClock) -> None:
@@ -165,7 +167,7 @@ def test_full_of_events_only_raises(tmp_path: Path, clock: ManualClock) -> None:
     stored = 0
     with pytest.raises(BufferFullError):
         for _ in range(200):
-            buf.append([BufferRecord(kind="event", time=clock.now(), payload=big)])
+            buf.append([Record(seq=UNNUMBERED, kind="event", time=clock.now(), payload=big)])
             stored += 1
     assert stored > 0 and buf.stats().bytes > 60_000  # over the soft cap: events are kept
     assert buf.stats().rows == buf.stats().unsynced == stored  # no event was dropped

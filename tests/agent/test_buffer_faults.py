@@ -20,7 +20,7 @@ import pytest
 from test_buffer import readings
 from test_crash import storm  # noqa: F401  (the running simulated station)
 
-from agent.buffer import Buffer, BufferRecord
+from agent.buffer import Buffer
 from agent.errors import BufferStoreError
 from roadside.clock import ManualClock
 
@@ -252,4 +252,3 @@ def test_storage_errors_are_buffer_errors_never_raw_sqlite(
     ):
         with pytest.raises(BufferStoreError):
             call()
-    assert isinstance(BufferRecord, type)

@@ -20,10 +20,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from roadside.clock import ScaledClock
+from roadside.contract import RECORD_FIELDS
 
 sim_station = pytest.importorskip("sim.station")
 sim_scenario = pytest.importorskip("sim.scenario")
@@ -123,17 +125,14 @@ def alive(pid: int) -> bool:
     return True
 
 
-def rows(db: Path) -> dict[int, tuple[object, ...]]:
+def rows(db: Path) -> dict[int, dict[str, Any]]:
+    """Every record's fields by name, by seq."""
     if not db.exists():
         return {}
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        return {
-            r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT seq, kind, time, sensor, channel, value, flag, payload FROM records"
-            )
-        }
+        cur = conn.execute(f"SELECT {', '.join(RECORD_FIELDS)} FROM records")
+        return {r[0]: dict(zip(RECORD_FIELDS, r, strict=True)) for r in cur}
     except sqlite3.OperationalError:  # no table yet
         return {}
     finally:
@@ -153,7 +152,7 @@ def last_seq(db: Path) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def verify(db: Path, seen: dict[int, tuple[object, ...]]) -> dict[int, tuple[object, ...]]:
+def verify(db: Path, seen: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
     conn = sqlite3.connect(db, timeout=10)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -166,16 +165,16 @@ def verify(db: Path, seen: dict[int, tuple[object, ...]]) -> dict[int, tuple[obj
     assert not changed, f"committed rows changed: {changed[:10]}"
     explained: set[int] = set()
     for row in now.values():
-        if row[0] == "gap":
-            p = json.loads(str(row[6]))
+        if row["kind"] == "gap":
+            p = json.loads(str(row["payload"]))
             if "first_seq" in p:
                 explained |= set(range(p["first_seq"], p["last_seq"] + 1))
     holes = set(range(1, max(now) + 1)) - set(now) - explained
     assert not holes, f"unexplained sequence holes: {sorted(holes)[:10]}"
     totals = [
-        row[4]
+        row["value"]
         for _, row in sorted(now.items())
-        if row[0] == "reading" and row[3] == "rain_total" and row[4] is not None
+        if row["kind"] == "reading" and row["channel"] == "rain_total" and row["value"] is not None
     ]
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(totals)), (
         "rain total went backwards across restarts"
@@ -186,7 +185,7 @@ def verify(db: Path, seen: dict[int, tuple[object, ...]]) -> dict[int, tuple[obj
 def crash_cycles(config: Path, state: Path, db: Path, tmp_path: Path, kills: int) -> int:
     rng = random.Random(20260721)
     log = tmp_path / "agent.log"
-    seen: dict[int, tuple[object, ...]] = {}
+    seen: dict[int, dict[str, Any]] = {}
     args = ["run", "--config", str(config), "--clock-state", str(state), "--no-metrics",
             "--log-level", "warning"]  # fmt: skip
     forker = Forker()

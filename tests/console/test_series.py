@@ -7,6 +7,7 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -14,7 +15,8 @@ import pytest
 
 from fleet.console import views
 from fleet.console.series import FLAG_RANK, bucketed
-from fleet.store import IngestBatch, IngestRecord, StationUpdate, Store, open_store
+from fleet.store import IngestBatch, StationUpdate, Store, open_store
+from roadside.contract import Record
 
 PG_URL = os.environ.get("ROADSIDE_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -49,10 +51,19 @@ def test_buckets_match_a_plain_computation(store: Store) -> None:
         flag = rng.choice([0] * 20 + [1, 2, 3, 8, 9])
         points.append((start + 60 * i, rng.uniform(0, 80), flag))
     records = tuple(
-        IngestRecord(n + 1, "derived", "live", t, None, "water_depth", v, "mm", flag=f)
+        Record(
+            seq=n + 1,
+            kind="derived",
+            time=datetime.fromtimestamp(t, UTC),
+            channel="water_depth",
+            value=v,
+            unit="mm",
+            flag=f,
+        )
         for n, (t, v, f) in enumerate(points)
     )
-    records += (IngestRecord(len(records) + 1, "event", "event", start, channel="water_depth"),)
+    at_start = datetime.fromtimestamp(start, UTC)
+    records += (Record(seq=len(records) + 1, kind="event", time=at_start, channel="water_depth"),)
     store.update_station(StationUpdate(station="st-1", seen=start))
     store.ingest([IngestBatch("st-1", "live", 1, len(records), records, start)])
     end = start + 3000 * 60
@@ -79,22 +90,17 @@ def test_station_rows_carry_health_and_the_newest_warning() -> None:
 
     def event(station: str, t: float, level: str) -> StoredRecord:
         payload = {"signal": "rainstorm", "level": level}
+        when = datetime.fromtimestamp(t, UTC)
         return StoredRecord(
-            station,
-            1,
-            "event",
-            "event",
-            t,
-            None,
-            "rainstorm",
-            float(views.LEVELS.index(level)),
-            None,
-            None,
-            None,
-            None,
-            None,
-            payload,
-            t,
+            seq=1,
+            kind="event",
+            time=when,
+            channel="rainstorm",
+            value=float(views.LEVELS.index(level)),
+            payload=payload,
+            station=station,
+            lane="event",
+            received=when,
         )
 
     levels = views.warning_levels([event("a", 1, "orange"), event("a", 2, "blue")])
@@ -103,18 +109,13 @@ def test_station_rows_carry_health_and_the_newest_warning() -> None:
         "a",
         0,
         100,
-        True,
-        None,
-        None,
-        None,
-        None,
-        "BS-G01",
-        None,
-        {"rain": {"state": "no_answer"}},
-        3,
-        0.5,
-        7,
-        10,
+        last_seq=7,
+        records=10,
+        online=True,
+        grid_cell="BS-G01",
+        devices={"rain": {"state": "no_answer"}},
+        backlog=3,
+        clock_offset_s=0.5,
     )
     row = views.station_row(info, levels["a"], now=150)
     assert (row["health"], row["level"], row["devices_bad"]) == ("degraded", "blue", ["rain"])

@@ -170,14 +170,15 @@ def test_bundled_drizzle_raises_nothing(nowcaster: Nowcaster) -> None:
 def test_forecast_record_is_stored_by_the_agents_buffer(
     tmp_path: Path, nowcaster: Nowcaster
 ) -> None:
-    from agent.buffer import Buffer, BufferRecord
+    from agent.buffer import Buffer
     from roadside.clock import ManualClock
+    from roadside.contract import UNNUMBERED, Record
 
     runner = NowcastRunner(nowcaster, SiteParams())
     f = runner.step([Derived("rain_1min", T0, 1.0), Derived("water_depth", T0, 80.0)], T0)
     assert f is not None
     buf = Buffer(tmp_path / "b.sqlite", max_bytes=10_000_000, clock=ManualClock(T0))
-    seqs = buf.append([BufferRecord(**forecast_record(f, T0))])
+    seqs = buf.append([Record(seq=UNNUMBERED, **forecast_record(f, T0))])
     [stored] = buf.pending("live")
     assert (
         stored.seq == seqs[0]

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from fleet.documents import Scope, build_document
-from fleet.store import ConfigReport, IngestBatch, IngestRecord, StationUpdate, Store
+from fleet.store import (
+    ConfigReport,
+    IngestBatch,
+    StationInfo,
+    StationUpdate,
+    Store,
+    StoredRecord,
+)
 from roadside import signing
+from roadside.contract import Record
 
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC).timestamp()
 
 
 def _seed(store: Store) -> None:
     rows = [
-        IngestRecord(i, "reading", "live", T0 + 60 * i, "wind", "wind_speed", 3.0 + i, "m/s")
+        Record(
+            seq=i,
+            kind="reading",
+            time=datetime.fromtimestamp(T0 + 60 * i, UTC),
+            sensor="wind",
+            channel="wind_speed",
+            value=3.0 + i,
+            unit="m/s",
+        )
         for i in range(1, 11)
     ]
     rows.append(
-        IngestRecord(11, "event", "event", T0 + 300, payload={"signal": "gale", "level": "blue"})
+        Record(
+            seq=11,
+            kind="event",
+            time=datetime.fromtimestamp(T0 + 300, UTC),
+            payload={"signal": "gale", "level": "blue"},
+        )
     )
     store.ingest([IngestBatch("st-001", "live", 1, 11, tuple(rows), T0 + 700, T0 + 699)])
     store.update_station(StationUpdate("st-001", seen=T0 + 701, online=True, grid_cell="c1"))
@@ -45,6 +67,27 @@ def test_stations_readings_and_events(api_client, store: Store) -> None:
     assert [e["payload"]["signal"] for e in events] == ["gale"]
     assert api.get("/readings", params={"kind": "event"}).status_code == 422
     assert api.get("/readings", params={"limit": 0}).status_code == 422
+
+
+def test_the_openapi_document_shows_the_record_and_the_registry_as_the_code_declares_them(
+    api_client, store: Store
+) -> None:
+    _seed(store)
+    api = api_client()
+    doc = api.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["RecordOut"]["properties"]) == set(StoredRecord.__struct_fields__)
+    assert set(schemas["RecordOut"]["required"]) == set(StoredRecord.__struct_fields__)
+    assert set(schemas["StationOut"]["properties"]) == {f.name for f in fields(StationInfo)}
+    readings = doc["paths"]["/readings"]["get"]["responses"]["200"]["content"]
+    assert readings["application/json"]["schema"]["items"]["$ref"].endswith("/RecordOut")
+    (got,) = api.get("/readings", params={"limit": 1}).json()
+    assert set(got) == set(StoredRecord.__struct_fields__) and got["received"].startswith("2026")
+    (event,) = api.get("/events").json()
+    assert (event["sensor"], event["raw"], event["lane"]) == ("", None, "live")
+    station = api.get("/stations/st-001").json()
+    assert set(station) == {f.name for f in fields(StationInfo)}
+    assert station["last_seen"].startswith("2026-07-21T12:11:41")
 
 
 def test_unknown_things_are_404_and_pushing_without_a_key_is_503(api_client, store: Store) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,23 +11,26 @@ from fleet.errors import StoreError
 from fleet.store import (
     ConfigReport,
     IngestBatch,
-    IngestRecord,
     Rollout,
     StationUpdate,
     Store,
     open_store,
 )
+from roadside.contract import Record
 
 T0 = 1_784_635_200.0  # 2026-07-21T12:00:00Z
 
 
+def at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
 def _batch(station: str, first: int, n: int, *, received: float = T0, channel: str = "rain_total"):
     records = tuple(
-        IngestRecord(
+        Record(
             seq=first + i,
             kind="reading",
-            lane="live",
-            time=T0 + 60 * (first + i),
+            time=at(T0 + 60 * (first + i)),
             sensor="rain",
             channel=channel,
             value=0.2 * (first + i),
@@ -58,14 +62,14 @@ def test_same_seq_on_two_stations_are_two_records(store: Store) -> None:
 
 
 def test_failed_transaction_stores_nothing(store: Store) -> None:
-    bad = IngestBatch("st-a", "live", 1, 1, (IngestRecord(1, "reading", "live", T0),), T0)
+    bad = IngestBatch("st-a", "live", 1, 1, (Record(seq=1, kind="reading", time=at(T0)),), T0)
     broken = IngestBatch(
         "st-a",
         "live",
         2,
         2,
-        (IngestRecord(2, None, "live", T0),),
-        T0,  # type: ignore[arg-type]
+        (Record(seq=2, kind=None, time=at(T0)),),  # type: ignore[arg-type]
+        T0,
     )
     with pytest.raises(Exception):  # noqa: B017 - the back ends raise their own IntegrityError
         store.ingest([bad, broken])
@@ -86,7 +90,7 @@ def test_readings_query_by_channel_and_time_range(store: Store) -> None:
 
 def test_event_payload_round_trips(store: Store) -> None:
     payload = {"signal": "rainstorm", "level": "yellow", "evidence": {"rain_1h": 31.5}}
-    event = IngestRecord(1, "event", "event", T0, payload=payload)
+    event = Record(seq=1, kind="event", time=at(T0), payload=payload)
     store.ingest([IngestBatch("st-a", "event", 1, 1, (event,), T0)])
     (row,) = store.records(kinds=("event",))
     assert row.payload == payload and row.value is None

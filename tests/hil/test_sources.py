@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.buffer import Buffer, BufferRecord
+from agent.buffer import Buffer
 from roadside.clock import ManualClock
+from roadside.contract import UNNUMBERED, Record
 from sim.hil.errors import DutError
 from sim.hil.observe import HttpPoller, read_buffer
 from sim.testing import START
@@ -72,21 +73,32 @@ def test_the_buffer_of_the_agent_read_back(tmp_path):
     t = START + timedelta(minutes=5)
     buf.append(
         [
-            BufferRecord("reading", t, "level", "water_depth", 151.0, "mm", flag=0),
-            BufferRecord(
-                "reading",
-                t,
-                "rain",
-                "rain_total",
-                None,
-                "mm",
+            Record(
+                seq=UNNUMBERED,
+                kind="reading",
+                time=t,
+                sensor="level",
+                channel="water_depth",
+                value=151.0,
+                unit="mm",
+                flag=0,
+            ),
+            Record(
+                seq=UNNUMBERED,
+                kind="reading",
+                time=t,
+                sensor="rain",
+                channel="rain_total",
+                value=None,
+                unit="mm",
                 status="timeout",
                 flag=8,
                 reason="timeout",
             ),
-            BufferRecord(
-                "event",
-                t,
+            Record(
+                seq=UNNUMBERED,
+                kind="event",
+                time=t,
                 channel="waterlogging",
                 value=1.0,
                 reason="raise",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.buffer import Buffer, BufferRecord
+from agent.buffer import Buffer
 from roadside.clock import Clock, SystemClock
+from roadside.contract import UNNUMBERED, Record
 
 T0 = datetime(2026, 7, 21, 0, 0, tzinfo=UTC)
 CHANNELS = (
@@ -16,21 +17,35 @@ CHANNELS = (
 )
 
 
-def readings(n: int, start: datetime = T0) -> list[BufferRecord]:
+def readings(n: int, start: datetime = T0) -> list[Record]:
     """``n`` readings round-robin over three channels, one minute apart per channel."""
     out = []
     for i in range(n):
         sensor, channel, unit = CHANNELS[i % len(CHANNELS)]
         t = start + timedelta(minutes=i // len(CHANNELS))
         out.append(
-            BufferRecord("reading", t, sensor, channel, round(i * 0.1, 3), unit, str(i), "ok", 0)
+            Record(
+                seq=UNNUMBERED,
+                kind="reading",
+                time=t,
+                sensor=sensor,
+                channel=channel,
+                value=round(i * 0.1, 3),
+                unit=unit,
+                raw=str(i),
+                status="ok",
+                flag=0,
+            )
         )
     return out
 
 
-def event(t: datetime, level: str = "blue") -> BufferRecord:
-    return BufferRecord(
-        "event", t, payload={"kind": "raise", "signal": "rainstorm", "level": level}
+def event(t: datetime, level: str = "blue") -> Record:
+    return Record(
+        seq=UNNUMBERED,
+        kind="event",
+        time=t,
+        payload={"kind": "raise", "signal": "rainstorm", "level": level},
     )
 
 

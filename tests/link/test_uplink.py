@@ -16,10 +16,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from link_helpers import T0, event, new_buffer, readings
 
-from agent.buffer import BufferRecord
 from agent.uplink import Backoff, Uplink, UplinkSettings, drain
 from roadside import wire
 from roadside.clock import ScaledClock, SystemClock
+from roadside.contract import UNNUMBERED, Record
 from roadside.testing.broker import MosquittoBroker, free_port
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.testing.sink import CommittingSink
@@ -300,7 +300,15 @@ def test_station_offline_for_a_simulated_day_drains_in_order_without_gaps(
             while T0 + timedelta(minutes=minute) <= now:
                 t = T0 + timedelta(minutes=minute)
                 rows += [
-                    BufferRecord("reading", t, "st", f"ch{c}", float(minute), "mm")
+                    Record(
+                        seq=UNNUMBERED,
+                        kind="reading",
+                        time=t,
+                        sensor="st",
+                        channel=f"ch{c}",
+                        value=float(minute),
+                        unit="mm",
+                    )
                     for c in range(10)
                 ]
                 minute += 1
@@ -355,7 +363,9 @@ def test_large_event_payloads_are_split_under_the_packet_limit(
 
     buf = new_buffer(tmp_path / "buf.db")
     noise = [_os.urandom(60_000).hex() for _ in range(5)]  # 120 kB each, about half that after zstd
-    buf.append([BufferRecord("event", T0, payload={"evidence": n}) for n in noise])
+    buf.append(
+        [Record(seq=UNNUMBERED, kind="event", time=T0, payload={"evidence": n}) for n in noise]
+    )
     with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=FAST):
         assert drain(buf, 15)
     assert sink.seqs(ST) == [1, 2, 3, 4, 5]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +12,8 @@ from fleet.response import checks, onsite
 from fleet.response.errors import RegisterError, WorkflowError
 from fleet.response.partners import datastreams, observations, things
 from fleet.response.service import Response
-from fleet.store import IngestBatch, IngestRecord, StationUpdate
+from fleet.store import IngestBatch, StationUpdate
+from roadside.contract import Record
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
 
@@ -107,7 +109,7 @@ def test_field_report_raises_the_cell_and_drafts(resp: Response) -> None:
         )
 
 
-def _ingest(resp: Response, station: str, cell: str, rows: list[IngestRecord]) -> None:
+def _ingest(resp: Response, station: str, cell: str, rows: list[Record]) -> None:
     store = resp.db.store
     store.update_station(StationUpdate(station, seen=resp.now(), grid_cell=cell))
     store.ingest([IngestBatch(station, "live", rows[0].seq, rows[-1].seq, tuple(rows), resp.now())])
@@ -123,11 +125,21 @@ def test_data_checks_and_after_action_from_stored_records(resp: Response) -> Non
             st,
             cell,
             [
-                IngestRecord(
-                    1, "derived", "live", t - 60, channel="rain_1h", value=rain, unit="mm"
+                Record(
+                    seq=1,
+                    kind="derived",
+                    time=datetime.fromtimestamp(t - 60, UTC),
+                    channel="rain_1h",
+                    value=rain,
+                    unit="mm",
                 ),
-                IngestRecord(
-                    2, "reading", "live", t - 30, channel="water_depth", value=40.0 + i, unit="mm"
+                Record(
+                    seq=2,
+                    kind="reading",
+                    time=datetime.fromtimestamp(t - 30, UTC),
+                    channel="water_depth",
+                    value=40.0 + i,
+                    unit="mm",
                 ),
             ],
         )

@@ -32,7 +32,7 @@ import pytest
 import zstandard
 from fastapi.testclient import TestClient
 
-from agent.buffer import Buffer, BufferRecord
+from agent.buffer import Buffer
 from agent.errors import BufferStoreError
 from agent.remote_config import RemoteConfig
 from drivers.diagnose import rtu_frame, rtu_frame_ok, rtu_reply_size
@@ -46,6 +46,7 @@ from fleet.service import FleetService
 from fleet.store import open_store
 from roadside import signing, wire
 from roadside.clock import ManualClock, ScaledClock, SystemClock
+from roadside.contract import UNNUMBERED, Record
 from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from tests.soak.report import svg_plot, write_report
@@ -242,7 +243,7 @@ def phase_kills(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
         try:
             with Buffer(path, max_bytes=1 << 28, clock=ManualClock()) as buf:
                 ok = buf.integrity_check() == ["ok"]
-                seq = buf.append([BufferRecord(kind="reading", time=T0, channel="x")])[0]
+                seq = buf.append([Record(seq=UNNUMBERED, kind="reading", time=T0, channel="x")])[0]
                 cut_fail += 0 if ok and seq > top else 1
         except Exception:
             cut_fail += 1
@@ -279,10 +280,12 @@ def phase_disk_full(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
         refused = events = 0
         for i in range(count):
             clock.advance(1)
-            recs = [BufferRecord(kind="reading", time=clock.now(), channel="rain_total",
+            recs = [Record(seq=UNNUMBERED, kind="reading", time=clock.now(), channel="rain_total",
                                  value=float(i), raw="x" * 200)]  # fmt: skip
             if i % 100 == 0:
-                recs.append(BufferRecord(kind="event", time=clock.now(), payload={tag: i}))
+                recs.append(
+                    Record(seq=UNNUMBERED, kind="event", time=clock.now(), payload={tag: i})
+                )
             try:
                 buf.append(recs)
                 events += len(recs) - 1
