@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from contract_env import CELLS, Station, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import load_config
@@ -28,34 +28,6 @@ from roadside.testing.broker import MosquittoBroker
 from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from sim.scenario import load_scenario
 from sim.station import SimStation
-
-CELLS = {"bs-a": "G1", "bs-b": "G1", "bs-c": "G2"}
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``cond`` until true; fail naming ``what`` (no fixed sleeps: the machine is busy)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Station:
-    """A running agent and its simulated devices."""
-
-    id: str
-    cell: str
-    agent: Agent
-    sim: SimStation
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def loop(self) -> None:
-        while not self.stop.is_set():
-            self.agent.step(timeout_s=0.1)
 
 
 def _toml(st: str, cell: str, sim: SimStation, tmp: Path, broker: MosquittoBroker, pki: TestPKI,
