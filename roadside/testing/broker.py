@@ -79,8 +79,7 @@ def render_config(
     dynsec = workdir / "dynamic-security.json"
     if not dynsec.exists():  # the plugin keeps its own changes here across restarts
         base = json.loads((deploy / "dynamic-security.json").read_text())
-        for identity in (ADMIN_IDENTITY, *pki.identities()):
-            _apply(base, client_commands(identity))
+        _apply(base, [c for i in (ADMIN_IDENTITY, *pki.identities()) for c in client_commands(i)])
         dynsec.write_text(json.dumps(base, indent=1))
         dynsec.chmod(0o600)
     pki.client(ADMIN_IDENTITY)
@@ -106,13 +105,17 @@ def render_config(
 def _apply(doc: dict[str, list[dict[str, Any]]], commands: list[dict[str, Any]]) -> None:
     """Apply createRole/createClient commands to a dynamic-security file's
     content (what the plugin does with them when it runs)."""
+    roles = {r["rolename"] for r in doc["roles"]}
+    clients = {x["username"] for x in doc["clients"]}
     for c in commands:
         body = {k: v for k, v in c.items() if k != "command"}
         if c["command"] == "createRole":
-            if all(r["rolename"] != body["rolename"] for r in doc["roles"]):
+            if body["rolename"] not in roles:
+                roles.add(body["rolename"])
                 doc["roles"].append(body)
         elif c["command"] == "createClient":
-            if all(x["username"] != body["username"] for x in doc["clients"]):
+            if body["username"] not in clients:
+                clients.add(body["username"])
                 doc["clients"].append(body)
         else:
             raise ValueError(f"dynamic-security command {c['command']!r} not applied offline")
