@@ -111,6 +111,9 @@ class StationPool:
                 except OSError as exc:
                     errors.append(f"{st.station}: {exc}")
                     continue
+                sock = st.client.socket()
+                if sock is not None:  # paho leaves it blocking: one full buffer would stall
+                    sock.setblocking(False)  # a loop (and with it its share of stations)
                 self.loops[i % len(self.loops)].add(st.client)
 
         items = list(enumerate(self.stations))
