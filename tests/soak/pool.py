@@ -27,6 +27,7 @@ class _Loop(threading.Thread):
         self.sel = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)  # the loop wakes itself too (PUBACKs it queues)
         self.sel.register(self.wake_r, selectors.EVENT_READ, None)
         self.lock = threading.Lock()
         self.pending: set[mqtt.Client] = set()
@@ -36,8 +37,9 @@ class _Loop(threading.Thread):
     def want_write(self, client: mqtt.Client, *_: Any) -> None:
         with self.lock:
             self.pending.add(client)
-        with contextlib.suppress(BlockingIOError, OSError):
-            self.wake_w.send(b"x")
+        if threading.current_thread() is not self:  # the loop itself writes before it selects
+            with contextlib.suppress(BlockingIOError, OSError):
+                self.wake_w.send(b"x")
 
     def add(self, client: mqtt.Client) -> None:
         with self.lock:
