@@ -224,7 +224,9 @@ class Proxy:
                 s.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        if self._listener is not None:
+        if self._listener is not None:  # shutdown wakes the blocked accept(); close alone
+            with contextlib.suppress(OSError):  # lets it take one more connection
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
