@@ -83,6 +83,15 @@ def main() -> None:
     type=click.Path(file_okay=False),
     help="fleet CA folder: serve /enroll (stations get --broker; needs --signing-key)",
 )
+@click.option(
+    "--broker-admin-cert",
+    type=click.Path(dir_okay=False),
+    help="certificate of a broker client in role broker-admin: enrolled stations are admitted "
+    "at the broker (dynamic security); one per controller process",
+)
+@click.option(
+    "--broker-admin-key", type=click.Path(dir_okay=False), help="its key (with --broker-admin-cert)"
+)
 @click.option("-v", "--verbose", is_flag=True, help="log at INFO")
 def run(
     db: str,
@@ -98,6 +107,8 @@ def run(
     canary_timeout_s: float,
     tick_s: float,
     enroll_dir: str | None,
+    broker_admin_cert: str | None,
+    broker_admin_key: str | None,
     verbose: bool,
 ) -> None:
     """Run the controller: ingest through the shared subscription, serve the HTTP API."""
@@ -108,6 +119,15 @@ def run(
     host, port = _host_port(broker, "--broker", 8883)
     settings = wire.BrokerSettings(host, port, Path(ca), Path(cert), Path(key))
     policy = RolloutPolicy(canary_timeout_s=canary_timeout_s, retry_s=retry_s)
+    if (broker_admin_cert is None) != (broker_admin_key is None):
+        raise click.UsageError("--broker-admin-cert and --broker-admin-key go together")
+    if enroll_dir and signing_key is None:
+        raise click.UsageError("--enroll-dir needs --signing-key (stations pin its public half)")
+    admin = (
+        wire.BrokerSettings(host, port, Path(ca), Path(broker_admin_cert), Path(broker_admin_key))
+        if broker_admin_cert and broker_admin_key
+        else None
+    )
     try:
         signer = load_signing_key(Path(signing_key)) if signing_key else None
         store = open_store(db)
@@ -144,9 +164,17 @@ def run(
                 store, service.config, service.health, auth=Auth(store), allowed_hosts=hosts
             )
             if enroll_dir and signer is not None:
+                from fleet.broker_admin import BrokerAdmin
                 from fleet.enroll import attach
 
-                attach(app, Path(enroll_dir), (host, port), signer)
+                admit = BrokerAdmin(admin).admit if admin is not None else None
+                if admit is None:
+                    click.echo(
+                        "warning: no --broker-admin-cert: enrolled stations must be registered "
+                        "at the broker by its admin (deploy/mosquitto/README.md)",
+                        err=True,
+                    )
+                attach(app, Path(enroll_dir), (host, port), signer, admit)
             server = uvicorn.Server(
                 uvicorn.Config(app, host=api_host, port=api_port, log_level="warning")
             )

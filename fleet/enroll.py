@@ -204,6 +204,11 @@ class Enrollment:
         pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         return Issued(station, pem, self.ca_pem, serial)
 
+    def release(self, token: str) -> None:
+        """Make a redeemed ``token`` usable again (its certificate never reached the station,
+        e.g. the broker could not admit it), keeping its expiry."""
+        self._db.execute("UPDATE tokens SET used = NULL WHERE digest = ?", (_digest(token),))
+
     def revoke(self, station: str) -> int:
         """Revoke every certificate of ``station``; rewrite the CRL. Returns how many."""
         n = self._db.execute(
@@ -302,7 +307,11 @@ def post_enroll(req: EnrollIn, request: Request) -> dict[str, Any]:
     except EnrollError as exc:
         raise _refused(exc) from None
     if ctx.admit is not None:
-        ctx.admit(issued.station)
+        try:
+            ctx.admit(issued.station)
+        except FleetError as exc:  # the broker is down or refused: the station may try again
+            ctx.enrollment.release(req.token)
+            raise api_error(503, "broker_admission_failed", str(exc)) from None
     return {
         "station": issued.station,
         "certificate": issued.certificate,
@@ -327,13 +336,21 @@ def post_revoke(
 
 
 def attach(
-    app: Any, directory: Path, broker: tuple[str, int], signer: ed25519.Ed25519PrivateKey
+    app: Any,
+    directory: Path,
+    broker: tuple[str, int],
+    signer: ed25519.Ed25519PrivateKey,
+    admit: Callable[[str], None] | None = None,
 ) -> Enrollment:
     """Serve enrollment on ``app`` with the CA in ``directory``; stations get ``broker`` and the
-    public half of ``signer`` (the configuration-signing key) to pin."""
+    public half of ``signer`` (the configuration-signing key) to pin, and are admitted at the
+    broker by ``admit`` (:meth:`fleet.broker_admin.BrokerAdmin.admit`) before they get their
+    certificate."""
     enrollment = Enrollment(directory)
     pem = signer.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    app.state.enrollment = EnrollContext(enrollment, broker[0], broker[1], pem.decode())
+    app.state.enrollment = EnrollContext(
+        enrollment, broker[0], broker[1], pem.decode(), admit=admit
+    )
     return enrollment

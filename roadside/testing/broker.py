@@ -34,67 +34,25 @@ import time
 import weakref
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import click
 
-from roadside import wire
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from fleet.broker_admin import (  # noqa: F401  (re-exported for tests and benches)
+    CONTROL_TOPIC,
+    SERVICE_ROLES,
+    BrokerAdmin,
+    client_commands,
+    is_controller,
+    station_role,
+)
+from roadside.testing.pki import TestPKI
 from roadside.wire import BrokerSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 ADMIN_IDENTITY = "broker-admin"
-CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
-
-
-def is_controller(identity: str) -> bool:
-    """The test CA's convention: ``fleet-controller`` and ``fleet-controller-<n>``."""
-    return identity == CONTROLLER_IDENTITY or identity.startswith(CONTROLLER_IDENTITY + "-")
-
-
-def station_role(station: str) -> dict[str, object]:
-    """The dynamic-security role of one station: its own uplink (write) and downlink (read).
-
-    Mosquitto 2.0's plugin has no ``%u`` in ACL topics (tested), so each station has a role of
-    literal topics; fleet and grid configuration come from the shared ``station`` role.
-    """
-    up, down = (
-        f"{wire.PREFIX}/st/{wire.check_id(station)}/up/#",
-        f"{wire.PREFIX}/st/{station}/down/#",
-    )
-    acl = [("publishClientSend", up), ("subscribePattern", down), ("publishClientReceive", down)]
-    return {
-        "rolename": f"station-{station}",
-        "acls": [{"acltype": t, "topic": topic, "priority": 0, "allow": True} for t, topic in acl],
-    }
-
-
-SERVICE_ROLES = {
-    ADMIN_IDENTITY: "broker-admin",
-    "fleet-response": "response",  # the response chain's CAP publisher
-    "ops-platform": "alerts-reader",  # the city's operations platform
-}
-"""Identities that are neither a station nor a controller, and their shipped role."""
-
-
-def client_commands(identity: str) -> list[dict[str, object]]:
-    """Dynamic-security commands registering an identity (``$CONTROL`` or ``mosquitto_ctrl``)."""
-    if identity in SERVICE_ROLES:
-        roles = [{"rolename": SERVICE_ROLES[identity]}]
-        return [{"command": "createClient", "username": identity, "roles": roles}]
-    if is_controller(identity):
-        roles = [{"rolename": "controller"}]
-        return [{"command": "createClient", "username": identity, "roles": roles}]
-    role = station_role(identity)
-    return [
-        {"command": "createRole", **role},
-        {
-            "command": "createClient",
-            "username": identity,
-            "roles": [{"rolename": "station"}, {"rolename": role["rolename"]}],
-        },
-    ]
 
 
 def _die_with_parent() -> None:
@@ -121,8 +79,7 @@ def render_config(
     dynsec = workdir / "dynamic-security.json"
     if not dynsec.exists():  # the plugin keeps its own changes here across restarts
         base = json.loads((deploy / "dynamic-security.json").read_text())
-        for identity in (ADMIN_IDENTITY, *pki.identities()):
-            _apply(base, client_commands(identity))
+        _apply(base, [c for i in (ADMIN_IDENTITY, *pki.identities()) for c in client_commands(i)])
         dynsec.write_text(json.dumps(base, indent=1))
         dynsec.chmod(0o600)
     pki.client(ADMIN_IDENTITY)
@@ -145,15 +102,23 @@ def render_config(
     return conf
 
 
-def _apply(doc: dict[str, list[dict[str, object]]], commands: list[dict[str, object]]) -> None:
-    """Apply createRole/createClient commands to a dynamic-security file's content."""
+def _apply(doc: dict[str, list[dict[str, Any]]], commands: list[dict[str, Any]]) -> None:
+    """Apply createRole/createClient commands to a dynamic-security file's
+    content (what the plugin does with them when it runs)."""
+    roles = {r["rolename"] for r in doc["roles"]}
+    clients = {x["username"] for x in doc["clients"]}
     for c in commands:
         body = {k: v for k, v in c.items() if k != "command"}
         if c["command"] == "createRole":
-            if all(r["rolename"] != body["rolename"] for r in doc["roles"]):
+            if body["rolename"] not in roles:
+                roles.add(body["rolename"])
                 doc["roles"].append(body)
-        elif all(x["username"] != body["username"] for x in doc["clients"]):
-            doc["clients"].append(body)
+        elif c["command"] == "createClient":
+            if body["username"] not in clients:
+                clients.add(body["username"])
+                doc["clients"].append(body)
+        else:
+            raise ValueError(f"dynamic-security command {c['command']!r} not applied offline")
 
 
 class MosquittoBroker:
@@ -195,38 +160,12 @@ class MosquittoBroker:
             for i in range(0, len(commands), 400):  # well under the packet limit
                 self._control(commands[i : i + 400])
 
-    def _control(self, commands: list[dict[str, object]]) -> None:
-        """Send dynamic-security commands as the admin client and wait for every answer."""
+    def _control(self, commands: list[dict[str, Any]]) -> None:
+        """Send dynamic-security commands as the admin client (the production path,
+        :class:`fleet.broker_admin.BrokerAdmin`) and check every answer."""
         files = self.pki._issue(ADMIN_IDENTITY, server=False)
-        client = wire.new_client(
-            BrokerSettings("127.0.0.1", self.port, files.ca, files.cert, files.key),
-            ADMIN_IDENTITY,
-        )
-        answered, ready = threading.Event(), threading.Event()
-        errors: list[str] = []
-
-        def on_message(_c: object, _u: object, msg: object) -> None:
-            for r in json.loads(msg.payload).get("responses", []):  # type: ignore[attr-defined]
-                if r.get("error") and "already exists" not in r["error"]:
-                    errors.append(f"{r.get('command')}: {r['error']}")
-            answered.set()
-
-        client.on_message = on_message
-        client.on_subscribe = lambda *_: ready.set()
-        client.connect("127.0.0.1", self.port)
-        client.loop_start()
-        try:
-            client.subscribe(CONTROL_TOPIC + "/response", qos=1)
-            if not ready.wait(10):
-                raise RuntimeError("broker: no SUBACK for the dynamic-security response topic")
-            client.publish(CONTROL_TOPIC, json.dumps({"commands": commands}), qos=1)
-            if not answered.wait(30):
-                raise RuntimeError("broker: dynamic-security did not answer")
-        finally:
-            client.disconnect()
-            client.loop_stop()
-        if errors:
-            raise RuntimeError(f"broker: dynamic-security refused: {errors[:3]}")
+        settings = BrokerSettings("127.0.0.1", self.port, files.ca, files.cert, files.key)
+        BrokerAdmin(settings, timeout_s=30).send(commands)
 
     @property
     def log(self) -> str:
