@@ -55,6 +55,8 @@ from roadside.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 CONNACK_TIMEOUT_S = 10.0
+NO_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason: the broker delivered the batch to nobody
+UNHEARD_HOLD_S = 0.5  # real seconds without new batches after one went to nobody
 PRIORITY_SLOTS = 2  # in-flight batches beyond the window that only events and live data use
 MAX_BATCH_BYTES = 256 * 1024  # well under the broker's max_packet_size (1 MiB)
 StatusFn = Callable[[], dict[str, Any]]
@@ -127,7 +129,12 @@ class _InFlight:
     payload: bytes
     seqs: frozenset[int]
     sent_at: float
-    backlog: bool
+    stream: str  # event | live | backlog
+    mid: int  # the MQTT message id of its latest publish
+
+    @property
+    def backlog(self) -> bool:
+        return self.stream == "backlog"
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ class UplinkStatus:
     inflight_batches: int
     batches_sent: int
     batches_resent: int
+    batches_unheard: int  # delivered to nobody by the broker, then sent again in order
     records_acked: int
     bytes_sent: int
     reconnects: int
@@ -184,6 +192,8 @@ class Uplink:
         self._acks: list[wire.Ack] = []
         self._to_mark: set[int] = set()  # acknowledged, not yet marked synced in the buffer
         self._acks_lock = threading.Lock()
+        self._unheard: list[int] = []  # mids the broker delivered to nobody (under _acks_lock)
+        self._hold_until = 0.0  # nobody subscribed: no new batches before this (clock monotonic)
         self._bucket: TokenBucket | None = None
         self._next_status = 0.0
         self._next_poll = 0.0
@@ -191,7 +201,9 @@ class Uplink:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._counts = {"sent": 0, "resent": 0, "acked": 0, "bytes": 0, "reconnects": 0}
+        self._counts = {
+            "sent": 0, "resent": 0, "acked": 0, "bytes": 0, "reconnects": 0, "unheard": 0
+        }  # fmt: skip
         self._last_error = ""
         self.topic_ack = wire.down_topic(station, "ack")
 
@@ -228,6 +240,7 @@ class Uplink:
             inflight_batches=len(self._inflight),
             batches_sent=c["sent"],
             batches_resent=c["resent"],
+            batches_unheard=c["unheard"],
             records_acked=c["acked"],
             bytes_sent=c["bytes"],
             reconnects=c["reconnects"],
@@ -291,12 +304,15 @@ class Uplink:
 
     def _timeout(self) -> float:
         """Real seconds until the next thing this worker must do unprompted."""
-        if self._wake.is_set():
-            return 0.0
         now = self.clock.monotonic()
-        due = [self._next_poll, self._next_status]
+        if now < self._hold_until:  # nobody listens yet: only acks, resends and status
+            due = [self._hold_until, self._next_status]
+        elif self._wake.is_set():
+            return 0.0
+        else:
+            due = [self._next_poll, self._next_status]
         due += [f.sent_at + self.settings.ack_timeout_s for f in self._inflight.values()]
-        if self._live_due is not None:
+        if self._live_due is not None and now >= self._hold_until:
             due.append(self._live_due)
         speed = max(self.clock.speed, 1e-9)  # clock seconds per real second
         wait = (min(due) - now) / speed
@@ -341,6 +357,7 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self._client = client
         try:
             client.connect(
@@ -395,6 +412,7 @@ class Uplink:
         self._backoff.reset()
         self._inflight.clear()
         self._cursor = {"event": 0, "live": 0, "backlog": 0}
+        self._hold_until = 0.0
         try:
             self._live_from = self.buffer.stats().last_seq
         except BufferStoreError as exc:  # then everything counts as live; nothing is lost
@@ -431,6 +449,11 @@ class Uplink:
             except Exception:
                 log.exception("uplink %s: configuration handler failed", self.station)
 
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
+        if getattr(reason, "value", reason) == NO_SUBSCRIBERS:
+            with self._acks_lock:
+                self._unheard.append(mid)
+
     def _on_lost(self, why: str) -> None:
         if self._connected:
             self._counts["reconnects"] += 1
@@ -465,11 +488,14 @@ class Uplink:
     def _turn(self) -> None:
         acked = self._apply_acks()
         now = self.clock.monotonic()
+        self._rewind_unheard(now)
         self._resend_overdue(now)
         if now >= self._next_status:
             self._publish_status()
         woken = self._wake.is_set()
         due = self._live_due is not None and now >= self._live_due
+        if now < self._hold_until:
+            return
         if acked or woken or due or now >= self._next_poll:
             self._wake.clear()
             self._fill(now)
@@ -500,13 +526,31 @@ class Uplink:
             self._to_mark = set()
         return bool(acks)
 
+    def _rewind_unheard(self, now: float) -> None:
+        """A batch the broker delivered to nobody (the controller not yet back after a broker
+        restart) goes again, and so does every later batch of its stream, in sequence order:
+        the stream's cursor moves back to it and sending pauses for a moment."""
+        with self._acks_lock:
+            mids, self._unheard = self._unheard, []
+        by_mid = {f.mid: first for first, f in self._inflight.items()}
+        for mid in mids:
+            first = by_mid.get(mid)
+            if first is None or first not in self._inflight:
+                continue
+            stream = self._inflight[first].stream
+            for k in [k for k, f in self._inflight.items() if f.stream == stream and k >= first]:
+                del self._inflight[k]
+            self._cursor[stream] = min(self._cursor.get(stream, 0), first - 1)
+            self._counts["unheard"] += 1
+            self._hold_until = now + UNHEARD_HOLD_S * self.clock.speed
+
     def _resend_overdue(self, now: float) -> None:
         client = self._client
         if client is None:
             return
         for f in self._inflight.values():
             if now - f.sent_at > self.settings.ack_timeout_s:
-                client.publish(f.topic, f.payload, qos=1)
+                f.mid = client.publish(f.topic, f.payload, qos=1).mid
                 f.sent_at = now
                 self._counts["resent"] += 1
 
@@ -556,9 +600,9 @@ class Uplink:
             records = records[: len(records) // 2]  # large event payloads: send fewer at once
         topic = wire.up_topic(self.station, "events" if stream == "event" else "data")
         assert self._client is not None
-        self._client.publish(topic, payload, qos=1)
+        mid = self._client.publish(topic, payload, qos=1).mid
         seqs = frozenset(r[0] for r in records)
-        self._inflight[records[0][0]] = _InFlight(topic, payload, seqs, now, stream == "backlog")
+        self._inflight[records[0][0]] = _InFlight(topic, payload, seqs, now, stream, mid)
         self._cursor[stream] = records[-1][0]
         self._counts["sent"] += 1
         self._counts["bytes"] += len(payload)

@@ -422,3 +422,31 @@ def test_a_warning_does_not_wait_behind_a_full_window_of_backlog(
     finally:
         mute.loop_stop()
         mute.disconnect()
+
+
+def test_batches_the_broker_delivered_to_nobody_go_again_in_order(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """After a broker restart the station may be back before the controller: the broker answers
+    its first batches "no matching subscribers" and drops them. Those go again, and every later
+    batch of the lane after them, so the controller still gets the lane in sequence order."""
+    buf = new_buffer(tmp_path / "buf.db")
+    buf.append(readings(1200))
+    settings = replace(FAST, batch_size=100, backfill_bytes_per_s=1500.0, backfill_burst_s=0.1)
+    sink = CommittingSink(broker.settings(CONTROLLER_IDENTITY), tmp_path / "sink.db")
+    with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
+        deadline = time.monotonic() + 20
+        while up.status().batches_sent < 2:  # metered backlog: a batch now and then, unheard
+            assert time.monotonic() < deadline, "no backlog batch sent"
+            time.sleep(0.02)
+        sink.start()  # the controller is back
+        try:
+            assert drain(buf, 60)
+            unheard = up.status().batches_unheard
+            deliveries = sink.deliveries(ST)
+            assert sink.seqs(ST) == list(range(1, 1201))
+        finally:
+            sink.stop()
+    firsts = list(dict.fromkeys(d[1] for d in deliveries if d[0] == "backlog"))
+    assert firsts == sorted(firsts), firsts
+    assert unheard >= 1
