@@ -44,8 +44,8 @@ from fleet.store import open_store
 from roadside import wire
 from roadside.clock import SystemClock
 from roadside.contract import UNNUMBERED, Record
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 
 STATION = "bench-st"
 RAW_RECEIVER = "bench-raw"

@@ -37,8 +37,8 @@ from fleet.loadgen import readings
 from fleet.store import open_store
 from fleet.store_sql import INSERT_RECORD, record_rows
 from roadside import wire
-from roadside.testing.broker import MosquittoBroker, free_port
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.broker import MosquittoBroker, free_port
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 
 PG_URL = os.environ.get("ROADSIDE_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ each, every value changing each second (a slow swing plus per-second noise of up
 0.1 scale), polled by the real agent (``python -m agent run``: bus scheduler, QC with limits on
 every register, derived products, the nowcast with its default backend (LiteRT where installed),
 warnings, the SQLite buffer) with its mutual-TLS MQTT uplink to a real Mosquitto configured as
-``deploy/mosquitto`` (:mod:`roadside.testing.broker`, :mod:`roadside.testing.pki`), and a
+``deploy/mosquitto`` (:mod:`sim.broker`, :mod:`sim.pki`), and a
 committing controller (:class:`roadside.testing.sink.CommittingSink`) acknowledging every batch.
 
 Passes: polls every 100 ms, every 1 s, and idle (one poll every 10 minutes, i.e. none in the
@@ -428,9 +428,9 @@ def main(
     if bare_args:
         bare_loop(int(bare_args[0]), bare_args[1], 0.1)
         return
-    from roadside.testing.broker import MosquittoBroker
-    from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
     from roadside.testing.sink import CommittingSink
+    from sim.broker import MosquittoBroker
+    from sim.pki import CONTROLLER_IDENTITY, TestPKI
 
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:

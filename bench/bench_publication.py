@@ -47,9 +47,9 @@ from fleet.service import FleetService
 from fleet.store import open_store
 from roadside import signing, wire
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
-from roadside.testing.receivers import (
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.receivers import (
     WEBHOOK_SECRET,
     MqttSubscriber,
     SmsGateway,

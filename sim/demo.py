@@ -1,7 +1,7 @@
 """`make demo`: one simulated station through a storm, end to end, on embedded defaults.
 
 Starts, each as the real program it is: a Mosquitto broker with the project's TLS/ACL
-configuration and a throw-away CA (:mod:`roadside.testing.broker`), the fleet controller
+configuration and a throw-away CA (:mod:`sim.broker`), the fleet controller
 (``roadside-fleet run``), the simulator (``roadside-sim run``: devices on pseudo-terminals, the
 storm's truth on an accelerated clock) and the station agent (``roadside-agent run``) sharing the
 simulator's clock. It then shows, live, the storm's truth beside what the station measured and
@@ -37,8 +37,8 @@ from rich.text import Text
 
 from agent.warnings import WATERLOGGING_TIERS
 from roadside.clock import ScaledClock
-from roadside.testing.broker import MosquittoBroker, free_port
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.broker import MosquittoBroker, free_port
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 from sim.scenario import load_scenario
 from sim.spec import Scenario
 from sim.station_toml import station_tail

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from roadside import exitcodes
-from roadside.testing.broker import MosquittoBroker
 from roadside.testing.fixtures import broker, pki  # noqa: F401
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

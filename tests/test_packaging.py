@@ -36,7 +36,7 @@ def test_the_station_install_has_no_web_stack_and_each_command_its_extra() -> No
     assert "msgspec" in base  # the contract
     extras = {k: _requirements(v) for k, v in cfg["options.extras_require"].items()}
     assert {"fastapi", "uvicorn", "psycopg", "httpx"} <= extras["fleet"]  # run, push
-    assert "rich" in extras["demo"]
+    assert {"rich", "aiosmtpd", "standardwebhooks"} <= extras["demo"]  # sim/receivers.py
     assert {"flatbuffers", "rich"} <= extras["model"]  # the TFLite export, training progress
     makefile = (ROOT / "Makefile").read_text()
     assert "'.[dev,systemd,fleet,demo,model]'" in makefile
@@ -55,3 +55,26 @@ def test_station_code_imports_neither_the_web_stack_nor_the_test_support() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_no_shipped_module_imports_the_test_support() -> None:
+    """The demo's broker, throw-away CA and receivers live in ``sim``; only ``roadside.testing``
+    (fixtures and the load-generating sink) is for tests."""
+    import ast
+
+    offenders = []
+    for pkg in ("roadside", "agent", "drivers", "edge_models", "fleet", "provisioning", "sim"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            if path.is_relative_to(ROOT / "roadside" / "testing"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(n.startswith("roadside.testing") for n in names):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")  # type: ignore[attr-defined]
+    assert offenders == []

@@ -49,7 +49,7 @@ def showcase(
     """Run the chain once on ``store``; return what happened (for the demo's verdict).
 
     ``positions`` places stations (lon, lat) whose status names no cell of the register."""
-    from roadside.testing.receivers import WEBHOOK_SECRET, SmsGateway, SmtpSink, WebhookReceiver
+    from sim.receivers import WEBHOOK_SECRET, SmsGateway, SmtpSink, WebhookReceiver
 
     smtp, sms = SmtpSink().start(), SmsGateway().start()
     hooks = WebhookReceiver(WEBHOOK_SECRET).start()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.testing.sink import CommittingSink
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 
 
 @pytest.fixture(scope="session")

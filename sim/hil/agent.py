@@ -1,7 +1,7 @@
 """The project's own agent as the device under test: a broker, a station configuration, a process.
 
 Starts a Mosquitto with the project's TLS/ACL configuration and a throw-away CA
-(:mod:`roadside.testing.broker`), writes a station configuration whose sensors are the scenario's
+(:mod:`sim.broker`), writes a station configuration whose sensors are the scenario's
 devices (at the DUT's end of each bound bus, or at the simulator's endpoints) and runs
 ``roadside-agent run`` on the simulator's clock. Its results are then read like any DUT's: from its
 uplink with a controller certificate, its status file, or its buffer.
@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from fleet.keys import generate_keypair
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.wire import BrokerSettings
+from sim.broker import MosquittoBroker
 from sim.hil.errors import DutError
 from sim.hil.runfile import RunSpec
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 from sim.station import SimStation
 from sim.station_toml import station_tail
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from roadside.clock import ScaledClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.testing.sink import CommittingSink
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY_S = 24 * 3600.0

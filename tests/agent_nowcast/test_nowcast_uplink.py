@@ -11,9 +11,9 @@ from nowcast_station import STATION, station_toml
 from agent.config import load_config
 from agent.runner import Agent
 from roadside.clock import ScaledClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import TestPKI
 from roadside.testing.sink import CommittingSink
+from sim.broker import MosquittoBroker
+from sim.pki import TestPKI
 from sim.scenario import load_scenario
 from sim.station import SimStation
 

@@ -32,9 +32,9 @@ from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
-from roadside.testing.receivers import (
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
+from sim.receivers import (
     WEBHOOK_SECRET,
     SmsGateway,
     SmtpSink,

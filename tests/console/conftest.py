@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from fleet.console.register import sample_register
-from roadside.testing.broker import MosquittoBroker
 from roadside.testing.fixtures import broker, pki  # noqa: F401
+from sim.broker import MosquittoBroker
 from tests.console.browser import Console, chromium, running_console
 
 

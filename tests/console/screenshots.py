@@ -21,8 +21,8 @@ import click
 
 from fleet.response.onsite import Wind
 from roadside import wire
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import TestPKI
+from sim.broker import MosquittoBroker
+from sim.pki import TestPKI
 from tests.console.browser import (
     Console,
     chromium,

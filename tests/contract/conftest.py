@@ -24,8 +24,8 @@ from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
 from roadside.clock import ScaledClock, SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 from sim.scenario import load_scenario
 from sim.station import SimStation
 

@@ -13,8 +13,8 @@ from fleet.errors import DocumentError
 from fleet.service import FleetService
 from roadside import contract, signing, wire
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
 
 
 def _hold_s(station: Station) -> float:

@@ -19,9 +19,9 @@ from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
 from roadside.testing.fixtures import broker, pki  # noqa: F401
-from roadside.testing.pki import CONTROLLER_IDENTITY
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
 
 PG_URL = os.environ.get("ROADSIDE_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -61,7 +61,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_push_without_a_controller_or_with_a_bad_file_is_one_line(tmp_path: Path) -> None:
-    from roadside.testing.broker import free_port
+    from sim.broker import free_port
 
     body = tmp_path / "b.json"
     body.write_text('{"warnings": {}}')

@@ -20,8 +20,8 @@ from fleet.cli import main
 from fleet.loadgen import StationClient, readings
 from fleet.store import Store
 from roadside import signing
-from roadside.testing.broker import MosquittoBroker, free_port
-from roadside.testing.pki import CONTROLLER_IDENTITY
+from sim.broker import MosquittoBroker, free_port
+from sim.pki import CONTROLLER_IDENTITY
 
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
 pytestmark = pytest.mark.slow

@@ -20,8 +20,8 @@ from fleet.service import FleetService
 from fleet.store import Store
 from roadside import contract, signing
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
 
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
 

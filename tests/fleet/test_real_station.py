@@ -20,7 +20,7 @@ from fleet.service import FleetService
 from fleet.store import Store
 from roadside import signing, wire
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
+from sim.broker import MosquittoBroker
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "agent" / "examples" / "sim-station.toml"
 NATIONAL = {"warnings": {"rainstorm": {"preset": "national"}}}

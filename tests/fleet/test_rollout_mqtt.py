@@ -13,8 +13,8 @@ from fleet.rollout import RolloutPolicy
 from fleet.service import FleetService
 from fleet.store import Store
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
 
 BODY = {"warnings": {"rainstorm": {"preset": "national"}}}
 # valid for the contract, refused by these stations for a reason of their own (a local rule)

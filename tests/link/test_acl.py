@@ -11,9 +11,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from roadside import signing, wire
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
 from roadside.testing.sink import CommittingSink
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
 
 A, B = "st-a", "st-b"
 

@@ -16,9 +16,9 @@ from agent.remote_config import RemoteConfig
 from agent.uplink import Uplink, UplinkSettings
 from roadside import signing, wire
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
 from roadside.testing.sink import CommittingSink
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "agent" / "examples" / "sim-station.toml"
 ST, CELL = "bs-demo-01", "310113-G042"

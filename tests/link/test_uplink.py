@@ -20,9 +20,9 @@ from agent.uplink import Backoff, Uplink, UplinkSettings, drain
 from roadside import wire
 from roadside.clock import ScaledClock, SystemClock
 from roadside.contract import UNNUMBERED, Record
-from roadside.testing.broker import MosquittoBroker, free_port
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
 from roadside.testing.sink import CommittingSink
+from sim.broker import MosquittoBroker, free_port
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 
 FAST = UplinkSettings(
     backoff_initial_s=0.05, backoff_max_s=0.5, idle_poll_s=0.05, ack_timeout_s=1.0

@@ -20,8 +20,8 @@ from fleet.enroll import EnrollContext, Enrollment
 from fleet.store import Store, open_store
 from roadside import signing
 from roadside.clock import ManualClock
-from roadside.testing.broker import MosquittoBroker, free_port
-from roadside.testing.pki import TestPKI
+from sim.broker import MosquittoBroker, free_port
+from sim.pki import TestPKI
 
 
 @dataclass

@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from provisioning.commission import Site, render_config, write_config
-from roadside.testing.pki import CONTROLLER_IDENTITY
 from roadside.testing.sink import CommittingSink
+from sim.pki import CONTROLLER_IDENTITY
 from tests.provisioning.conftest import SimRun
 from tests.provisioning.fleet_fixture import Fleet, connects
 

@@ -27,8 +27,8 @@ from fleet.loadgen import StationClient, readings
 from fleet.store import open_store
 from provisioning.enroll import make_csr
 from roadside import signing, wire
-from roadside.testing.broker import ADMIN_IDENTITY, MosquittoBroker, free_port
-from roadside.testing.pki import TestPKI
+from sim.broker import ADMIN_IDENTITY, MosquittoBroker, free_port
+from sim.pki import TestPKI
 
 CONTROLLER = "fleet-controller-7"
 T0 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from agent.update import Outcome, UpdateError, Updater, judge_status, promote, s
 from fleet.artifacts import ArtifactError, ArtifactStore, UpdateService, record, start
 from provisioning.commission import Site, render_config, write_config
 from roadside import signing
-from roadside.testing.pki import CONTROLLER_IDENTITY
+from sim.pki import CONTROLLER_IDENTITY
 from tests.provisioning.conftest import SimRun
 from tests.provisioning.fleet_fixture import Fleet
 

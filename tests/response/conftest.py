@@ -90,7 +90,7 @@ def resp(sqlite_store: Store, clock: ManualClock) -> Iterator[Response]:
 
 # -- the end-to-end rig: a real broker and controller, real receivers ------------------------------
 from roadside.testing.fixtures import broker, pki  # noqa: E402, F401
-from roadside.testing.receivers import (  # noqa: E402
+from sim.receivers import (  # noqa: E402
     WEBHOOK_SECRET,
     SmsGateway,
     SmtpSink,

@@ -9,7 +9,7 @@ import pytest
 from fleet.response import cap
 from fleet.response.errors import CapError
 from fleet.response.feed import FeedItem, render_feed
-from roadside.testing.receivers import signing_pair
+from sim.receivers import signing_pair
 
 NOW = dt.datetime(2026, 7, 1, 6, 0, tzinfo=dt.UTC)
 RING = ((121.40, 31.38), (121.43, 31.38), (121.43, 31.40), (121.40, 31.40), (121.40, 31.38))

@@ -17,7 +17,7 @@ from fleet.response.config import Retry
 from fleet.response.service import Response
 from fleet.store import Store, open_store
 from roadside.clock import ManualClock
-from roadside.testing.receivers import WEBHOOK_SECRET, WebhookReceiver
+from sim.receivers import WEBHOOK_SECRET, WebhookReceiver
 
 ALL_CELLS = [f"BS-G{i:02d}" for i in range(1, 13)]
 

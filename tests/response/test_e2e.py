@@ -26,9 +26,9 @@ from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
 from roadside.clock import SystemClock
-from roadside.testing.broker import MosquittoBroker
-from roadside.testing.pki import CONTROLLER_IDENTITY
-from roadside.testing.receivers import MqttSubscriber, channel_specs, send_waterlogging_event
+from sim.broker import MosquittoBroker
+from sim.pki import CONTROLLER_IDENTITY
+from sim.receivers import MqttSubscriber, channel_specs, send_waterlogging_event
 
 CELL = "BS-G07"  # industrial, vulnerable, a ponding spot inside; units KU-003 and KU-011
 

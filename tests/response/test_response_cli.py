@@ -19,7 +19,7 @@ from fleet.auth import Auth
 from fleet.cli import main
 from fleet.response.errors import ChannelError
 from fleet.store import open_store
-from roadside.testing.broker import free_port
+from sim.broker import free_port
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from fleet.response.errors import NotFound, WorkflowError
 from fleet.response.service import Response
 from fleet.store import Store
 from roadside.clock import ManualClock
-from roadside.testing.receivers import signing_pair
+from sim.receivers import signing_pair
 
 
 def _draft(resp: Response, author: str = "alice", **kw: object) -> dict:

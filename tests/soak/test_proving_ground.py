@@ -49,8 +49,8 @@ from fleet.store import open_store
 from roadside import signing, wire
 from roadside.clock import ManualClock, ScaledClock, SystemClock
 from roadside.contract import UNNUMBERED, Record
-from roadside.testing.broker import MosquittoBroker, free_port
-from roadside.testing.pki import CONTROLLER_IDENTITY, TestPKI
+from sim.broker import MosquittoBroker, free_port
+from sim.pki import CONTROLLER_IDENTITY, TestPKI
 from tests.soak.pool import StationPool
 from tests.soak.report import svg_plot, write_report
 

@@ -8,7 +8,7 @@ identity; the client certificate's CN is the identity the broker uses as user na
 Not for production keys: they are written unencrypted. ``crl()`` is the (empty) revocation
 list the broker reads; :class:`fleet.enroll.Enrollment` over the same directory revokes into it.
 
-    python -m roadside.testing.pki DIR st-001 st-002 fleet-controller
+    python -m sim.pki DIR st-001 st-002 fleet-controller
 """
 
 from __future__ import annotations

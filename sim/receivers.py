@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
-from roadside.testing.broker import free_port
+from sim.broker import free_port
 
 WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtcmVzcG9uc2UtdGVzdHM="
 """A test-only Standard Webhooks secret."""

@@ -14,7 +14,7 @@ test CA's files and the shipped ``dynamic-security.json`` roles; nothing about t
 Every client identity the test CA hands out is registered with the broker's dynamic-security
 plugin as provisioning would do it (:func:`client_commands`): a station gets a role with its own
 topics, ``fleet-controller`` and ``fleet-controller-*`` the controller role. For a demo:
-``python -m roadside.testing.broker DIR [--port N]`` runs one in the foreground.
+``python -m sim.broker DIR [--port N]`` runs one in the foreground.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from fleet.broker_admin import (  # noqa: F401  (re-exported for tests and bench
     is_controller,
     station_role,
 )
-from roadside.testing.pki import TestPKI
 from roadside.wire import BrokerSettings
+from sim.pki import TestPKI
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -254,7 +254,7 @@ class MosquittoBroker:
 def main(directory: Path, port: int) -> None:
     """Run Mosquitto with the shipped configuration and a test CA under DIRECTORY until Ctrl-C.
 
-    Prints the port and the CA path as JSON; client certificates: python -m roadside.testing.pki.
+    Prints the port and the CA path as JSON; client certificates: python -m sim.pki.
     """
     pki = TestPKI(directory / "pki")
     broker = MosquittoBroker(directory / "broker", pki, port or None)
