@@ -49,7 +49,7 @@ from fleet.broker_admin import (  # noqa: F401  (re-exported for tests and bench
 from roadside.wire import BrokerSettings
 from sim.pki import TestPKI
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 ADMIN_IDENTITY = "broker-admin"
