@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 import time
+from typing import NamedTuple
 
 from sim.spec import BusSpec
 
@@ -57,31 +59,60 @@ def max_polls_per_s(spec: BusSpec, count: int) -> float:
     return 1.0 / read_registers_cycle_s(spec, count)
 
 
+class Written(NamedTuple):
+    """What a write put on the line and what it noticed meanwhile."""
+
+    end: float  # monotonic time the last byte was released to the reader
+    heard: bool = False  # input from the other side was waiting before the last byte went out
+
+
 def paced_write(
     fd: int,
     data: bytes,
     char_s: float,
     start: float | None = None,
     stop: threading.Event | None = None,
-) -> float:
-    """Write ``data`` to ``fd`` at one character per ``char_s`` seconds; return the end time.
+    listen: bool = False,
+) -> Written:
+    """Write ``data`` to ``fd`` at one character per ``char_s`` seconds.
 
     Byte *i* is released when it has fully crossed the wire (``start + (i + 1) * char_s`` on
     ``time.monotonic``), so a reader never sees it earlier than a real line would deliver it.
-    Bytes the reader has no room for are dropped, as an overrun UART would.
+    Bytes the reader has no room for are dropped, as an overrun UART would. The end returned is
+    when the last byte was actually released: its nominal time, or later when this thread fell
+    behind (a reader cannot have seen it sooner). With ``listen``, the waits between bytes watch
+    ``fd`` for input, so a reader that talks over the output is caught however late this thread
+    runs afterwards.
     """
     t0 = time.monotonic() if start is None else start
     sent = 0
+    end = t0 + len(data) * char_s
+    heard = False
     while sent < len(data):
         if stop is not None and stop.is_set():
             break
-        due = min(len(data), int((time.monotonic() - t0) / char_s))
+        now = time.monotonic()
+        due = min(len(data), int((now - t0) / char_s))
         if due > sent:
             write_some(fd, data[sent:due])
             sent = due
+            end = max(end, now)
             continue
-        time.sleep(max(0.0, t0 + (sent + 1) * char_s - time.monotonic()))
-    return t0 + len(data) * char_s
+        delay = max(0.0, t0 + (sent + 1) * char_s - now)
+        if listen and not heard:
+            heard = _readable(fd, delay)
+        else:
+            time.sleep(delay)
+    return Written(end, heard)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` for input on ``fd``; a port gone meanwhile just waits."""
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    except (OSError, ValueError):
+        time.sleep(timeout)
+        return False
 
 
 def write_some(fd: int, data: bytes) -> None:
