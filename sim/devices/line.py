@@ -114,7 +114,7 @@ class SerialLine:
         """Put ``data`` on the line no earlier than ``not_before`` (monotonic).
 
         Returns when its last byte was released and, with ``listen`` on a paced pty, whether the
-        driver talked while it was still going out.
+        driver talked while it was still going out (see :func:`paced_write`).
         """
         fd = self.port.master_fd
         if fd is None or not data:
@@ -135,7 +135,8 @@ class SerialLine:
             start = time.monotonic()
             write_some(fd, data)
             return Written(start + len(data) * self.char_s)
-        return paced_write(fd, data, self.char_s, time.monotonic(), self._stop, listen)
+        listen_s = self.silence_s if listen else None
+        return paced_write(fd, data, self.char_s, time.monotonic(), self._stop, listen_s)
 
     def _sleep_until(self, when: float) -> None:
         delay = when - time.monotonic()

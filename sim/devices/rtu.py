@@ -42,7 +42,11 @@ class RtuBus(SerialLine):
     ) -> None:
         super().__init__(spec, link, now_s, pacing, device)
         self.slaves = {d.slave: d for d in devices}
-        self.counts = {"frames": 0, "bad_crc": 0, "merged": 0, "answered": 0, "ignored": 0}
+        # "gapped": answers this line broke itself, its thread (descheduled) pausing a silence or
+        # more inside them: a master may take the frame as ended there (see paced_write's cut)
+        self.counts = dict.fromkeys(
+            ("frames", "bad_crc", "merged", "answered", "ignored", "gapped"), 0
+        )
         self._buf = bytearray()
         self._wire_end = 0.0  # when the last received byte finished crossing the wire
         self._last_frame_end = -math.inf  # end of the last frame on the line (ours included)
@@ -141,6 +145,8 @@ class RtuBus(SerialLine):
     def _transmit(self, reply: bytes, when: float) -> None:
         sent = self.send(reply, when, listen=True)
         self.counts["answered"] += 1
+        if sent.gap >= self.silence_s:
+            self.counts["gapped"] += 1
         if self.port.uart:  # the master hears the answer only once it is off the wire: it
             return  # cannot talk over it, and the UART does not say when it ended anyway
         self._last_frame_end = sent.end if self.pacing else time.monotonic()

@@ -63,7 +63,9 @@ class Written(NamedTuple):
     """What a write put on the line and what it noticed meanwhile."""
 
     end: float  # monotonic time the last byte was released to the reader
-    heard: bool = False  # input from the other side was waiting before the last byte went out
+    heard: bool = False  # the reader talked over the output (within a silence of a byte)
+    gap: float = 0.0  # longest time between two bytes released (one character on schedule)
+    cut: bool = False  # the rest was not sent: the reader talked after a pause of a silence
 
 
 def paced_write(
@@ -72,7 +74,7 @@ def paced_write(
     char_s: float,
     start: float | None = None,
     stop: threading.Event | None = None,
-    listen: bool = False,
+    listen: float | None = None,
 ) -> Written:
     """Write ``data`` to ``fd`` at one character per ``char_s`` seconds.
 
@@ -80,30 +82,43 @@ def paced_write(
     ``time.monotonic``), so a reader never sees it earlier than a real line would deliver it.
     Bytes the reader has no room for are dropped, as an overrun UART would. The end returned is
     when the last byte was actually released: its nominal time, or later when this thread fell
-    behind (a reader cannot have seen it sooner). With ``listen``, the waits between bytes watch
-    ``fd`` for input, so a reader that talks over the output is caught however late this thread
-    runs afterwards.
+    behind (a reader cannot have seen it sooner).
+
+    With ``listen`` (the silence that ends a frame), the waits between bytes watch ``fd`` for
+    input. Input seen within a silence of the last byte released means the reader talked over
+    the output (``heard``), however late this thread runs afterwards. Input seen after this
+    thread fell silent for a silence or more mid-frame (descheduled) may have been written after
+    a proper silence: a pause that long ends a frame on a real line, so the output ends there
+    (``cut``) and the reader's bytes are a new frame.
     """
     t0 = time.monotonic() if start is None else start
     sent = 0
-    end = t0 + len(data) * char_s
+    last = t0  # when the last byte out was released
     heard = False
+    gap = 0.0
     while sent < len(data):
         if stop is not None and stop.is_set():
             break
         now = time.monotonic()
         due = min(len(data), int((now - t0) / char_s))
         if due > sent:
+            if sent:
+                quiet = now - last
+                if listen is not None and not heard and quiet >= listen and _readable(fd, 0.0):
+                    return Written(last, gap=max(gap, quiet), cut=True)
+                gap = max(gap, quiet)
             write_some(fd, data[sent:due])
-            sent = due
-            end = max(end, now)
+            sent, last = due, now
             continue
         delay = max(0.0, t0 + (sent + 1) * char_s - now)
-        if listen and not heard:
-            heard = _readable(fd, delay)
-        else:
+        if listen is None or heard:
             time.sleep(delay)
-    return Written(end, heard)
+        elif _readable(fd, delay):
+            quiet = time.monotonic() - last
+            if sent and quiet >= listen:
+                return Written(last, gap=max(gap, quiet), cut=True)
+            heard = True
+    return Written(last, heard, gap)
 
 
 def _readable(fd: int, timeout: float) -> bool:
