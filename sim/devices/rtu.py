@@ -54,6 +54,11 @@ class RtuBus(SerialLine):
         self._last_rx = 0.0
         self._late: list[tuple[float, bytes]] = []  # slow answers not yet sent: (due, frame)
 
+    @property
+    def pending(self) -> int:
+        """Bytes received that no frame has taken yet (waiting for the silence that ends it)."""
+        return len(self._buf)
+
     def on_reopen(self) -> None:
         self._buf.clear()
         self._late.clear()
