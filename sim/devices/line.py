@@ -19,7 +19,7 @@ from pathlib import Path
 from sim.devices.capture import CaptureWriter
 from sim.devices.pty import PtyLink
 from sim.devices.serialport import SerialDevice
-from sim.devices.timing import char_time_s, paced_write, silence_s, write_some
+from sim.devices.timing import Written, char_time_s, paced_write, silence_s, write_some
 from sim.devices.uart import LineCheck, garble
 from sim.spec import BusSpec
 
@@ -110,11 +110,15 @@ class SerialLine:
         elif not self._want_open and self.port.is_open:
             self.port.close()
 
-    def send(self, data: bytes, not_before: float) -> float:
-        """Put ``data`` on the line no earlier than ``not_before`` (monotonic); return its end."""
+    def send(self, data: bytes, not_before: float, listen: bool = False) -> Written:
+        """Put ``data`` on the line no earlier than ``not_before`` (monotonic).
+
+        Returns when its last byte was released and, with ``listen`` on a paced pty, whether the
+        driver talked while it was still going out (see :func:`paced_write`).
+        """
         fd = self.port.master_fd
         if fd is None or not data:
-            return time.monotonic()
+            return Written(time.monotonic())
         self.port.drop_stale()
         self._sleep_until(not_before)
         if not self.port.uart and not self._uart.matches(fd):  # driver at other settings: noise
@@ -126,12 +130,13 @@ class SerialLine:
             self.capture.record("tx", data)
         if not self.pacing:
             write_some(fd, data)
-            return time.monotonic()
+            return Written(time.monotonic())
         if self.port.uart:  # the UART sends the frame at the baud rate, no gap inside it
             start = time.monotonic()
             write_some(fd, data)
-            return start + len(data) * self.char_s
-        return paced_write(fd, data, self.char_s, time.monotonic(), self._stop)
+            return Written(start + len(data) * self.char_s)
+        listen_s = self.silence_s if listen else None
+        return paced_write(fd, data, self.char_s, time.monotonic(), self._stop, listen_s)
 
     def _sleep_until(self, when: float) -> None:
         delay = when - time.monotonic()

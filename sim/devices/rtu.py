@@ -42,13 +42,22 @@ class RtuBus(SerialLine):
     ) -> None:
         super().__init__(spec, link, now_s, pacing, device)
         self.slaves = {d.slave: d for d in devices}
-        self.counts = {"frames": 0, "bad_crc": 0, "merged": 0, "answered": 0, "ignored": 0}
+        # "gapped": answers this line broke itself, its thread (descheduled) pausing a silence or
+        # more inside them: a master may take the frame as ended there (see paced_write's cut)
+        self.counts = dict.fromkeys(
+            ("frames", "bad_crc", "merged", "answered", "ignored", "gapped"), 0
+        )
         self._buf = bytearray()
         self._wire_end = 0.0  # when the last received byte finished crossing the wire
         self._last_frame_end = -math.inf  # end of the last frame on the line (ours included)
         self._after_silence = True
         self._last_rx = 0.0
         self._late: list[tuple[float, bytes]] = []  # slow answers not yet sent: (due, frame)
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that no frame has taken yet (waiting for the silence that ends it)."""
+        return len(self._buf)
 
     def on_reopen(self) -> None:
         self._buf.clear()
@@ -139,15 +148,23 @@ class RtuBus(SerialLine):
         self._transmit(reply, detected + turnaround)
 
     def _transmit(self, reply: bytes, when: float) -> None:
-        end = self.send(reply, when)
+        sent = self.send(reply, when, listen=True)
         self.counts["answered"] += 1
+        if sent.gap >= self.silence_s:
+            self.counts["gapped"] += 1
         if self.port.uart:  # the master hears the answer only once it is off the wire: it
             return  # cannot talk over it, and the UART does not say when it ended anyway
-        self._last_frame_end = end if self.pacing else time.monotonic()
-        self._collect_during(end)
+        self._last_frame_end = sent.end if self.pacing else time.monotonic()
+        self._collect_during(sent.end, sent.heard)
 
-    def _collect_during(self, end: float) -> None:
-        """Bytes a master wrote while the answer was still on the wire arrived by ``end``."""
+    def _collect_during(self, end: float, heard: bool) -> None:
+        """Take bytes a master wrote over the answer, or in the silence after it, as early.
+
+        Early only when the line can tell: input was waiting while the answer was still going out
+        (``heard``), or it is read less than a silence after the answer's end. Bytes read later
+        may have been written after a proper silence while this thread was not running, so they
+        count from when they are read, as any other bytes do.
+        """
         fd = self.port.master_fd
         if fd is None or not self.pacing:
             return
@@ -155,8 +172,12 @@ class RtuBus(SerialLine):
             data = os.read(fd, 4096)
         except OSError:  # nothing waiting (non-blocking) or port gone
             return
-        if data:
+        if not data:
+            return
+        if heard:  # a collision: the garbled frame lasts past the answer's end
             self._last_rx = end
             self._buf += data
             self._after_silence = False
             self._wire_end = max(end, self._wire_end) + len(data) * self.char_s
+            return
+        self.on_bytes(data, time.monotonic())

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 import time
+from typing import NamedTuple
 
 from sim.spec import BusSpec
 
@@ -57,31 +59,75 @@ def max_polls_per_s(spec: BusSpec, count: int) -> float:
     return 1.0 / read_registers_cycle_s(spec, count)
 
 
+class Written(NamedTuple):
+    """What a write put on the line and what it noticed meanwhile."""
+
+    end: float  # monotonic time the last byte was released to the reader
+    heard: bool = False  # the reader talked over the output (within a silence of a byte)
+    gap: float = 0.0  # longest time between two bytes released (one character on schedule)
+    cut: bool = False  # the rest was not sent: the reader talked after a pause of a silence
+
+
 def paced_write(
     fd: int,
     data: bytes,
     char_s: float,
     start: float | None = None,
     stop: threading.Event | None = None,
-) -> float:
-    """Write ``data`` to ``fd`` at one character per ``char_s`` seconds; return the end time.
+    listen: float | None = None,
+) -> Written:
+    """Write ``data`` to ``fd`` at one character per ``char_s`` seconds.
 
     Byte *i* is released when it has fully crossed the wire (``start + (i + 1) * char_s`` on
     ``time.monotonic``), so a reader never sees it earlier than a real line would deliver it.
-    Bytes the reader has no room for are dropped, as an overrun UART would.
+    Bytes the reader has no room for are dropped, as an overrun UART would. The end returned is
+    when the last byte was actually released: its nominal time, or later when this thread fell
+    behind (a reader cannot have seen it sooner).
+
+    With ``listen`` (the silence that ends a frame), the waits between bytes watch ``fd`` for
+    input. Input seen within a silence of the last byte released means the reader talked over
+    the output (``heard``), however late this thread runs afterwards. Input seen after this
+    thread fell silent for a silence or more mid-frame (descheduled) may have been written after
+    a proper silence: a pause that long ends a frame on a real line, so the output ends there
+    (``cut``) and the reader's bytes are a new frame.
     """
     t0 = time.monotonic() if start is None else start
     sent = 0
+    last = t0  # when the last byte out was released
+    heard = False
+    gap = 0.0
     while sent < len(data):
         if stop is not None and stop.is_set():
             break
-        due = min(len(data), int((time.monotonic() - t0) / char_s))
+        now = time.monotonic()
+        due = min(len(data), int((now - t0) / char_s))
         if due > sent:
+            if sent:
+                quiet = now - last
+                if listen is not None and not heard and quiet >= listen and _readable(fd, 0.0):
+                    return Written(last, gap=max(gap, quiet), cut=True)
+                gap = max(gap, quiet)
             write_some(fd, data[sent:due])
-            sent = due
+            sent, last = due, now
             continue
-        time.sleep(max(0.0, t0 + (sent + 1) * char_s - time.monotonic()))
-    return t0 + len(data) * char_s
+        delay = max(0.0, t0 + (sent + 1) * char_s - now)
+        if listen is None or heard:
+            time.sleep(delay)
+        elif _readable(fd, delay):
+            quiet = time.monotonic() - last
+            if sent and quiet >= listen:
+                return Written(last, gap=max(gap, quiet), cut=True)
+            heard = True
+    return Written(last, heard, gap)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` for input on ``fd``; a port gone meanwhile just waits."""
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    except (OSError, ValueError):
+        time.sleep(timeout)
+        return False
 
 
 def write_some(fd: int, data: bytes) -> None:

@@ -165,21 +165,33 @@ def test_adaptive_interval_and_a_failing_sink(live):
     assert seen.count("rain") >= 1.5 * seen.count("level")  # twice as often
 
 
+def judged(counts: dict[str, int]) -> int:
+    """Requests an RTU line has dealt with: answered, refused as merged or corrupt, not for it."""
+    return sum(counts[k] for k in ("answered", "merged", "bad_crc", "ignored"))
+
+
 def test_the_master_keeps_the_inter_frame_silence_on_a_paced_bus(make_station, make_configs):
     clock = ScaledClock(START, speed=1.0)
     station = make_station(None, clock, pacing=True)
     cfgs = make_configs(station, 1.0, "rain", "level", "anemo")
+    counts = station.buses["rs485-1"].counts
     # a generous answer timeout: what is under test is the silence between frames, and the
     # simulator shares this process's GIL with the master on a loaded machine
     [bus] = open_buses(cfgs, station="st", clock=clock, sink=lambda b: None, timeout_s=3.0)
+    broken = 0  # answers the simulator itself broke (descheduled mid-frame: see paced_write)
     try:
-        for _ in range(10):
-            for name in ("rain", "level", "anemo"):
-                got = bus.poll_once(name)
-                assert statuses([got]) == {"ok"}, (name, got, dict(station.buses["rs485-1"].counts))
+        for asked, name in enumerate(("rain", "level", "anemo") * 10, start=1):
+            gapped = counts["gapped"]
+            got = bus.poll_once(name)
+            if statuses([got]) != {"ok"}:  # the line may still be sending the answer: let it end
+                wait_until(lambda n=asked: judged(counts) >= n, "the simulator done with it")
+                if counts["gapped"] > gapped:
+                    broken += 1
+                    continue
+            assert statuses([got]) == {"ok"}, (name, got, dict(counts))
     finally:
         bus.stop()
-    counts = station.buses["rs485-1"].counts
     wait_until(lambda: counts["answered"] >= 30, "the simulator's count of its answers")
     assert counts["answered"] == 30
     assert counts["merged"] == 0 and counts["bad_crc"] == 0
+    assert broken <= 10, dict(counts)  # most transactions were whole: the silence was tested

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import threading
 import time
+import tty
 
 import pytest
 
+from sim.devices import timing
 from sim.devices.modbus import rtu_frame
 from sim.devices.timing import (
     char_time_s,
     min_cycle_s,
+    paced_write,
     read_registers_cycle_s,
     silence_s,
 )
@@ -88,15 +93,119 @@ def test_back_to_back_requests_merge_into_one_bad_frame(paced, raw):
 
 def test_request_during_an_answer_is_not_heard(paced, raw):
     port = raw(paced.endpoints["level"].port)
+    line = paced.buses["rs485-1"]
     long_read = rtu_frame(192, bytes([4, 0, 0, 0, 13]))  # answer 31 bytes, 32 ms on the wire
     request = rtu_frame(1, bytes([3, 0, 1, 0, 1]))
-    port.ser.timeout = 1.0
-    port.ser.write(long_read)
-    assert len(port.ser.read(3)) == 3  # the answer is on the wire...
-    port.ser.write(request)  # ...and the master talks over it: no 3.5-character silence
-    assert len(port.ser.read(28)) == 28
-    port.ser.timeout = 0
-    assert port.read(0.2) == b""
-    assert paced.buses["rs485-1"].counts["merged"] == 1
+    for _ in range(3):  # an answer the simulator broke itself (descheduled mid-frame) is redone
+        gapped, merged = line.counts["gapped"], line.counts["merged"]
+        port.ser.timeout = 1.0
+        port.ser.write(long_read)
+        assert len(port.ser.read(3)) == 3  # the answer is on the wire...
+        port.ser.write(request)  # ...and the master talks over it: no 3.5-character silence
+        port.ser.timeout = 0
+        rest = port.read(1.0)
+        if line.counts["gapped"] == gapped:
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail(f"the simulator broke every answer itself: {line.counts}")
+    assert len(rest) == 28, rest  # the answer went on, and nobody answered the request
+    assert line.counts["merged"] == merged + 1
     time.sleep(0.01)
     assert len(port.transact(request)) == 7
+
+
+def _pty() -> tuple[int, int]:
+    """A raw pty pair: the writer's (non-blocking) side and the reader's."""
+    writer, reader = os.openpty()
+    tty.setraw(writer)
+    tty.setraw(reader)
+    os.set_blocking(writer, False)
+    return writer, reader
+
+
+def _read_n(fd: int, n: int) -> bytes:
+    got = b""
+    while len(got) < n:
+        got += os.read(fd, n - len(got))
+    return got
+
+
+def test_paced_write_hears_a_reader_talking_over_it():
+    writer, reader = _pty()
+    char = 0.02  # slow characters: a 70 ms silence this thread is not descheduled for
+    data = bytes(range(10))
+    got: list[bytes] = []
+
+    def talk_over() -> None:
+        got.append(_read_n(reader, 2))
+        os.write(reader, b"\x01\x02")  # at once, while the rest is still to come
+        got.append(_read_n(reader, 8))
+
+    talker = threading.Thread(target=talk_over)
+    talker.start()
+    try:
+        out = paced_write(writer, data, char, listen=3.5 * char)
+        talker.join(5)
+        assert out.heard and not out.cut
+        assert b"".join(got) == data  # the output went on regardless
+        assert os.read(writer, 16) == b"\x01\x02"
+    finally:
+        os.close(writer)
+        os.close(reader)
+
+
+def test_paced_write_ends_a_frame_it_paused_a_silence_in_when_the_reader_talks(monkeypatch):
+    """This thread descheduled mid-frame for more than a silence, the reader talking in it:
+    the frame ended there on the wire, the rest is not sent and the talk is no collision."""
+    writer, reader = _pty()
+    char = 0.005
+    silence = 3.5 * char
+    data = bytes(range(50))  # 250 ms: many chunks however loaded the machine
+    real_write = timing.write_some
+    stalls = []
+
+    def write_then_stall(fd: int, chunk: bytes) -> None:
+        real_write(fd, chunk)
+        if not stalls:
+            stalls.append(len(chunk))
+            time.sleep(2 * silence)  # this thread descheduled...
+            os.write(reader, b"\x01")  # ...and the reader, after a silence, talks
+            time.sleep(char)
+
+    monkeypatch.setattr(timing, "write_some", write_then_stall)
+    try:
+        t0 = time.monotonic()
+        out = paced_write(writer, data, char, t0, listen=silence)
+        assert out.cut and not out.heard
+        assert out.gap >= 2 * silence
+        assert out.end < t0 + len(data) * char  # the end of what went out, before the pause
+        assert os.read(reader, 64) == data[: stalls[0]]  # only what went out before the pause
+        assert os.read(writer, 16) == b"\x01"
+    finally:
+        os.close(writer)
+        os.close(reader)
+
+
+def test_paced_write_without_a_reader_talking_sends_it_all_and_reports_its_pauses(monkeypatch):
+    writer, reader = _pty()
+    char = 0.005
+    data = bytes(range(20))
+    real_write = timing.write_some
+    stalls: list[int] = []
+
+    def write_then_stall(fd: int, chunk: bytes) -> None:
+        real_write(fd, chunk)
+        if not stalls:
+            stalls.append(len(chunk))
+            time.sleep(10 * char)
+
+    monkeypatch.setattr(timing, "write_some", write_then_stall)
+    try:
+        out = paced_write(writer, data, char, listen=3.5 * char)
+        assert not out.cut and not out.heard
+        assert out.gap >= 10 * char
+        assert os.read(reader, 64) == data  # the rest went out at once when it could
+    finally:
+        os.close(writer)
+        os.close(reader)
