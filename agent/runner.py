@@ -70,7 +70,8 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 1.0  # real seconds between status-file writes, metrics refresh and watchdog pings
 MAX_DRAIN = 256  # poll batches written in one transaction at most
-LINGER_S = 0.2  # real seconds to gather more batches into one transaction (group commit)
+LINGER_S = 1.0  # clock seconds to gather more batches into one transaction (group commit) ...
+LINGER_REAL_S = (0.2, 1.0)  # ... within these real seconds (an accelerated clock lingers 0.2 s)
 COUNTERS_KEY = "counters"
 WARNINGS_KEY = "warnings"
 REPLAY_CHUNK = 2000
@@ -102,6 +103,12 @@ def release_startup_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL(None).malloc_trim(0)
+
+
+def linger_s(speed: float) -> float:
+    """Real seconds to gather batches for one commit at clock ``speed`` (clock s per real s)."""
+    low, high = LINGER_REAL_S
+    return min(high, max(low, LINGER_S / max(speed, 1e-9)))
 
 
 def device_configs(config: StationConfig) -> list[DeviceConfig]:
@@ -333,13 +340,14 @@ class Agent:
         return written
 
     def _drain(self, block_s: float, limit: int | None) -> int:
-        """Take queued batches: wait up to ``block_s`` for one, then linger ``LINGER_S`` for
-        more, so that one transaction (one fsync) carries every poll of that moment."""
+        """Take queued batches: wait up to ``block_s`` for one, then linger for more (one clock
+        second, within :data:`LINGER_REAL_S`), so that one transaction (one fsync) and one pass
+        of the pipeline carry every poll of that second (ten at 100 ms polls)."""
         batches: list[_Batch] = []
         try:
             if block_s > 0:
                 batches.append(self._queue.get(timeout=block_s))
-                until = time.monotonic() + LINGER_S
+                until = time.monotonic() + linger_s(self.clock.speed)
                 while (limit is None or len(batches) < limit) and (
                     left := until - time.monotonic()
                 ) > 0:
