@@ -71,17 +71,18 @@ def to_readings(
     time: datetime,
 ) -> list[Reading]:
     """Scale samples into readings; counters turn raw counts into never-decreasing totals."""
+    ok = DriverStatus.OK
     out = []
     for s in samples:
         f = fields[s.channel]
-        status, detail, value = s.status, s.detail, None
-        if status is DriverStatus.OK and s.number is not None:
-            number = s.number
-            counter = counters.get(s.channel)
-            if counter is not None:
-                step = counter.update(number, time.timestamp())
-                status, detail, number = step.status, step.detail, step.total
-            if status is DriverStatus.OK:
+        status, detail, value, number = s.status, s.detail, None, s.number
+        if status is ok and number is not None:
+            if counters:
+                counter = counters.get(s.channel)
+                if counter is not None:
+                    step = counter.update(number, time.timestamp())
+                    status, detail, number = step.status, step.detail, step.total
+            if status is ok:
                 offset = f.offset if isinstance(f, RegisterField) else 0.0
                 value = round(number * f.scale + offset, 9)
         out.append(Reading(station, sensor, s.channel, time, value, f.unit, s.raw, status, detail))
