@@ -342,16 +342,14 @@ class Agent:
     def _drain(self, block_s: float, limit: int | None) -> int:
         """Take queued batches: wait up to ``block_s`` for one, then linger for more (one clock
         second, within :data:`LINGER_REAL_S`), so that one transaction (one fsync) and one pass
-        of the pipeline carry every poll of that second (ten at 100 ms polls)."""
+        of the pipeline carry every poll of that second (ten at 100 ms polls). The linger is one
+        sleep, not a wake-up per poll."""
         batches: list[_Batch] = []
         try:
             if block_s > 0:
                 batches.append(self._queue.get(timeout=block_s))
-                until = time.monotonic() + linger_s(self.clock.speed)
-                while (limit is None or len(batches) < limit) and (
-                    left := until - time.monotonic()
-                ) > 0:
-                    batches.append(self._queue.get(timeout=left))
+                if limit is None or self._queue.qsize() + 1 < limit:
+                    time.sleep(linger_s(self.clock.speed))
             while limit is None or len(batches) < limit:
                 batches.append(self._queue.get_nowait())
         except queue.Empty:
