@@ -314,8 +314,9 @@ class Agent:
         """Run until ``stop`` is set (then stop cleanly)."""
         try:
             self.start()
-            while not stop.is_set():
-                self.step(timeout_s=0.2)
+            while not stop.is_set():  # idle: one wake-up a housekeeping round, not five
+                due = self._last_housekeeping + self._housekeeping_s
+                self.step(timeout_s=min(1.0, max(0.01, due - time.monotonic())))
         finally:
             self.stop()
 
@@ -623,8 +624,8 @@ class Agent:
         """The drivers' health of each device, as plain data."""
         out: dict[str, dict[str, Any]] = {}
         for bus in self.buses:
-            for name, h in bus.health().items():
-                out[name] = plain(h)
+            for name, h in bus.health().items():  # field by field: asdict deep-copies
+                out[name] = {f.name: plain(getattr(h, f.name)) for f in fields(h)}
         return out
 
     def summary(self) -> str:
