@@ -8,9 +8,8 @@ know: station, sensor, time, profile scale and counter unwrapping.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from drivers.counter import MAX_RAIN_MM_PER_S, RainCounter
 from drivers.profile import AsciiField, RegisterField
@@ -19,9 +18,10 @@ from roadside.records import DriverStatus, Reading
 Field = RegisterField | AsciiField
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One channel's outcome of one poll. ``number`` is None unless ``status`` is OK."""
+class Sample(NamedTuple):
+    """One channel's outcome of one poll. ``number`` is None unless ``status`` is OK.
+
+    A named tuple: one is made per channel and poll (a frozen dataclass costs twice as much)."""
 
     channel: str
     raw: int | float | str | None
