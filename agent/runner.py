@@ -101,6 +101,7 @@ def release_startup_memory() -> None:
     """Collect start-up garbage (imports, validation) and hand freed heap pages back to the OS,
     so the long-running process starts from its working set (glibc ``malloc_trim``)."""
     gc.collect()
+    gc.freeze()  # what start-up left alive is never scanned by the collector again
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL(None).malloc_trim(0)
 
