@@ -101,7 +101,6 @@ def release_startup_memory() -> None:
     """Collect start-up garbage (imports, validation) and hand freed heap pages back to the OS,
     so the long-running process starts from its working set (glibc ``malloc_trim``)."""
     gc.collect()
-    gc.freeze()  # what start-up left alive is never scanned by the collector again
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL(None).malloc_trim(0)
 
@@ -312,9 +311,12 @@ class Agent:
         log.info("agent stopped; buffer flushed")
 
     def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set (then stop cleanly)."""
+        """Run until ``stop`` is set (then stop cleanly). The service's own process: what
+        start-up left alive is frozen out of the garbage collector's scans (``gc.freeze``),
+        which otherwise rescans every imported module's objects as readings churn."""
         try:
             self.start()
+            gc.freeze()
             while not stop.is_set():  # idle: one wake-up a housekeeping round, not five
                 due = self._last_housekeeping + self._housekeeping_s
                 self.step(timeout_s=min(1.0, max(0.01, due - time.monotonic())))
