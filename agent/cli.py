@@ -26,6 +26,7 @@ from agent.errors import AgentError, ConfigError
 from drivers.errors import DriverError
 from roadside import exitcodes
 from roadside.clock import Clock, ScaledClock, SystemClock
+from roadside.structs import to_json
 
 STALE_S = 30.0  # a status file not rewritten for this long (real seconds) means the agent is gone
 EXIT_DEGRADED = exitcodes.FAILURE
@@ -147,7 +148,7 @@ def check_config(file: str, as_json: bool) -> None:
     """Validate a station configuration; exit 2 with one line naming the key if it is wrong."""
     config = _load(file)
     if as_json:
-        click.echo(config.model_dump_json(indent=1))
+        click.echo(to_json(config))
         return
     click.echo(
         f"{file}: ok: station {config.station_id}, version {config.version}, "

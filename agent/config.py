@@ -25,129 +25,125 @@ import re
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
+from msgspec import Meta
 
 from agent.errors import ConfigError
 from drivers.errors import ProfileError
 from drivers.profile import load_profile
+from roadside.structs import StructError, convert
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 DEFAULT_BUFFER_PATH = "/var/lib/roadside/buffer.db"
 DEFAULT_METRICS_PORT = 9108
 
+Name = Annotated[str, Meta(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Interval = Annotated[float, Meta(ge=0.1, le=600.0)]
+Positive = Annotated[float, Meta(gt=0)]
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
 
 
-class StationInfo(_Section):
+class StationInfo(_Section, frozen=True):
     """Who and where the station is."""
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    id: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    lat: Annotated[float, Meta(ge=-90, le=90)]
+    lon: Annotated[float, Meta(ge=-180, le=180)]
+    grid_cell: Name
     name: str = ""
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    grid_cell: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class SensorConfig(_Section):
+class SensorConfig(_Section, frozen=True):
     """One sensor on a bus. ``interval_s`` is the routine (dry) interval; ``wet_interval_s``, when
     given, is used while it rains or the water rises (adaptive sampling)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: Name
     profile: str
-    port: str = Field(min_length=1)
-    slave: int | None = Field(default=None, ge=0, le=247)
+    port: NonEmpty
+    slave: Annotated[int, Meta(ge=0, le=247)] | None = None
     channels: tuple[str, ...] | None = None
-    interval_s: float = Field(default=10.0, ge=0.1, le=600.0)
-    wet_interval_s: float | None = Field(default=None, ge=0.1, le=600.0)
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, v: str) -> str:
-        if v.startswith("tcp://"):
-            host, _, port = v[6:].rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError("expected tcp://host:port with a port 1-65535")
-        return v
+    interval_s: Interval = 10.0
+    wet_interval_s: Interval | None = None
 
 
-class SamplingConfig(_Section):
+class SamplingConfig(_Section, frozen=True):
     """Adaptive sampling: poll faster while wet, back to routine after ``hold_s`` of dry."""
 
     adaptive: bool = True
-    wet_rain_mmh: float = Field(
-        default=0.5, ge=0
-    )  # rain intensity at or above which it counts as raining
-    wet_rise_mm_per_min: float = Field(default=2.0, gt=0)  # water rise rate that counts as rising
-    hold_s: float = Field(default=900.0, ge=0)  # stay fast this long after the last wet sign
+    wet_rain_mmh: Annotated[float, Meta(ge=0)] = 0.5  # rain intensity that counts as raining
+    wet_rise_mm_per_min: Positive = 2.0  # water rise rate that counts as rising
+    hold_s: Annotated[float, Meta(ge=0)] = 900.0  # stay fast this long after the last wet sign
 
 
-class BufferConfig(_Section):
+class BufferConfig(_Section, frozen=True):
     """The durable SQLite buffer."""
 
     path: str = DEFAULT_BUFFER_PATH
-    max_mb: float = Field(default=256.0, gt=0, le=1_000_000, allow_inf_nan=False)
+    max_mb: Annotated[float, Meta(gt=0, le=1_000_000)] = 256.0  # also refuses inf and nan
     synchronous: Literal["full", "normal"] = "full"
     status_path: str | None = None  # defaults to <path>.status.json
 
 
-class MetricsConfig(_Section):
+class MetricsConfig(_Section, frozen=True):
     """Prometheus endpoint (port 0 disables it)."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=DEFAULT_METRICS_PORT, ge=0, le=65535)
+    port: Annotated[int, Meta(ge=0, le=65535)] = DEFAULT_METRICS_PORT
 
 
-class TimeConfig(_Section):
+class TimeConfig(_Section, frozen=True):
     """When the wall clock counts as known good, and how large a jump gets flagged."""
 
     floor: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # wall time before this is surely wrong
     sync_check: Literal["auto", "none"] = "auto"  # auto: timesyncd marker or kernel sync state
-    jump_tolerance_s: float = Field(default=2.0, gt=0)
+    jump_tolerance_s: Positive = 2.0
 
 
-class SiteConfig(_Section):
+class SiteConfig(_Section, frozen=True):
     """The street point the station watches, as the nowcast needs it
     (:class:`edge_models.features.SiteParams`; defaults are the simulator's)."""
 
-    drain_capacity_mmh: float = Field(default=36.0, gt=0)  # rain over the catchment the drain takes
-    catchment_m2: float = Field(default=2000.0, gt=0)  # area draining to the low spot
-    pond_area_m2: float = Field(default=400.0, gt=0)  # area the water stands on
-    runoff_coeff: float = Field(default=0.9, gt=0, le=1)  # share of the rain that runs off
+    drain_capacity_mmh: Positive = 36.0  # rain over the catchment the drain takes
+    catchment_m2: Positive = 2000.0  # area draining to the low spot
+    pond_area_m2: Positive = 400.0  # area the water stands on
+    runoff_coeff: Annotated[float, Meta(gt=0, le=1)] = 0.9  # share of the rain that runs off
 
 
-class NowcastConfig(_Section):
+class NowcastConfig(_Section, frozen=True):
     """The waterlogging nowcast: model file, backend and cadence."""
 
     enabled: bool = True
     model: str | None = None  # .tflite file; default: the model shipped in edge_models
     backend: Literal["auto", "litert", "tflite-runtime", "numpy"] = "auto"
-    interval_s: float = Field(default=60.0, ge=5, le=3600)  # between forecasts when calm
-    storm_interval_s: float = Field(default=20.0, ge=5, le=3600)  # while it rains or water stands
+    interval_s: Annotated[float, Meta(ge=5, le=3600)] = 60.0  # between forecasts when calm
+    storm_interval_s: Annotated[float, Meta(ge=5, le=3600)] = 20.0  # while it rains or water stands
 
 
-class ActionConfig(_Section):
+class ActionConfig(_Section, frozen=True):
     """A local action: while ``signal`` is at ``min_level`` or above, write ``on`` to the
     writable ``setting`` (coil or holding register) of the bus device ``sensor``; else ``off``."""
 
     signal: Literal["rainstorm", "gale", "waterlogging"]
+    sensor: NonEmpty
+    setting: NonEmpty
     min_level: Literal["blue", "yellow", "orange", "red"] = "blue"
-    sensor: str = Field(min_length=1)
-    setting: str = Field(min_length=1)
     on: float = 1.0
     off: float = 0.0
 
 
-class StationConfig(_Section):
+class StationConfig(_Section, frozen=True):
     """A validated station configuration (see the module docstring for the file layout)."""
 
-    version: str = Field(min_length=1)
+    version: NonEmpty
     station: StationInfo
-    sensors: tuple[SensorConfig, ...] = Field(min_length=1)
+    sensors: Annotated[tuple[SensorConfig, ...], Meta(min_length=1)]
     sampling: SamplingConfig = SamplingConfig()
     qc: dict[str, Any] = {}
     derived: dict[str, Any] = {}
@@ -161,11 +157,6 @@ class StationConfig(_Section):
     actions: tuple[ActionConfig, ...] = ()
     content_hash: str = ""
     source: str = ""
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int | float) else v
 
     @property
     def station_id(self) -> str:
@@ -208,11 +199,13 @@ def config_from_dict(
     """Validate an already parsed configuration document; ``source`` names it in errors."""
     digest = content_hash(doc)
     expanded = _expand(doc, source, base_dir or Path.cwd())
+    version = expanded.get("version")
+    if isinstance(version, int | float) and not isinstance(version, bool):
+        expanded["version"] = str(version)  # version = 7 is written as a number
     try:
-        cfg = StationConfig.model_validate({**expanded, "content_hash": digest, "source": source})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{source}: key {_where(err['loc'])}: {_expected(err)}") from None
+        cfg = convert({**expanded, "content_hash": digest, "source": source}, StationConfig)
+    except StructError as exc:
+        raise ConfigError(f"{source}: key {exc.where}: {exc.message}") from None
     _check_sensors(cfg, source)
     _check_sections(cfg, source)
     _check_actions(cfg, source)
@@ -281,6 +274,13 @@ def _check_sensors(cfg: StationConfig, source: str) -> None:
         if s.name in seen:
             raise ConfigError(f"{source}: key sensors[{i}].name: {s.name!r} is used twice")
         seen.add(s.name)
+        if s.port.startswith("tcp://"):
+            host, _, port = s.port[6:].rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(
+                    f"{source}: key sensors[{i}].port: expected tcp://host:port with a port "
+                    f"1-65535 (got {s.port!r})"
+                )
         try:
             profile = load_profile(s.profile)
         except ProfileError as exc:
@@ -338,8 +338,6 @@ def _check_uplink(cfg: StationConfig, source: str) -> None:
         return
     import dataclasses
 
-    import pydantic
-
     from agent.uplink import UplinkSettings  # only for a station with an uplink
 
     tuning = {f.name for f in dataclasses.fields(UplinkSettings)} - {"codec", "software"}
@@ -356,14 +354,9 @@ def _check_uplink(cfg: StationConfig, source: str) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"{source}: key uplink.port: expected a port 1-65535 (got {port!r})")
     try:
-        pydantic.TypeAdapter(UplinkSettings).validate_python(
-            {k: v for k, v in up.items() if k in tuning}
-        )
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        got = err.get("input")
-        raise ConfigError(f"{source}: key uplink.{key}: {err['msg']} (got {got!r})") from None
+        convert({k: v for k, v in up.items() if k in tuning}, UplinkSettings, "uplink")
+    except StructError as exc:
+        raise ConfigError(f"{source}: key {exc.where}: {exc.message}") from None
     named = [k for k in UPLINK_FILES if k in up or (up.get("host") and k != "fleet_key")]
     for key in named:  # without a host the uplink is off: only the files it names are checked
         if not isinstance(up.get(key), str) or not up[key]:
@@ -373,25 +366,3 @@ def _check_uplink(cfg: StationConfig, source: str) -> None:
         path = Path(up[key]) if Path(up[key]).is_absolute() else base / up[key]
         if not path.is_file():
             raise ConfigError(f"{source}: key uplink.{key}: {path} is not a file")
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _expected(err: Any) -> str:
-    kind, msg = err["type"], err["msg"]
-    if kind == "missing":
-        return "missing (expected a value)"
-    if kind == "extra_forbidden":
-        return "unknown key (expected one of the documented keys)"
-    got = err.get("input")
-    if isinstance(got, dict | list):
-        return msg
-    return f"{msg} (got {got!r})"

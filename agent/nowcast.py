@@ -31,6 +31,7 @@ from edge_models.features import WINDOW_MIN, SiteParams
 from edge_models.runtime import Forecast, Nowcaster
 from edge_models.station import DEPTH_NAME, RAIN_NAME, MinuteHistory, NowcastRunner, forecast_record
 from roadside.contract import UNNUMBERED, Record
+from roadside.structs import asdict
 
 if TYPE_CHECKING:
     from agent.warnings import WarningRules
@@ -61,7 +62,7 @@ class StationNowcast:
         except NowcastError as exc:
             log.error("nowcast unavailable, running without a forecast: %s", exc)
             return None
-        site = SiteParams.from_dict(config.site.model_dump())
+        site = SiteParams.from_dict(asdict(config.site))
         runner = NowcastRunner(
             model,
             site,

@@ -57,6 +57,7 @@ from agent.config import StationConfig, config_from_dict
 from agent.errors import AgentError, ConfigError
 from roadside import contract, signing, wire
 from roadside.clock import Clock
+from roadside.structs import asdict
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +369,7 @@ class RemoteConfig:
             raise Refused("schema", str(exc)) from None
         try:  # the effective configuration, local file included, must be safe as a whole
             sections = {n: getattr(cfg, n) for n in ("qc", "derived", "warnings")}
-            sections["sampling"] = cfg.sampling.model_dump()
+            sections["sampling"] = asdict(cfg.sampling)
             contract.check_sections(sections, "effective")
         except contract.ContractError as exc:
             raise Refused(exc.code, exc.detail) from None

@@ -92,11 +92,19 @@ class HealthTracker:
     def record(self, statuses: list[tuple[DriverStatus, str]], when: datetime, now: float) -> None:
         """Account for one poll: the (status, detail) of each channel it produced."""
         self.counts["polls"] += 1
+        ok = DriverStatus.OK
+        by_status: dict[DriverStatus, int] = {}
         for status, _ in statuses:
-            self.counts[status.value] += 1
-        fine = (DriverStatus.OK, DriverStatus.COUNTER_RESET)  # a reset is news, not an error
-        problems = [(s, d) for s, d in statuses if s not in fine]
-        answered = any(s in ANSWERED for s, _ in statuses)
+            by_status[status] = by_status.get(status, 0) + 1
+        for status, n in by_status.items():
+            self.counts[status.value] += n
+        if len(by_status) == 1 and ok in by_status:  # the usual poll: every channel fine
+            problems: list[tuple[DriverStatus, str]] = []
+            answered = True
+        else:
+            fine = (ok, DriverStatus.COUNTER_RESET)  # a reset is news, not an error
+            problems = [(s, d) for s, d in statuses if s not in fine]
+            answered = any(s in ANSWERED for s in by_status)
         if problems:
             self.last_status, detail = problems[0]
             self.last_error = (
@@ -106,7 +114,7 @@ class HealthTracker:
             self.last_status = DriverStatus.OK
         if answered:
             self.counts["answered"] += 1
-            if any(s is DriverStatus.OK for s, _ in statuses):
+            if ok in by_status:
                 self.last_ok = when
             self.breaker.success()
             self.degraded = bool(problems)

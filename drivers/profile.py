@@ -14,76 +14,70 @@ import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import msgspec
+from msgspec import Meta
 
 from drivers.errors import ProfileError
+from roadside.structs import StructError, convert
 
 DataType = Literal["uint16", "int16", "uint32", "int32", "float32", "bool"]
 Table = Literal["input", "holding", "coil", "discrete"]  # FC04, FC03, FC01, FC02
 BIT_TABLES = ("coil", "discrete")
 WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2, "bool": 1}
+Address = Annotated[int, Meta(ge=0, le=0xFFFF)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
 
 
-class DeviceInfo(_Strict):
+class DeviceInfo(_Strict, frozen=True):
     model: str
-    manufacturer: str = ""
     kind: Literal["rain_gauge", "anemometer", "water_level", "weather_transmitter", "actuator"]
     protocol: Literal["modbus", "windsonic", "wxt"]
+    manufacturer: str = ""
     description: str = ""
 
 
-class SerialDefaults(_Strict):
-    baudrate: int = Field(default=9600, gt=0)
+class SerialDefaults(_Strict, frozen=True):
+    baudrate: Annotated[int, Meta(gt=0)] = 9600
     bytesize: Literal[7, 8] = 8
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
-    default_slave: int = Field(default=1, ge=0, le=247)
-    timeout_s: float = Field(default=0.5, gt=0)
+    default_slave: Annotated[int, Meta(ge=0, le=247)] = 1
+    timeout_s: Annotated[float, Meta(gt=0)] = 0.5
 
 
-class Counter(_Strict):
+class Counter(_Strict, frozen=True):
     """Marks a channel as an accumulating counter: the driver undoes rollover and resets."""
 
-    rollover: int = Field(gt=0)  # raw value at which the counter wraps to 0
+    rollover: Annotated[int, Meta(gt=0)]  # raw value at which the counter wraps to 0
     resets_on_power_cycle: bool = True
 
 
-class RegisterField(_Strict):
-    """A value held in Modbus registers."""
+class RegisterField(_Strict, frozen=True):
+    """A value held in Modbus registers (``register``, ``min`` and ``max`` in the file)."""
 
     name: str
+    address: Address = msgspec.field(name="register")
     table: Table = "holding"
-    address: int = Field(alias="register", ge=0, le=0xFFFF)
-    type: DataType = "uint16"
+    type: DataType = "uint16"  # a file's coils and discrete inputs default to bool
     word_order: Literal["big", "little"] = "big"
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""
     counter: Counter | None = None
     writable: bool = False
-    minimum: float | None = Field(default=None, alias="min")  # a writable setting's range
-    maximum: float | None = Field(default=None, alias="max")
+    minimum: float | None = msgspec.field(default=None, name="min")  # a writable setting's range
+    maximum: float | None = msgspec.field(default=None, name="max")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _bits_default_to_bool(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("table") in BIT_TABLES and "type" not in data:
-            return {**data, "type": "bool"}
-        return data
-
-    @model_validator(mode="after")
-    def _check_table(self) -> RegisterField:
+    def __post_init__(self) -> None:
         if (self.table in BIT_TABLES) != (self.type == "bool"):
             raise ValueError(f"{self.name!r}: type 'bool' goes with table 'coil' or 'discrete'")
         if self.writable and self.table not in ("holding", "coil"):
             raise ValueError(f"{self.name!r}: only holding registers and coils are writable")
-        return self
 
     @property
     def words(self) -> int:
@@ -91,7 +85,7 @@ class RegisterField(_Strict):
         return WORDS[self.type]
 
 
-class AsciiField(_Strict):
+class AsciiField(_Strict, frozen=True):
     """A value carried in an ASCII message, named by its field key or position."""
 
     name: str
@@ -114,20 +108,20 @@ ASCII_FIELDS: dict[str, tuple[str, ...]] = {
 """The fields each ASCII driver can decode: a profile naming another is refused when it loads."""
 
 
-class Probe(_Strict):
+class Probe(_Strict, frozen=True):
     """One request of a Modbus answer pattern: read ``count`` from ``register``; ``answer`` says
     whether the model returns data or refuses with an exception (its register map's edges)."""
 
+    address: Address = msgspec.field(name="register")
     table: Table = "holding"
-    address: int = Field(alias="register", ge=0, le=0xFFFF)
-    count: int = Field(default=1, ge=1, le=125)
+    count: Annotated[int, Meta(ge=1, le=125)] = 1
     answer: Literal["data", "exception"] = "data"
 
 
 Expected = int | Literal["slave", "baudrate/100"]
 
 
-class Identify(_Strict):
+class Identify(_Strict, frozen=True):
     """How a bus scan recognises the model (all given checks must hold).
 
     Modbus: ``expect`` maps identification register names to their value (or ``slave``, the
@@ -142,8 +136,7 @@ class Identify(_Strict):
     poll: str = ""
     answer: str = ""
 
-    @model_validator(mode="after")
-    def _check(self) -> Identify:
+    def __post_init__(self) -> None:
         for pattern in (self.listen, self.answer):
             try:
                 re.compile(pattern)
@@ -151,7 +144,6 @@ class Identify(_Strict):
                 raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
         if bool(self.poll) != bool(self.answer):
             raise ValueError("'poll' and 'answer' go together")
-        return self
 
     @property
     def checks(self) -> int:
@@ -159,42 +151,30 @@ class Identify(_Strict):
         return len(self.expect) + len(self.probes) + bool(self.listen) + bool(self.poll)
 
 
-class Profile(_Strict):
-    """One device model."""
+class _ProfileDoc(_Strict, frozen=True):
+    """A profile file as written: the channels are checked against the protocol afterwards."""
 
     device: DeviceInfo
+    channels: Annotated[list[dict[str, Any]], Meta(min_length=1)]
     serial: SerialDefaults = SerialDefaults()
     identification: list[RegisterField] = []
-    channels: Annotated[list[RegisterField] | list[AsciiField], Field(min_length=1)]
     settings: list[RegisterField] = []
     identify: Identify = Identify()
     sample: dict[str, str] = {}
     path: str = ""
 
-    @model_validator(mode="after")
-    def _check(self) -> Profile:
-        names = [c.name for c in self.channels]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"channel names repeated: {sorted(dup)}")
-        ascii_kind = self.device.protocol != "modbus"
-        for c in self.channels:
-            if ascii_kind != isinstance(c, AsciiField):
-                want = "'field'" if ascii_kind else "'register'"
-                raise ValueError(
-                    f"channel {c.name!r}: a {self.device.protocol} channel needs {want}"
-                )
-            known = ASCII_FIELDS.get(self.device.protocol)
-            if isinstance(c, AsciiField) and known is not None and c.field not in known:
-                raise ValueError(
-                    f"channel {c.name!r}: field {c.field!r} is not one the "
-                    f"{self.device.protocol} driver decodes (one of {', '.join(known)})"
-                )
-        idents = {f.name for f in self.identification}
-        unknown = sorted(set(self.identify.expect) - idents)
-        if unknown:
-            raise ValueError(f"identify.expect names no identification register: {unknown}")
-        return self
+
+class Profile(msgspec.Struct, frozen=True):
+    """One device model (:func:`parse_profile` builds it from a checked document)."""
+
+    device: DeviceInfo
+    channels: list[RegisterField] | list[AsciiField]
+    serial: SerialDefaults = SerialDefaults()
+    identification: list[RegisterField] = []
+    settings: list[RegisterField] = []
+    identify: Identify = Identify()
+    sample: dict[str, str] = {}
+    path: str = ""
 
     def setting(self, name: str) -> RegisterField:
         """A writable setting by name; :class:`ProfileError` names the ones there are."""
@@ -219,26 +199,67 @@ class Profile(_Strict):
         raise KeyError(name)
 
 
-def _where(loc: tuple[int | str, ...], doc: dict) -> str:
-    """Turn a pydantic location into a readable field path (channels[2].register)."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" in part:  # a union member tag such as list[RegisterField], not a key
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
+_REGISTER_LISTS = ("channels", "identification", "settings")
+
+
+def _channels(doc: _ProfileDoc) -> list[RegisterField] | list[AsciiField]:
+    """The channels as the protocol's field type, then the checks across them."""
+    protocol = doc.device.protocol
+    ascii_kind = protocol != "modbus"
+    want = "field" if ascii_kind else "register"
+    for raw in doc.channels:
+        if want not in raw and ("register" if ascii_kind else "field") in raw:
+            raise StructError("channels", f"channel {raw.get('name')!r}: a {protocol} channel "
+                              f"needs {want!r}")  # fmt: skip
+    channels: list[RegisterField] | list[AsciiField]
+    if ascii_kind:
+        ascii_channels = convert(doc.channels, list[AsciiField], "channels")
+        known = ASCII_FIELDS.get(protocol)
+        for a in ascii_channels:
+            if known is not None and a.field not in known:
+                raise StructError(
+                    "(top level)",
+                    f"channel {a.name!r}: field {a.field!r} is not one the "
+                    f"{protocol} driver decodes (one of {', '.join(known)})",
+                )
+        channels = ascii_channels
+    else:
+        channels = convert(doc.channels, list[RegisterField], "channels")
+    names = [c.name for c in channels]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise StructError("(top level)", f"channel names repeated: {sorted(dup)}")
+    idents = {f.name for f in doc.identification}
+    unknown = sorted(set(doc.identify.expect) - idents)
+    if unknown:
+        raise StructError(
+            "(top level)", f"identify.expect names no identification register: {unknown}"
+        )
+    return channels
+
+
+def _bits_default_to_bool(fields: Any) -> Any:
+    """Register fields of a file: coils and discrete inputs without a ``type`` are ``bool``."""
+    if not isinstance(fields, list):
+        return fields
+    return [
+        {**f, "type": "bool"}
+        if isinstance(f, dict) and f.get("table") in BIT_TABLES and "type" not in f
+        else f
+        for f in fields
+    ]
 
 
 def parse_profile(doc: dict, source: str) -> Profile:
     """Validate a profile document already read from ``source`` (used in error messages)."""
+    doc = {k: _bits_default_to_bool(v) if k in _REGISTER_LISTS else v for k, v in doc.items()}
     try:
-        return Profile.model_validate({**doc, "path": source})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ProfileError(f"{source}: field {_where(err['loc'], doc)}: {err['msg']}") from None
+        raw = convert({**doc, "path": source}, _ProfileDoc)
+        channels = _channels(raw)
+    except StructError as exc:
+        raise ProfileError(f"{source}: field {exc.where}: {exc.message}") from None
+    fields = msgspec.structs.asdict(raw)
+    return Profile(**{**fields, "channels": channels})
 
 
 def bundled_profiles() -> dict[str, Path]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pymodbus.client import ModbusSerialClient
 
-from drivers.profile import BIT_TABLES, RegisterField
+from drivers.profile import BIT_TABLES, WORDS, RegisterField
 
 MAX_READ = 125  # registers in one FC03/FC04 request (Modbus spec)
 MAX_READ_BITS = 2000  # coils or discrete inputs in one FC01/FC02 request
@@ -49,10 +49,10 @@ class Block:
         """True when the block reads registers that no field asked for."""
         return sum(f.words for f in self.fields) < self.count
 
-    def registers_of(self, field: RegisterField, registers: Sequence[int]) -> list[int]:
+    def registers_of(self, field: RegisterField, registers: Sequence[int]) -> Sequence[int]:
         """The slice of a block's answer that holds ``field``."""
         first = field.address - self.start
-        return list(registers[first : first + field.words])
+        return registers[first : first + WORDS[field.type]]
 
 
 def plan_blocks(
@@ -90,10 +90,15 @@ def decode_field(field: RegisterField, registers: Sequence[int]) -> int | float:
     Raises ValueError when the registers do not fit the field (wrong count, out of range),
     or when a float is not finite. A ``bool`` field (coil, discrete input) decodes to 0 or 1.
     """
-    if field.type == "bool":
+    kind = field.type
+    if kind == "bool":
         if len(registers) != 1:
             raise ValueError(f"{field.name}: {len(registers)} bits for one coil")
         return 1 if registers[0] else 0
+    one_word = kind == "uint16" or kind == "int16"
+    if one_word and len(registers) == 1 and 0 <= registers[0] <= 0xFFFF:
+        word = registers[0]  # no library call for the most common channel, every poll
+        return word - 0x10000 if kind == "int16" and word & 0x8000 else word
     if len(registers) != field.words or any(not 0 <= r <= 0xFFFF for r in registers):
         raise ValueError(
             f"{field.name}: {len(registers)} register(s) {list(registers)} for a {field.type}"

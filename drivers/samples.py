@@ -8,9 +8,8 @@ know: station, sensor, time, profile scale and counter unwrapping.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from drivers.counter import MAX_RAIN_MM_PER_S, RainCounter
 from drivers.profile import AsciiField, RegisterField
@@ -19,9 +18,10 @@ from roadside.records import DriverStatus, Reading
 Field = RegisterField | AsciiField
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One channel's outcome of one poll. ``number`` is None unless ``status`` is OK."""
+class Sample(NamedTuple):
+    """One channel's outcome of one poll. ``number`` is None unless ``status`` is OK.
+
+    A named tuple: one is made per channel and poll (a frozen dataclass costs twice as much)."""
 
     channel: str
     raw: int | float | str | None
@@ -71,17 +71,18 @@ def to_readings(
     time: datetime,
 ) -> list[Reading]:
     """Scale samples into readings; counters turn raw counts into never-decreasing totals."""
+    ok = DriverStatus.OK
     out = []
     for s in samples:
         f = fields[s.channel]
-        status, detail, value = s.status, s.detail, None
-        if status is DriverStatus.OK and s.number is not None:
-            number = s.number
-            counter = counters.get(s.channel)
-            if counter is not None:
-                step = counter.update(number, time.timestamp())
-                status, detail, number = step.status, step.detail, step.total
-            if status is DriverStatus.OK:
+        status, detail, value, number = s.status, s.detail, None, s.number
+        if status is ok and number is not None:
+            if counters:
+                counter = counters.get(s.channel)
+                if counter is not None:
+                    step = counter.update(number, time.timestamp())
+                    status, detail, number = step.status, step.detail, step.total
+            if status is ok:
                 offset = f.offset if isinstance(f, RegisterField) else 0.0
                 value = round(number * f.scale + offset, 9)
         out.append(Reading(station, sensor, s.channel, time, value, f.unit, s.raw, status, detail))

@@ -19,6 +19,7 @@ from drivers.ports import probe
 from drivers.profile import Profile, bundled_profiles, load_profile
 from roadside.clock import Clock, align_up
 from roadside.records import Reading
+from roadside.structs import replace
 
 EXIT_NO_READING = 1  # the device never gave a good reading
 EXIT_UNKNOWN_PROFILE = 3
@@ -82,7 +83,7 @@ def read_device(
     before polling when the profile or port is wrong.
     """
     profile = resolve_profile(profile_name)
-    settings = profile.serial.model_copy(update={"baudrate": baudrate}) if baudrate else None
+    settings = replace(profile.serial, baudrate=baudrate) if baudrate else None
     check_port(port, profile)
     device = DeviceConfig("device", profile, port, slave=slave, interval_s=interval_s)
     bus = BusScheduler(

@@ -304,20 +304,33 @@ def columns(doc: dict[str, Any]) -> bytes:
         row_series.append(idx)
         v = r[5]
         if isinstance(v, int | float) and not isinstance(v, bool):
+            have = series_k[idx]
+            if have and _scaled(float(v), have) is not None:
+                continue  # exact at the series' decimals already (most rows)
             k = _decimals(float(v))
-            if k is not None and k > series_k[idx]:
+            if k is not None and k > have:
                 series_k[idx] = k
     body = bytearray()
     cols = bytearray()
     n = len(rows)
     # seq and time
     prev_seq = prev_ms = 0
+    push = cols.append
     for r in rows:
-        _sv(cols, int(r[0]) - prev_seq)
-        _sv(cols, int(r[2]) - prev_ms)
-        prev_seq, prev_ms = int(r[0]), int(r[2])
+        seq, ms = int(r[0]), int(r[2])
+        d_seq, d_ms = seq - prev_seq, ms - prev_ms
+        if -64 <= d_seq < 64 and -64 <= d_ms < 64:  # one byte each (consecutive rows)
+            push((d_seq << 1) ^ (d_seq >> 63))
+            push((d_ms << 1) ^ (d_ms >> 63))
+        else:
+            _sv(cols, d_seq)
+            _sv(cols, d_ms)
+        prev_seq, prev_ms = seq, ms
     for i in row_series:
-        _uv(cols, i)
+        if i < 0x80:
+            push(i)
+        else:
+            _uv(cols, i)
     # values and raw
     vmodes: list[int] = []
     rmodes: list[int] = []
@@ -337,7 +350,11 @@ def columns(doc: dict[str, Any]) -> bytes:
             floats += _F64.pack(float(v))
         else:
             vmodes.append(hit[0])
-            _sv(ints, hit[1] - last.get(si, 0))
+            d = hit[1] - last.get(si, 0)
+            if -64 <= d < 64:
+                ints.append((d << 1) ^ (d >> 63))
+            else:
+                _sv(ints, d)
             last[si] = hit[1]
         if raw is None:
             rmodes.append(0)
@@ -360,10 +377,10 @@ def columns(doc: dict[str, Any]) -> bytes:
         else:
             rmodes.append(3)
             raw_strings.append(s(json.dumps(raw)))
-    kinds = [s(str(r[1])) for r in rows]
-    statuses = [s(r[8] or "") for r in rows]
+    kinds = [strings[kind] if (kind := str(r[1])) in strings else s(kind) for r in rows]
+    statuses = [strings[x] if (x := r[8] or "") in strings else s(x) for r in rows]
     flags = [0 if r[9] is None else int(r[9]) + 1 for r in rows]
-    reasons = [s(r[10] or "") for r in rows]
+    reasons = [strings[x] if (x := r[10] or "") in strings else s(x) for r in rows]
     payloads = [0 if not r[11] else s(_json(r[11])) + 1 for r in rows]
     # header
     major, minor = (int(x) for x in str(doc["c"]).split("."))

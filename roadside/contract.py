@@ -380,16 +380,13 @@ def _parse_warnings(d: Mapping[str, Any], where: str) -> Any:
 
 
 def _parse_sampling(d: Mapping[str, Any], where: str) -> Any:
-    import pydantic
-
     from agent.config import SamplingConfig
+    from roadside.structs import StructError, convert
 
     try:
-        return SamplingConfig.model_validate(dict(d))
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ContractError("schema", f"{where}.{key}: {err['msg']}") from None
+        return convert(dict(d), SamplingConfig, where)
+    except StructError as exc:
+        raise ContractError("schema", f"{exc.where}: {exc.message}") from None
 
 
 def _rain_mm_min() -> float:

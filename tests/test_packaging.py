@@ -12,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_AND_DB = ("fastapi", "uvicorn", "psycopg", "rich", "httpx", "starlette")
+FLEET_ONLY = ("pydantic",)  # the station validates with msgspec (roadside.structs)
 
 
 def _requirements(text: str) -> set[str]:
@@ -32,10 +33,10 @@ def _setup() -> configparser.ConfigParser:
 def test_the_station_install_has_no_web_stack_and_each_command_its_extra() -> None:
     cfg = _setup()
     base = _requirements(cfg["options"]["install_requires"])
-    assert not base & set(WEB_AND_DB), base & set(WEB_AND_DB)
-    assert "msgspec" in base  # the contract
+    assert not base & {*WEB_AND_DB, *FLEET_ONLY}, base & {*WEB_AND_DB, *FLEET_ONLY}
+    assert "msgspec" in base  # the contract, the station configuration, the profiles
     extras = {k: _requirements(v) for k, v in cfg["options.extras_require"].items()}
-    assert {"fastapi", "uvicorn", "psycopg", "httpx"} <= extras["fleet"]  # run, push
+    assert {"fastapi", "uvicorn", "psycopg", "httpx", "pydantic"} <= extras["fleet"]  # run, push
     assert {"rich", "aiosmtpd", "standardwebhooks"} <= extras["demo"]  # sim/receivers.py
     assert {"flatbuffers", "rich"} <= extras["model"]  # the TFLite export, training progress
     makefile = (ROOT / "Makefile").read_text()
@@ -46,8 +47,9 @@ def test_station_code_imports_neither_the_web_stack_nor_the_test_support() -> No
     code = (
         "import sys\n"
         "import agent.cli, agent.runner, agent.uplink, agent.remote_config, agent.pipeline\n"
-        "import drivers.bus, roadside.contract, roadside.wire, roadside.registry\n"
-        f"bad = [m for m in sys.modules if m.split('.')[0] in {WEB_AND_DB!r}"
+        "import agent.nowcast, drivers.bus, roadside.contract, roadside.wire, roadside.registry\n"
+        "import roadside.columnar, provisioning.read\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {(*WEB_AND_DB, *FLEET_ONLY)!r}"
         " or m.startswith('roadside.testing')]\n"
         "print(','.join(sorted(bad)))\n"
     )

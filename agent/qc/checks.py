@@ -182,11 +182,37 @@ def scan_reference(
     ``one_sided`` judges only rises. Judges ``values[first:]`` starting from ``state`` and returns
     the state after them, so a stream carried batch by batch equals one scan of the whole series.
     """
+    flags = np.zeros(values.size - first, dtype=np.uint8)
+    judged = np.flatnonzero(valid[first:])
+    departed, ref = scan_reference_lists(
+        times[first:][judged].tolist(),
+        values[first:][judged].tolist(),
+        allowed,
+        one_sided=one_sided,
+        max_age_s=max_age_s,
+        confirm_s=confirm_s,
+        state=state,
+    )
+    flags[judged[departed]] = _SUSPECT
+    return flags, ref
+
+
+def scan_reference_lists(
+    times: list[float],
+    values: list[float],
+    allowed: Callable[[float], float],
+    *,
+    one_sided: bool = False,
+    max_age_s: float = math.inf,
+    confirm_s: float = 60.0,
+    state: Reference | None = None,
+) -> tuple[list[int], Reference]:
+    """:func:`scan_reference` over the valid samples only, as plain lists: the positions of the
+    samples that departed (SUSPECT), and the state after them."""
     ref = state or Reference()
     value, time, run = ref.value, ref.time, list(ref.run)
-    flags = np.zeros(values.size - first, dtype=np.uint8)
-    for i in np.flatnonzero(valid[first:]) + first:
-        t, v = float(times[i]), float(values[i])
+    departed = []
+    for i, (t, v) in enumerate(zip(times, values, strict=True)):
         if math.isnan(value) or t - time > max_age_s:
             value, time, run = v, t, []
             continue
@@ -199,8 +225,8 @@ def scan_reference(
         if len(run) >= 2 and t - run[0][0] >= confirm_s:
             value, time, run = v, t, []
             continue
-        flags[i - first] = _SUSPECT
-    return flags, Reference(value, time, tuple(run))
+        departed.append(i)
+    return departed, Reference(value, time, tuple(run))
 
 
 def check_step(

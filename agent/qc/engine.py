@@ -26,6 +26,8 @@ from roadside.records import DriverStatus, Reading
 SeriesKey = tuple[str, str]  # (sensor, channel)
 Verdict = tuple[Flag, str]
 
+_FLAG = {int(f): f for f in Flag}
+_CONSISTENCY = frozenset({q.WATER_DEPTH, q.WIND_GUST, q.WIND_DIR})  # judged against another
 # Rain channels go first so water checks in the same batch know whether it rained.
 _ORDER = {q.RAIN_TOTAL: 0, q.RAIN_INTENSITY: 0, q.WIND_SPEED: 1}
 
@@ -46,12 +48,13 @@ class QCEngine:
         """Flag a batch (usually one poll of one device); readings keep their order."""
         verdicts: list[Verdict | None] = [None] * len(readings)
         appended: dict[SeriesKey, list[int]] = defaultdict(list)
+        stamps = _timestamps(readings)
         for i, reading in enumerate(readings):
-            verdicts[i] = self._admit(reading)
+            verdicts[i] = self._admit(reading, stamps[i])
             if verdicts[i] is None:
                 appended[(reading.sensor, reading.channel)].append(i)
         for key in sorted(appended, key=lambda k: _ORDER.get(k[1], 2)):
-            self._judge_series(key, readings, appended[key], verdicts)
+            self._judge_series(key, stamps, appended[key], verdicts)
             if key[1] in (q.RAIN_TOTAL, q.RAIN_INTENSITY):
                 self._note_rain(readings, appended[key], verdicts)
         self._judge_consistency(readings, verdicts)
@@ -63,18 +66,18 @@ class QCEngine:
 
     # -- admission: statuses, format, time order --------------------------------------------------
 
-    def _admit(self, reading: Reading) -> Verdict | None:
-        """Append the reading to its series; return a verdict when it is decided already."""
+    def _admit(self, reading: Reading, t: float) -> Verdict | None:
+        """Append the reading (at ``t``, its time's timestamp) to its series; return a verdict
+        when it is decided already."""
         key = (reading.sensor, reading.channel)
         ring = self._series.get(key)
         if ring is None:
             ring = self._series[key] = Ring(self.params.max_history, ("t", "v"))
-        t = reading.time.timestamp()
         last = ring.last("t")
         if last is not None and t <= last:
             return Flag.WRONG, Reason.TIME
         value, verdict = _admitted_value(reading)
-        ring.append(t=t, v=value)
+        ring.push(t, value)
         keep = self._history_s.get(reading.channel)
         if keep is None:
             keep = self._history_s[reading.channel] = self.params.history_s(reading.channel)
@@ -86,21 +89,22 @@ class QCEngine:
     def _judge_series(
         self,
         key: SeriesKey,
-        readings: Sequence[Reading],
+        stamps: list[float],
         batch_idx: list[int],
         verdicts: list[Verdict | None],
     ) -> None:
         ring = self._series[key]
         times, values = ring.col("t"), ring.col("v")
-        at = np.searchsorted(times, [readings[i].time.timestamp() for i in batch_idx])
+        at = np.searchsorted(times, [stamps[i] for i in batch_idx])
         first = int(at.min())
         context = self._context(key, times[first:])
         result = qc_series(
             key[1], times, values, self.params, context, first, self._states.get(key)
         )
         self._states[key] = result.state
-        for i, j in zip(batch_idx, at - first, strict=True):
-            verdicts[i] = Flag(int(result.flags[j])), str(result.reasons[j])
+        flags, reasons = result.flags.tolist(), result.reasons.tolist()
+        for i, j in zip(batch_idx, (at - first).tolist(), strict=True):
+            verdicts[i] = _FLAG[flags[j]], str(reasons[j])
 
     def _context(self, key: SeriesKey, times: np.ndarray) -> SeriesContext:
         """Context for judging samples at ``times`` (one entry per judged sample)."""
@@ -152,6 +156,8 @@ class QCEngine:
     ) -> None:
         """Gust vs mean and direction vs calm, for readings of one sensor at the same time; a
         depth computed from a flagged distance inherits the distance's flag."""
+        if _CONSISTENCY.isdisjoint({r.channel for r in readings}):
+            return  # nothing here is judged against another channel
         at: dict[tuple[str, float, str], int] = {}
         for i, r in enumerate(readings):
             if verdicts[i] is not None and r.value is not None:
@@ -180,6 +186,17 @@ class QCEngine:
             else:
                 continue
             verdicts[i] = _worse(verdicts[i], (Flag(int(flag[0])), Reason.CONSISTENCY))
+
+
+def _timestamps(readings: Sequence[Reading]) -> list[float]:
+    """Each reading's time as a timestamp (a poll's readings share one time: computed once)."""
+    out = []
+    last, stamp = None, 0.0
+    for r in readings:
+        if r.time is not last:
+            last, stamp = r.time, r.time.timestamp()
+        out.append(stamp)
+    return out
 
 
 def _admitted_value(reading: Reading) -> tuple[float, Verdict | None]:

@@ -18,6 +18,7 @@ class Ring:
         self.capacity = capacity
         self.columns = columns
         self._data = {name: np.empty(2 * capacity) for name in columns}
+        self._arrays = tuple(self._data.values())  # in column order
         self._start = 0
         self._end = 0
 
@@ -34,13 +35,24 @@ class Ring:
         if len(self) > self.capacity:
             self._start += 1
 
+    def push(self, *row: float) -> None:
+        """Add one row, the values in column order (what :meth:`append` does, without names)."""
+        if self._end == 2 * self.capacity:
+            self._compact()
+        end = self._end
+        for arr, x in zip(self._arrays, row, strict=True):
+            arr[end] = x
+        self._end = end + 1
+        if self._end - self._start > self.capacity:
+            self._start += 1
+
     def col(self, name: str) -> np.ndarray:
         """The kept rows of one column, oldest first (a view: do not keep it across appends)."""
         return self._data[name][self._start : self._end]
 
     def last(self, name: str) -> float | None:
         """The newest value of a column, None when empty."""
-        return float(self._data[name][self._end - 1]) if len(self) else None
+        return float(self._data[name][self._end - 1]) if self._end > self._start else None
 
     def drop_before(self, t: float) -> None:
         """Forget rows whose time (first column) is before ``t``."""

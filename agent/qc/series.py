@@ -236,21 +236,23 @@ def _qc_small(
     ts, vs = times[first:].tolist(), values[first:].tolist()
     prev_t = float(times[first - 1]) if first > 0 else None
     m = len(vs)
-    valid = [math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi) for v in vs]
+    isfinite = math.isfinite
+    valid = [isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi) for v in vs]
     results: list[tuple[str, list[int]]] = []
     fmt, missing, rng, climate, gap = [0] * m, [0] * m, [0] * m, [0] * m, [0] * m
+    max_gap_s = params.max_gap_s
     for j, v in enumerate(vs):
-        if math.isinf(v):
-            fmt[j] = Flag.WRONG
-        if math.isnan(v):
-            missing[j] = Flag.MISSING
-        elif math.isfinite(v):
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                rng[j] = Flag.WRONG
-            if (clo is not None and v < clo) or (chi is not None and v > chi):
-                climate[j] = Flag.SUSPECT
+        if not isfinite(v):
+            if math.isinf(v):
+                fmt[j] = Flag.WRONG
+            else:
+                missing[j] = Flag.MISSING
+        elif not valid[j]:
+            rng[j] = Flag.WRONG
+        if isfinite(v) and ((clo is not None and v < clo) or (chi is not None and v > chi)):
+            climate[j] = Flag.SUSPECT
         before = ts[j - 1] if j else prev_t
-        if before is not None and ts[j] - before > params.max_gap_s:
+        if before is not None and ts[j] - before > max_gap_s:
             gap[j] = Flag.SUSPECT
     results += [
         (Reason.FORMAT, fmt),
@@ -260,30 +262,35 @@ def _qc_small(
     ]
     reference = state.reference
     if limits.max_step is not None:
-        step, reference = c.check_step(
-            times[first:],
-            values[first:],
-            np.array(valid, dtype=bool),
-            limits.max_step,
-            params.max_gap_s,
+        judged = [j for j in range(m) if valid[j]]
+        max_step = limits.max_step
+        departed, reference = c.scan_reference_lists(
+            [ts[j] for j in judged],
+            [vs[j] for j in judged],
+            lambda _dt: max_step,
+            max_age_s=max_gap_s,
             state=reference,
         )
-        results.append((Reason.STEP, step.tolist()))
+        step = [0] * m
+        for k in departed:
+            step[judged[k]] = Flag.SUSPECT
+        results.append((Reason.STEP, step))
     stuck = _stuck_small(channel, times, values, valid, limits, params, context, first)
     if stuck is not None:
         results.append((Reason.STUCK, stuck))
     results.append((Reason.GAP, gap))
-    flags = np.zeros(m, dtype=np.uint8)
-    reasons = np.full(m, "", dtype=object)
-    for j in range(m):
-        best, why = 0, ""
-        for reason, fl in results:
+    flags = [0] * m
+    reasons = [""] * m
+    for reason, fl in results:  # in check order: a later check wins only when worse
+        for j in range(m):
             f = fl[j]
-            if _SEVERITY[f] > _SEVERITY[best]:
-                best, why = f, reason
-        flags[j] = best
-        reasons[j] = why if best != Flag.CORRECT else ""
-    return Verdicts(flags, reasons, SeriesState(reference))
+            if f and _SEVERITY[f] > _SEVERITY[flags[j]]:
+                flags[j], reasons[j] = f, reason
+    return Verdicts(
+        np.array(flags, dtype=np.uint8),
+        np.array(reasons, dtype=object),
+        state=SeriesState(reference),
+    )
 
 
 def _stuck_small(
@@ -296,7 +303,12 @@ def _stuck_small(
     context: SeriesContext,
     first: int,
 ) -> list[int] | None:
-    """The persistence check of :func:`_stuck` for a few judged samples."""
+    """The persistence check of :func:`_stuck` for a few judged samples.
+
+    A sample is surely not stuck when it and the sample before it (valid, within the window)
+    already differ by ``stuck_min_range`` (the window's spread is at least theirs, also across
+    north); else the last :data:`_TAIL` samples are looked at, and only when they do not decide,
+    the whole window."""
     window, min_range = limits.stuck_window_s, limits.stuck_min_range
     if window is None or min_range is None:
         return None
@@ -306,22 +318,31 @@ def _stuck_small(
     m = len(valid_new)
     out = [0] * m
     undecided = []
+    lo, hi = limits.low, limits.high
+    start = max(0, first - _TAIL)
+    t_all, v_all = times[start:].tolist(), values[start:].tolist()
+    isfinite = math.isfinite
+    ok_all = [isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi) for v in v_all]
     for j in range(m):
-        i = first + j
         if not valid_new[j]:
             continue
-        tail = values[max(0, i - _TAIL) : i + 1].tolist()
-        t_tail = times[max(0, i - _TAIL) : i + 1].tolist()
-        t0 = t_tail[-1] - window
-        lo, hi = limits.low, limits.high
+        k = first - start + j  # position in the lists
+        v, t0 = v_all[k], t_all[k] - window
+        if k and ok_all[k - 1] and t_all[k - 1] >= t0:
+            d = abs(v - v_all[k - 1])
+            if circular:
+                d = min(d, abs((v + 180.0) % 360.0 - (v_all[k - 1] + 180.0) % 360.0))
+            if d >= min_range:
+                continue
         tail = [
-            v
-            for v, t in zip(tail, t_tail, strict=True)
-            if t >= t0 and math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi)
-        ]
+            x
+            for x, t, ok in zip(v_all[max(0, k - _TAIL) : k + 1], t_all[max(0, k - _TAIL) : k + 1],
+                                ok_all[max(0, k - _TAIL) : k + 1], strict=True)
+            if ok and t >= t0
+        ]  # fmt: skip
         spread = max(tail) - min(tail)
         if circular and spread >= min_range:
-            shifted = [(v + 180.0) % 360.0 for v in tail]
+            shifted = [(x + 180.0) % 360.0 for x in tail]
             spread = min(spread, max(shifted) - min(shifted))
         if spread < min_range:
             undecided.append(j)

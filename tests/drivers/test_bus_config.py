@@ -8,6 +8,7 @@ from drivers.bus import BusScheduler, DeviceConfig, open_buses
 from drivers.errors import PortError, ProfileError
 from drivers.profile import load_profile
 from roadside.clock import ManualClock
+from roadside.structs import replace
 
 P = "/dev/ttyNOPE"
 
@@ -40,7 +41,7 @@ def test_refused_bus_layouts(devices, message):
 
 def test_one_bus_one_baud_rate():
     hlk = load_profile("hlk-ld8001h")
-    fast = hlk.model_copy(update={"serial": hlk.serial.model_copy(update={"baudrate": 19200})})
+    fast = replace(hlk, serial=replace(hlk.serial, baudrate=19200))
     with pytest.raises(PortError, match="a and b disagree on serial settings"):
         bus(dev("a", "generic-rain-gauge"), DeviceConfig("b", fast, P, 3))
 

@@ -10,11 +10,12 @@ from drivers.diagnose import diagnose_rtu, diagnose_tcp, rtu_frame
 from drivers.profile import RegisterField, load_profile
 from drivers.registers import decode_field, encode_value, plan_blocks
 from roadside.records import DriverStatus
+from roadside.structs import convert
 
 
 def field(name: str, address: int, type_: str = "uint16", table: str = "holding", **kw):
-    return RegisterField.model_validate(
-        {"name": name, "register": address, "type": type_, "table": table, **kw}
+    return convert(
+        {"name": name, "register": address, "type": type_, "table": table, **kw}, RegisterField
     )
 
 

@@ -72,6 +72,22 @@ def test_odd_rows_round_trip_exactly() -> None:
     assert [type(r[7]) for r in back["rows"]] == [type(r[7]) for r in rows]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_deltas_at_the_one_byte_edges_round_trip(seed: int) -> None:
+    """Seq, time and value deltas around +-64 (one varint byte or more), up and down."""
+    rng = random.Random(seed)
+    edges = (-65, -64, -63, -1, 0, 1, 63, 64, 65, 1000, -1000)
+    rows: list[list[object]] = []
+    seq, ms, raw = 1000, T, 5000
+    for _ in range(300):
+        seq += rng.choice((1, 1, 63, 64, 65, 2**20))
+        ms += rng.choice(edges)
+        raw += rng.choice(edges)
+        rows.append([seq, "reading", ms, "s", "reg0", raw / 10, "u", str(raw), "ok", 0, "", None])
+    doc = _doc(rows)
+    assert columnar.decode(columnar.encode(doc)) == doc
+
+
 def test_a_live_batch_of_ten_polls_costs_about_two_bytes_a_value() -> None:
     rng = random.Random(3)
     rows, seq, t = [], 1, T

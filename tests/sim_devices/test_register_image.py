@@ -7,12 +7,13 @@ import struct
 import pytest
 
 from drivers.profile import RegisterField, load_profile
+from roadside.structs import convert
 from sim.devices import registers
 from sim.devices.registers import ModbusError
 
 
 def field(**kw) -> RegisterField:
-    return RegisterField.model_validate({"name": "x", "register": 0, **kw})
+    return convert({"name": "x", "register": 0, **kw}, RegisterField)
 
 
 def test_uint32_little_endian_words():
