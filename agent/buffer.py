@@ -159,6 +159,18 @@ class StoredRecord(Record, frozen=True, kw_only=True):
         return from_mapping(d, cls)
 
 
+def seq_runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sequence numbers as (first, last) runs of consecutive ones: ``[1, 2, 3, 7]`` ->
+    ``[(1, 3), (7, 7)]`` (an ack names ranges; one ``BETWEEN`` a run marks them)."""
+    runs: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return [(a, b) for a, b in runs]
+
+
 @dataclass(frozen=True, slots=True)
 class BufferStats:
     """How full the buffer is."""
@@ -557,19 +569,14 @@ class Buffer:
 
     def mark_synced(self, seqs: Iterable[int]) -> int:
         """Mark records the fleet confirmed; returns how many were newly marked."""
-        seqs = list(seqs)
-        if not seqs:
+        runs = seq_runs(seqs)
+        if not runs:
             return 0
         with self._lock, self._errors(), self._tx():
-            total = 0
-            for i in range(0, len(seqs), 500):
-                chunk = seqs[i : i + 500]
-                cur = self._conn.execute(
-                    f"UPDATE records SET synced = 1 WHERE synced = 0 AND seq IN "
-                    f"({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                total += cur.rowcount
+            cur = self._conn.executemany(
+                "UPDATE records SET synced = 1 WHERE synced = 0 AND seq BETWEEN ? AND ?", runs
+            )
+            total = cur.rowcount
             self._count(0, -total)
             return total
 
