@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,19 +23,7 @@ from test_crash import storm  # noqa: F401  (the running simulated station)
 from agent.buffer import Buffer
 from agent.errors import BufferStoreError
 from roadside.clock import ManualClock
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., None]:
-    def wait(cond: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    return wait
+from roadside.testing.fixtures import wait_until
 
 
 def _copy_as_it_lies(src: Path, dst: Path) -> Path:
@@ -186,7 +174,6 @@ def _fill(fs: Path) -> Path:
 def test_a_full_disk_degrades_the_real_agent_and_it_recovers_with_a_gap(
     storm: tuple[Path, Path, Path],  # noqa: F811
     tmp_path: Path,
-    wait_for: Callable[..., None],
 ) -> None:
     config, state, old_db = storm
     status = tmp_path / "status.json"
@@ -202,10 +189,10 @@ def test_a_full_disk_degrades_the_real_agent_and_it_recovers_with_a_gap(
                 stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
         try:
-            wait_for(lambda: db.exists() and db.stat().st_size > 0, timeout=30, what="commit")
-            wait_for(lambda: _status(status).get("running"), timeout=30, what="status file")
+            wait_until(lambda: db.exists() and db.stat().st_size > 0, timeout=30, what="commit")
+            wait_until(lambda: _status(status).get("running"), timeout=30, what="status file")
             ballast = _fill(card)  # the card is full
-            wait_for(
+            wait_until(
                 lambda: "BUFFER WRITE FAILING" in _status(status).get("summary", ""),
                 timeout=60,
                 what="health saying why",
@@ -228,7 +215,7 @@ def test_a_full_disk_degrades_the_real_agent_and_it_recovers_with_a_gap(
                 finally:
                     conn.close()
 
-            wait_for(recovered, timeout=60, what="the gap row once writes work again")
+            wait_until(recovered, timeout=60, what="the gap row once writes work again")
             assert proc.poll() is None, log.read_text()[-3000:]
         finally:
             proc.send_signal(signal.SIGTERM)

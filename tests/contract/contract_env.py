@@ -4,24 +4,15 @@ running station (a module of its own: ``conftest`` is not a unique module name t
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.runner import Agent
+from roadside.testing.fixtures import wait_until as wait_for
 from sim.station import SimStation
 
+__all__ = ["CELLS", "Station", "wait_for"]
+
 CELLS = {"bs-a": "G1", "bs-b": "G1", "bs-c": "G2"}
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``cond`` until true; fail naming ``what`` (no fixed sleeps: the machine is busy)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
 from roadside.clock import SystemClock
-from roadside.testing.fixtures import broker, pki  # noqa: F401
+from roadside.testing.fixtures import broker, pki, wait_for  # noqa: F401
 from sim.broker import MosquittoBroker
 from sim.pki import CONTROLLER_IDENTITY
 
@@ -65,21 +64,6 @@ def store(store_url: str) -> Iterator[Store]:
 def fleet_key() -> Ed25519PrivateKey:
     """The controller's signing key for the session."""
     return signing.generate_key()
-
-
-def _wait_for(cond: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., None]:
-    """``wait_for(cond, timeout=15, what=...)``: poll until true or fail naming ``what``."""
-    return _wait_for
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def resp(sqlite_store: Store, clock: ManualClock) -> Iterator[Response]:
 
 
 # -- the end-to-end rig: a real broker and controller, real receivers ------------------------------
-from roadside.testing.fixtures import broker, pki  # noqa: E402, F401
+from roadside.testing.fixtures import broker, pki, wait_for  # noqa: E402, F401
 from sim.receivers import (  # noqa: E402
     WEBHOOK_SECRET,
     SmsGateway,
@@ -110,19 +110,3 @@ def receivers() -> Iterator[dict[str, Any]]:
     yield rx
     for r in rx.values():
         r.stop()
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., None]:
-    """``wait_for(cond, timeout=20, what=...)``: poll until true or fail naming ``what``."""
-    import time
-
-    def wait(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    return wait
