@@ -165,6 +165,18 @@ class Rig:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
 
+    def drain(self, timeout_s: int) -> None:
+        """Send what the stopped agent's buffer still holds, with the uplink's own CLI."""
+        files = self.pki.client(STATION)
+        drained = subprocess.run(
+            [sys.executable, "-m", "agent.uplink", "--station", STATION, "--buffer",
+             str(self.buffer), "--port", str(self.broker.port), "--ca", str(files.ca), "--cert",
+             str(files.cert), "--key", str(files.key), "--until-drained", "--timeout",
+             str(timeout_s)],
+            capture_output=True, timeout=timeout_s + 60,
+        )  # fmt: skip
+        assert drained.returncode == 0, drained.stderr.decode()[-2000:]
+
     def stop(self) -> None:
         for proc in (self.agent, self.ctl):
             if proc is not None and proc.poll() is None:
@@ -286,14 +298,7 @@ def phase_kills(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
         if rig.agent is not None:
             rig.agent.send_signal(signal.SIGTERM)
             rig.agent.wait(30)
-        files = rig.pki.client(STATION)
-        drained = subprocess.run(
-            [sys.executable, "-m", "agent.uplink", "--station", STATION, "--buffer",
-             str(rig.buffer), "--port", str(rig.broker.port), "--ca", str(files.ca), "--cert",
-             str(files.cert), "--key", str(files.key), "--until-drained", "--timeout", "180"],
-            capture_output=True, timeout=240,
-        )  # fmt: skip
-        assert drained.returncode == 0, drained.stderr.decode()[-2000:]
+        rig.drain(180)
         timeline.append((time.monotonic() - started, store.count(STATION)))
         rig.stop()
         promised = {r[0] for r in ro(rig.buffer, "SELECT seq FROM records WHERE kind='reading'")}
@@ -753,14 +758,7 @@ def phase_outages(work: Path, figures: dict[str, Any], plots: list[str]) -> dict
         alive = rig.agent.poll() is None
         rig.agent.send_signal(signal.SIGTERM)
         rig.agent.wait(30)
-        files = rig.pki.client(STATION)
-        drained = subprocess.run(
-            [sys.executable, "-m", "agent.uplink", "--station", STATION, "--buffer",
-             str(rig.buffer), "--port", str(rig.broker.port), "--ca", str(files.ca), "--cert",
-             str(files.cert), "--key", str(files.key), "--until-drained", "--timeout", "300"],
-            capture_output=True, timeout=360,
-        )  # fmt: skip
-        assert drained.returncode == 0, drained.stderr.decode()[-2000:]
+        rig.drain(300)
         rig.stop()
         promised = {r[0] for r in ro(rig.buffer, "SELECT seq FROM records WHERE kind='reading'")}
         stored = set(store.seqs(STATION))
