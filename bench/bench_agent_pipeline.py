@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from sim.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -101,12 +102,6 @@ def measure(cmd: list[str], db: Path, table: str, seconds: float) -> dict[str, f
         "rss": rss,
         "anon": anon,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def station_config(

@@ -96,6 +96,8 @@ from typing import Any
 
 import click
 
+from sim.broker import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -225,12 +227,6 @@ class ByteProxy:
 
     def close(self) -> None:
         self.listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the agent ----------------------------------------------------------------------------------

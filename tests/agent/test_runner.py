@@ -20,6 +20,7 @@ from agent.config import load_config
 from agent.runner import Agent
 from agent.service import Notifier
 from roadside.clock import ScaledClock
+from sim.broker import free_port
 
 sim_station = pytest.importorskip("sim.station")
 sim_scenario = pytest.importorskip("sim.scenario")
@@ -63,12 +64,6 @@ def running(
         finally:
             agent.stop()
             sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def messages(sock: socket.socket) -> list[dict[str, str]]:

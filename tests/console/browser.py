@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -32,7 +31,7 @@ from fleet.service import FleetService
 from fleet.store import Store, open_store
 from roadside import signing
 from roadside.clock import SystemClock
-from sim.broker import MosquittoBroker
+from sim.broker import MosquittoBroker, free_port
 from sim.pki import CONTROLLER_IDENTITY
 from sim.receivers import (
     WEBHOOK_SECRET,
@@ -82,12 +81,6 @@ def wait(driver: webdriver.Chrome, cond: Callable[[Any], Any], what: str, timeou
 
 USERS = {"duty": "operator", "chief": "approver", "admin": "admin", "guest": "viewer"}
 PASSWORD = "-password-1"  # each user's password is its name followed by this
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
