@@ -55,7 +55,8 @@ cProfile with a thread-CPU timer inside the threads; micro-benchmarks of the pie
 
 - main loop 26-28 us: QC 6 (plain-Python path for the few samples of a series a commit), the
   buffer 9-10 (building the record and its row 4-5 before the record types became msgspec
-  Structs, SQLite insert, commit, the fsynced high-water mark), pipeline glue and derived 3, status file, metrics and housekeeping 3;
+  Structs, SQLite insert, commit, the fsynced high-water mark), pipeline glue and derived 3,
+  status file, metrics and housekeeping 3;
 - bus thread 21-24 us: pymodbus request/response about 9 (one request of ten registers a
   device), samples to readings 4, the scheduler's wake-ups and the rest;
 - uplink thread 10 us: re-reading rows (``pending_rows``) 2, columnar encoding 3, marking acked
