@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOUSEKEEPING_S = 1.0  # real seconds between status-file writes, metrics refresh and watchdog pings
+HOUSEKEEPING_S = 1.0  # real seconds between metrics refreshes, watchdog pings, status-file checks
 MAX_DRAIN = 256  # poll batches written in one transaction at most
 LINGER_S = 1.0  # clock seconds to gather more batches into one transaction (group commit) ...
 LINGER_REAL_S = (0.2, 1.0)  # ... within these real seconds (an accelerated clock lingers 0.2 s)
@@ -613,7 +613,7 @@ class Agent:
             self.notifier.status(summary)
         if self.running:  # degraded storage still pets it: a restart would drop the held records
             self.notifier.watchdog()
-        self.reporter.write_status(self.status_path)
+        self.reporter.refresh_status(self.status_path)
 
     def _refresh(self) -> None:
         """Take the buffer's stats and the devices' health once for this round of reports."""

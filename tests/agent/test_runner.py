@@ -136,6 +136,32 @@ def test_storm_runs_through_the_whole_pipeline(running: tuple[Agent, socket.sock
     assert f'version="{agent.config.version}"' in body
 
 
+def test_the_status_file_is_rewritten_on_a_change_and_otherwise_every_few_seconds(
+    running: tuple[Agent, socket.socket, Path],
+) -> None:
+    """Each rewrite is a new file renamed over the old (CPU, SD-card wear): counters and latest
+    values go out every STATUS_EVERY_S, a change of what readers act on at the next round."""
+    from agent.reporter import STATUS_EVERY_S
+
+    agent, sock, _ = running
+    run_until(agent, sock, lambda m: agent.status_path.exists(), 10)
+    reporter, path = agent.reporter, agent.status_path
+    reporter.refresh_status(path)  # whatever start-up left to say is said
+    first = path.stat().st_mtime_ns, json.loads(path.read_text())["updated_epoch"]
+    assert not reporter.refresh_status(path)  # nothing changed: not rewritten
+    assert (path.stat().st_mtime_ns, json.loads(path.read_text())["updated_epoch"]) == first
+    agent.health.write_error = "disk full"  # what the status says changes: written at once
+    try:
+        assert reporter.refresh_status(path)
+        assert json.loads(path.read_text())["degraded"] is True
+    finally:
+        agent.health.write_error = ""
+    assert reporter.refresh_status(path)  # and its end
+    reporter._written_at -= STATUS_EVERY_S  # the counters are due
+    assert reporter.refresh_status(path)
+    assert json.loads(path.read_text())["updated_epoch"] > first[1]
+
+
 def test_status_says_not_running_without_an_agent(
     tmp_path: Path, station_toml: Callable[..., str]
 ) -> None:
