@@ -8,8 +8,9 @@ driver could not get, the reason is the driver status (``timeout``, ``crc_error`
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+
+import msgspec
 
 from roadside.records import Reading
 
@@ -74,9 +75,9 @@ def is_usable(flag: Flag) -> bool:
     return flag in USABLE
 
 
-@dataclass(frozen=True, slots=True)
-class FlaggedReading:
-    """A reading with its QC flag and the reason for it (``""`` when correct)."""
+class FlaggedReading(msgspec.Struct, frozen=True):
+    """A reading with its QC flag and the reason for it (``""`` when correct); a frozen msgspec
+    struct, as :class:`~roadside.records.Reading` is."""
 
     reading: Reading
     flag: Flag

@@ -39,6 +39,8 @@ class Reporter:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self.every_s = STATUS_EVERY_S / max(1.0, agent.clock.speed)
+        """Real seconds between rewrites for counters (clock seconds under a scenario clock)."""
         self._written_key: tuple[Any, ...] | None = None
         self._written_at = 0.0  # time.monotonic() of the last status-file write
 
@@ -60,10 +62,10 @@ class Reporter:
         )
 
     def refresh_status(self, path: Path) -> bool:
-        """Rewrite the status file when what it says has changed, or every
-        :data:`STATUS_EVERY_S` for the counters and freshness. True when written."""
+        """Rewrite the status file when what it says has changed, or every :attr:`every_s`
+        for the counters and freshness. True when written."""
         key = self.status_key()
-        if key == self._written_key and time.monotonic() - self._written_at < STATUS_EVERY_S:
+        if key == self._written_key and time.monotonic() - self._written_at < self.every_s:
             return False
         self.write_status(path)
         self._written_key = key

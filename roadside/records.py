@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+import msgspec
 
 
 class DriverStatus(StrEnum):
@@ -23,13 +24,13 @@ class DriverStatus(StrEnum):
     COUNTER_RESET = "counter_reset"  # rain counter went backwards (reset or power cycle)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(msgspec.Struct, frozen=True):
     """One value of one channel of one sensor at one time.
 
     ``value`` is in ``unit`` after scaling and is ``None`` whenever ``status`` is not OK.
     ``raw`` is what came off the wire before scaling (register integer, ASCII field), for audit.
-    ``time`` is UTC from the clock the caller passed in.
+    ``time`` is UTC from the clock the caller passed in. A frozen msgspec struct: one is made
+    per channel and poll (a frozen dataclass took nine times as long to build).
     """
 
     station: str

@@ -140,12 +140,15 @@ def test_the_status_file_is_rewritten_on_a_change_and_otherwise_every_few_second
     running: tuple[Agent, socket.socket, Path],
 ) -> None:
     """Each rewrite is a new file renamed over the old (CPU, SD-card wear): counters and latest
-    values go out every STATUS_EVERY_S, a change of what readers act on at the next round."""
+    values go out every STATUS_EVERY_S clock seconds (a real station: 5 s), a change of what
+    readers act on at the next round."""
     from agent.reporter import STATUS_EVERY_S
 
     agent, sock, _ = running
-    run_until(agent, sock, lambda m: agent.status_path.exists(), 10)
     reporter, path = agent.reporter, agent.status_path
+    assert reporter.every_s == STATUS_EVERY_S / SPEED
+    run_until(agent, sock, lambda m: path.exists(), 10)
+    reporter.every_s = 3600.0  # the counters are not due during this test
     reporter.refresh_status(path)  # whatever start-up left to say is said
     first = path.stat().st_mtime_ns, json.loads(path.read_text())["updated_epoch"]
     assert not reporter.refresh_status(path)  # nothing changed: not rewritten
@@ -157,7 +160,8 @@ def test_the_status_file_is_rewritten_on_a_change_and_otherwise_every_few_second
     finally:
         agent.health.write_error = ""
     assert reporter.refresh_status(path)  # and its end
-    reporter._written_at -= STATUS_EVERY_S  # the counters are due
+    assert not reporter.refresh_status(path)
+    reporter.every_s = 0.0  # the counters are due
     assert reporter.refresh_status(path)
     assert json.loads(path.read_text())["updated_epoch"] > first[1]
 
