@@ -222,6 +222,7 @@ class ModbusLink:
         self.port = port
         self.timeout_s = timeout_s or settings.timeout_s
         self._tid = 0  # the fast path's transaction ids (pymodbus keeps its own for writes)
+        self._tuned: tuple[socket.socket, float] | None = None  # the socket, its kernel timeout
         self.client: _RtuClient | _TcpClient
         if is_tcp(port):
             host, number = tcp_address(port)
@@ -257,6 +258,19 @@ class ModbusLink:
             )
         return [int(v) for v in values]
 
+    def _blocking(self, sock: socket.socket, timeout_s: float) -> None:
+        """Make ``sock`` blocking with a kernel receive/send timeout of ``timeout_s``: a
+        request is then one ``send`` and a reply one ``recv`` (Python's own socket timeout adds
+        an ``ioctl`` and a ``poll`` before each). pymodbus's writes set it non-blocking again."""
+        if sock.gettimeout() is not None:
+            sock.settimeout(None)
+        if self._tuned is None or self._tuned[0] is not sock or self._tuned[1] != timeout_s:
+            whole = int(timeout_s)
+            tv = struct.pack("ll", whole, int((timeout_s - whole) * 1e6))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+            self._tuned = (sock, timeout_s)
+
     def _read_tcp(self, slave: int, block: Block) -> list[int]:
         """One FC03/FC04 transaction on the TCP client's socket: the request framed here, the
         reply taken whole by its MBAP length and checked (transaction, unit, function, byte
@@ -275,7 +289,7 @@ class ModbusLink:
         rx.clear()
         deadline = time.monotonic() + self.timeout_s
         try:
-            sock.settimeout(self.timeout_s)
+            self._blocking(sock, self.timeout_s)
             sock.sendall(_MBAP_READ.pack(tid, 0, 6, slave, fc, block.start, count))
             while True:
                 chunk = sock.recv(4096)
@@ -288,8 +302,8 @@ class ModbusLink:
                     break
                 if (remaining := deadline - time.monotonic()) <= 0:
                     break
-                sock.settimeout(remaining)
-        except TimeoutError:
+                self._blocking(sock, remaining)
+        except (BlockingIOError, TimeoutError):  # the kernel's receive timeout ran out
             pass
         except OSError:
             c.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -145,3 +146,17 @@ def test_a_dropped_connection_is_port_unavailable_and_the_next_read_reconnects(s
         link.read(1, BLOCK)
     assert err.value.status is DriverStatus.PORT_UNAVAILABLE
     assert link.client.socket is None  # closed: the next poll opens a new connection
+
+
+def test_a_silent_device_after_a_reconnect_still_times_out(serve) -> None:
+    """The kernel receive timeout is set on each new connection (a reconnect may reuse the fd)."""
+    link = serve([None])
+    with pytest.raises(DeviceError):
+        link.read(1, BLOCK)  # the server hangs up
+    server = ScriptedServer([lambda req: []])  # the next one never answers
+    link.client.comm_params.port = server.port
+    started = time.monotonic()
+    with pytest.raises(DeviceError) as err:
+        link.read(1, BLOCK)
+    assert err.value.status is DriverStatus.TIMEOUT
+    assert time.monotonic() - started < 5 * 0.3
