@@ -425,7 +425,7 @@ class ModbusDriver:
         self.slave = slave
         self.fields = list(channels)
         self.channels = tuple(f.name for f in self.fields)
-        self.blocks = plan_blocks(self.fields, max_gap=max_gap)
+        self._plan(max_gap)
 
     def poll(self) -> list[Sample]:
         out: list[Sample] = []
@@ -435,7 +435,7 @@ class ModbusDriver:
             except DeviceError as exc:
                 if block.has_gaps and exc.code == ILLEGAL_DATA_ADDRESS:
                     # the device refuses reads across its unmapped registers: stop merging over gaps
-                    self.blocks = plan_blocks(self.fields, max_gap=0)
+                    self._plan(max_gap=0)
                     return self.poll()
                 out += failed((f.name for f in block.fields), exc.status, exc.detail)
                 if exc.status in (DriverStatus.TIMEOUT, DriverStatus.PORT_UNAVAILABLE):
@@ -443,8 +443,21 @@ class ModbusDriver:
                     out += failed(rest, exc.status, f"not asked after: {exc.detail}")
                     break
                 continue
-            out += [self._sample(block, f, registers) for f in block.fields]
+            out += [
+                Sample(f.name, w, float(w))
+                if kind == "uint16" and 0 <= (w := registers[first]) <= 0xFFFF
+                else self._sample(block, f, registers)
+                for f, first, kind in self._layout[i]
+            ]
         return out
+
+    def _plan(self, max_gap: int) -> None:
+        """Blocks for the fields, and each field's first register and type within its block."""
+        self.blocks = plan_blocks(self.fields, max_gap=max_gap)
+        self._layout = [
+            [(f, f.address - b.start, f.type if f.words == 1 else "") for f in b.fields]
+            for b in self.blocks
+        ]
 
     @staticmethod
     def _sample(block: Block, f: RegisterField, registers: list[int]) -> Sample:
