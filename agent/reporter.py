@@ -148,18 +148,27 @@ class Reporter:
             log.warning("cannot write status file %s: %s", path, exc)
 
     def count(self, batches: Sequence[Sequence[Reading]], flagged: list[FlaggedReading]) -> None:
-        """Per-device poll, reading and error counters and per-channel flag counters."""
+        """Per-device poll, reading and error counters and per-channel flag counters (summed
+        per device and per channel first: one ``inc`` a series per batch of polls)."""
         m = self.agent.metrics
         errors: Counter[tuple[str, str]] = Counter()
+        polls: Counter[str] = Counter()
+        values: Counter[str] = Counter()
+        up: dict[str, int] = {}
         for readings in batches:
             if not readings:
                 continue
             device = readings[0].sensor
-            m.polls.labels(device).inc()
-            m.readings.labels(device).inc(len(readings))
+            polls[device] += 1
+            values[device] += len(readings)
             bad = [r for r in readings if not r.ok]
-            m.device_up.labels(device).set(0 if len(bad) == len(readings) else 1)
-            errors.update((device, r.status.value) for r in bad)
+            up[device] = 0 if len(bad) == len(readings) else 1
+            if bad:
+                errors.update((device, r.status.value) for r in bad)
+        for device, n in polls.items():
+            m.polls.labels(device).inc(n)
+            m.readings.labels(device).inc(values[device])
+            m.device_up.labels(device).set(up[device])
         for (device, status), n in errors.items():
             m.errors.labels(device, status).inc(n)
         flags = Counter((f.reading.channel, f.flag) for f in flagged)

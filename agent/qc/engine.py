@@ -73,8 +73,7 @@ class QCEngine:
         ring = self._series.get(key)
         if ring is None:
             ring = self._series[key] = Ring(self.params.max_history, ("t", "v"))
-        last = ring.last("t")
-        if last is not None and t <= last:
+        if t <= ring.newest:
             return Flag.WRONG, Reason.TIME
         value, verdict = _admitted_value(reading)
         ring.push(t, value)
