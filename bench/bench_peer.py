@@ -30,49 +30,56 @@ workload, one run on this machine, medians of three passes (ranges)::
     peer, idle (one poll an hour)          -                 7.3 %  63.6 MB (36.1)
     bare pymodbus + SQLite, 100 ms    11,718                 2.6 %  26.5 MB (14.0)
 
-Roadside on this workload (QC on every register, uplink on, nowcast on with LiteRT): the bench
-runs of 2026-12-01 on this shared 2-core machine (``nice -n 10``), medians over the runs with
-their ranges in brackets; "against the bare loop" is each run's ratio to its own bare loop::
+Roadside on this workload (QC on every register, uplink on, nowcast on with LiteRT), this shared
+2-core machine (``nice -n 10``), medians of each run's windows, then the median and range over the
+runs; "against the bare loop" is each run's ratio to its own bare loop. Before: the head of
+2026-12-01 morning (71bf9fb, one run); after: 9 runs of the agent at 134f038 (the later commits
+change only this benchmark), the last four with windows aligned to the agent's commits, the last
+two with five windows a pass::
 
-                              before (c10181b, 2 runs)          after (5 runs, the last 2 at HEAD)
-    100 ms, values/CPU-s      7,724 and 9,399                   15,820 (15,542-17,635): 63 us/value
-      against the bare loop   0.44 and 0.56 x                   1.06 x (0.91-1.18)
-    1 s, values/CPU-s         5,962 and 5,784                   7,711 (6,462-10,242)
-    idle, % of a core         0.16 and 0.17                     0.13 (0.12-0.14)
-    peak RSS (anon)           86.1 MB (40.5)                    76.7 MB (35.1)
-    payload / with TLS, 1 s   1.49-1.52 / 1.76-1.78 B a value   1.48-1.57 / 1.68-1.85 B a value
+                              before                 after
+    100 ms, values/CPU-s      16,398                 19,388 (14,360-22,296): 52 us a value
+      against the bare loop   1.09 x                 1.14 x (0.83-1.67)
+    1 s, values/CPU-s         9,366                  10,205 (8,516-11,633), 26 x the peer
+    idle, % of a core         0.14                   0.11 (0.10-0.12)
+    peak RSS (anon)           71.3 MB (34.6)         68.0 MB (34.6) (67.8-68.2)
+    payload / with TLS, 1 s   1.52 / 1.80 B a value  1.52 / 1.81 (1.45-1.55 / 1.69-1.84)
 
-(The 1 s figure moves with how many one-second commits fall in a 5 s window: +-20 %.)
+The host's noise is larger than the step: the same commit gave 22,296 and 15,969 an hour apart,
+the bare loop 12,388-17,878. Windows are aligned to commits (the agent commits once a second;
+a 5 s window otherwise holds five or six of them).
 
-After merging (main with the record types as msgspec Structs and acked rows marked by seq runs),
-one run on a quiet machine (3 windows of 5 s): 100 ms 16,398 values/CPU-s (13,838-17,402), 1.09 x
-its bare loop (15,107); 1 s 9,366 (7,613-11,475), 24 x the peer; idle 0.14 %; peak RSS 71.3 MB
-(anon 34.6); 1.52 B a value payload, 1.80 with TLS.
+What changed (per value at 100 ms polls, CPU from ``/proc/<pid>/task/*/schedstat`` per thread
+on a quiet machine, 20 s windows): 61 -> 48-50 us in all.
 
-Where the CPU goes now, 100 ms polls, per value (``/proc/<pid>/task/*/schedstat`` per thread;
-cProfile with a thread-CPU timer inside the threads; micro-benchmarks of the pieces), about
-58-64 us in all:
+- bus thread 21-24 -> 17.5 us: register reads over TCP framed on pymodbus's socket (a blocking
+  socket with a kernel timeout: one ``send`` and one ``recv`` a request; pymodbus's transaction
+  machinery cost 4.5 us a value), one-word fields read straight from the block (0.7 -> 0.4 us).
+  Alone (no other agent thread) the same polling costs 13.8 us: the rest is waking up after
+  each 100 ms sleep with cold caches and the hand-over to the main loop.
+- main loop 26-28 -> 20.5 us: the status file rewritten on a change of what readers act on and
+  otherwise every 5 s (a rewrite is a new file renamed over the old, about 250 us of CPU on
+  ext4: 17 % of the loop), the high-water mark reserved 10,000 ahead (its fsynced rewrite was
+  8 %), ``Reading``/``FlaggedReading`` as msgspec structs (built in 0.22 us, 1.97 as frozen
+  dataclasses), one ``isoformat`` per poll time (a buffer row 1.6 -> 0.4 us), QC admission on
+  Python floats kept by the ring, poll metrics summed before ``inc``. In ``Agent.process`` alone
+  (warm, no threads): 12.9 us a value, of which QC about 5, the SQLite insert and commit 4, rows
+  and records 1.5, derived 1, metrics 1.
+- uplink thread 10 -> 10.4 us: unchanged in substance (re-reading rows, columnar encoding,
+  marking acked rows, paho and TLS); each row's time is now parsed once per poll.
 
-- main loop 26-28 us: QC 6 (plain-Python path for the few samples of a series a commit), the
-  buffer 9-10 (building the record and its row 4-5 before the record types became msgspec
-  Structs, SQLite insert, commit, the fsynced high-water mark), pipeline glue and derived 3,
-  status file, metrics and housekeeping 3;
-- bus thread 21-24 us: pymodbus request/response about 9 (one request of ten registers a
-  device), samples to readings 4, the scheduler's wake-ups and the rest;
-- uplink thread 10 us: re-reading rows (``pending_rows``) 2, columnar encoding 3, marking acked
-  rows synced 2.4, paho and TLS the rest.
-
-Memory (``/proc/self/status`` after imports, and of the running agent at 1 s polls): the
-interpreter 10.8 MB; numpy 18-20 MB (the QC rings and checks, derived products, the nowcast's
-features and LiteRT's API all use it); LiteRT 15.5 MB more in the running agent (77.3 MB with it,
-63.6 MB with the nowcast's numpy backend, 61.8 MB with the nowcast off); the other libraries the
-station needs (sqlite3, ssl, paho, pymodbus with asyncio, msgspec, zstandard, click,
-prometheus-client, pyserial) 20 MB; the agent's own modules 6 MB. pydantic (10.6 MB at import)
-is gone from the station: its configuration and profiles are msgspec structs
-(:mod:`roadside.structs`). 40 MB with the nowcast on needs numpy and LiteRT out of the process:
-a pure-Python forward pass of the 4,788-parameter network measured 0.24 ms a forecast (one every
-20-60 s), plus the features in plain Python and the QC rings in ``array``/lists with numpy kept
-for long arrays; then a lighter Modbus client than pymodbus and argparse for ``run``.
+Memory (``/proc/self/status`` after each import, then the running agent): the interpreter
+10.7 MB; the standard library the agent needs (sqlite3, ssl, json, threading, socket) 6.7 more;
+msgspec and zstandard 3.5; paho 4.5; pymodbus 4.0 (it brings asyncio); click 1.0;
+prometheus-client 1.6; **numpy 12.1; LiteRT 8.9 at import and 2.5 for the interpreter**; the
+agent's own modules 4.9: 60.4 MB after start-up, 67.9 MB peak while running (SQLite's cache,
+thread stacks, the heap). 40 MB with the nowcast on LiteRT cannot be had: LiteRT's Python API
+needs numpy, and the two (23.5 MB) with the interpreter and the standard library already make
+41 MB before any MQTT, Modbus or configuration code. Without them (about 37 MB at start-up, 44
+running) it would take the nowcast's forward pass in plain Python from the same weights (4,788
+parameters, 0.24 ms a forecast, one every 20-60 s), the features, derived products and QC rings
+in plain Python with numpy kept for long arrays; then Modbus without pymodbus (the TCP reads are
+already framed here; RTU and writes are not) to get under 40.
 
 The last JSON line: ``value`` = values per CPU-second at 1 s polls, ``baseline`` = 386 (the peer
 at 1 s), plus ``cpu_per_value_100ms`` (CPU microseconds a value), ``idle_pct``, ``rss_mb``,
@@ -306,12 +313,12 @@ def measure_agent(
         rows: list[dict[str, float]] = []
         d0 = _deliveries(sink, station)
         p0 = proxy.down
+        aligned = mode != "idle"  # polling modes: windows of whole commits
         for _ in range(windows):
-            c0, n0 = cpu_s(proc.pid), count_rows(db, readings)
-            t0 = time.monotonic()
+            n0, c0, t0 = _window_edge(proc.pid, db, readings, aligned)
             time.sleep(seconds)
-            c1, n1 = cpu_s(proc.pid), count_rows(db, readings)
-            wall = time.monotonic() - t0
+            n1, c1, t1 = _window_edge(proc.pid, db, readings, aligned)
+            wall = t1 - t0
             cpu = c1 - c0
             rows.append(
                 {
@@ -339,6 +346,19 @@ def measure_agent(
         "payload_per_value": payload / n_delivered if n_delivered else None,
         "tls_per_value": (p1 - p0) / n_delivered if n_delivered else None,
     }
+
+
+def _window_edge(pid: int, db: Path, sql: str, aligned: bool) -> tuple[int, float, float]:
+    """Values committed, the agent's CPU seconds and the time at a window's edge. ``aligned``:
+    just after the agent's next commit (it commits once a second), so that a window holds whole
+    commits; a 5 s window otherwise holds five or six of them, +-20 % on its rate."""
+    n = count_rows(db, sql)
+    if aligned:
+        deadline = time.monotonic() + 5.0
+        while (now := count_rows(db, sql)) == n and time.monotonic() < deadline:
+            time.sleep(0.002)
+        n = now
+    return n, cpu_s(pid), time.monotonic()
 
 
 def _started(mode: str, db: Path, sink: Any, station: str) -> bool:
@@ -443,7 +463,7 @@ def _fmt(x: float | None, nd: int = 1) -> str:
 
 @click.command()
 @click.option("--seconds", default=5.0, show_default=True, help="Measured window (real s).")
-@click.option("--windows", default=3, show_default=True, help="Windows per pass (medians).")
+@click.option("--windows", default=5, show_default=True, help="Windows per pass (medians).")
 @click.option("--idle-seconds", default=15.0, show_default=True, help="Idle window (real s).")
 @click.option(
     "--nowcast",
