@@ -160,3 +160,64 @@ def test_a_silent_device_after_a_reconnect_still_times_out(serve) -> None:
         link.read(1, BLOCK)
     assert err.value.status is DriverStatus.TIMEOUT
     assert time.monotonic() - started < 5 * 0.3
+
+
+def test_a_server_we_did_not_write_reads_the_same_as_through_pymodbus() -> None:
+    """pymodbus's own TCP server (another implementation than the simulator): holding and input
+    registers through the driver's framing equal pymodbus's client; unmapped ones are its
+    exception; writes (still pymodbus's) interleave on the same socket."""
+    import asyncio
+
+    from pymodbus.client import ModbusTcpClient
+    from pymodbus.datastore import (
+        ModbusDeviceContext,
+        ModbusSequentialDataBlock,
+        ModbusServerContext,
+    )
+    from pymodbus.server import ModbusTcpServer
+
+    from drivers.profile import RegisterField
+
+    holding = [(7 * i + 3) % 65536 for i in range(120)]
+    device = ModbusDeviceContext(
+        hr=ModbusSequentialDataBlock(1, holding), ir=ModbusSequentialDataBlock(1, holding[::-1])
+    )
+    context = ModbusServerContext(devices={5: device}, single=False)
+    port = socket.create_server(("127.0.0.1", 0))
+    number = port.getsockname()[1]
+    port.close()
+    loop = asyncio.new_event_loop()
+    servers: list[ModbusTcpServer] = []
+
+    async def serve() -> None:  # the server is made on its own loop, in its own thread
+        servers.append(ModbusTcpServer(context, address=("127.0.0.1", number)))
+        await servers[0].serve_forever()
+
+    threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True).start()
+    link = ModbusLink(f"tcp://127.0.0.1:{number}", SerialDefaults(), timeout_s=2.0)
+    reference = ModbusTcpClient("127.0.0.1", port=number, timeout=2.0)
+    try:
+        deadline = time.monotonic() + 10
+        while not reference.connect():
+            assert time.monotonic() < deadline, "pymodbus server did not start"
+            time.sleep(0.05)
+        for table, start, count in [("holding", 0, 10), ("input", 17, 100), ("holding", 60, 1)]:
+            call = (
+                reference.read_holding_registers
+                if table == "holding"
+                else reference.read_input_registers
+            )
+            want = call(start, count=count, device_id=5).registers
+            assert link.read(5, Block(table, start, count, ())) == want
+        field = RegisterField(name="setpoint", address=3, table="holding", writable=True)
+        link.write(5, field, [4242])  # pymodbus's path, on the same socket
+        assert link.read(5, Block("holding", 0, 5, ()))[3] == 4242
+        with pytest.raises(DeviceError) as err:
+            link.read(5, Block("holding", 500, 4, ()))
+        assert err.value.status is DriverStatus.EXCEPTION and err.value.code == 2
+        assert link.read(5, Block("holding", 1, 2, ())) == holding[1:3]
+    finally:
+        reference.close()
+        link.close()
+        if servers:
+            asyncio.run_coroutine_threadsafe(servers[0].shutdown(), loop).result(10)
