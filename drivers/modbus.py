@@ -198,6 +198,13 @@ class _TcpClient(ModbusTcpClient):
         return data
 
 
+def _exception(slave: int, code: int) -> DeviceError:
+    """The error for a Modbus exception reply, named (``illegal data address``)."""
+    name = EXCEPTION_NAMES.get(code, "unknown")
+    detail = f"slave {slave} answered exception {code} ({name})"
+    return DeviceError(DriverStatus.EXCEPTION, detail, code=code)
+
+
 def _frames_end(rx: bytearray, tid: int) -> bool:
     """True when ``rx`` holds whole MBAP frames and one of them is transaction ``tid`` (or a
     header that cannot be Modbus): nothing more to wait for."""
@@ -315,10 +322,7 @@ class ModbusLink:
             raise DeviceError(diag.status, diag.detail)
         pdu = diag.pdu
         if pdu[0] & 0x80:
-            code = pdu[1] if len(pdu) > 1 else 0
-            name = EXCEPTION_NAMES.get(code, "unknown")
-            detail = f"slave {slave} answered exception {code} ({name})"
-            raise DeviceError(DriverStatus.EXCEPTION, detail, code=code)
+            raise _exception(slave, pdu[1] if len(pdu) > 1 else 0)
         if len(pdu) != 2 + 2 * count or pdu[1] != 2 * count:
             raise DeviceError(
                 DriverStatus.BAD_FRAME,
@@ -367,10 +371,7 @@ class ModbusLink:
         if isinstance(c, _RtuClient):
             c.late.discard(slave)
         if pdu.isError():
-            code = getattr(pdu, "exception_code", 0)
-            name = EXCEPTION_NAMES.get(code, "unknown")
-            detail = f"slave {slave} answered exception {code} ({name})"
-            raise DeviceError(DriverStatus.EXCEPTION, detail, code=code)
+            raise _exception(slave, getattr(pdu, "exception_code", 0))
         return pdu
 
     def _recover(self, slave: int, fc: int) -> ModbusPDU:
