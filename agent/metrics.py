@@ -90,7 +90,9 @@ class AgentMetrics:
         )[0]
         server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
         app = make_wsgi_app(self.registry)
-        httpd = make_server(str(where[0]), port, app, server_class, handler_class=_Quiet)
+        httpd: WSGIServer = make_server(
+            str(where[0]), port, app, server_class, handler_class=_Quiet
+        )
         httpd.timeout = 0  # handle_request is called only when a connection waits
         self._server, self._wake = httpd, socket.socketpair()
         self._thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
