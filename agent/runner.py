@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.actions import LocalActions
-from agent.buffer import Buffer, BufferStats
+from agent.buffer import EVENT_KINDS, Buffer, BufferStats
 from agent.config import SensorConfig, StationConfig
 from agent.derived import DerivedValue
 from agent.errors import BufferStoreError, ConfigError
@@ -407,8 +407,8 @@ class Agent:
         for e in out.events:
             self.metrics.events.labels(e.signal).inc()
         self._adapt(out.flagged, out.derived)
-        if self.uplink is not None:
-            self.uplink.notify()
+        if self.uplink is not None:  # warning events and gap rows go at once, routine rows batched
+            self.uplink.notify(urgent=any(r.kind in EVENT_KINDS for r in records))
         if self.on_commit is not None:
             self.on_commit(seqs)
         return len(seqs)

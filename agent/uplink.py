@@ -3,7 +3,8 @@
 One worker thread owns the paho client and the send queue. It sleeps in ``select`` on the
 broker socket and a wake-up pipe until a packet arrives, :meth:`Uplink.notify` says records were
 appended, or the next deadline (ack timeout, status, idle poll, keepalive) comes: no polling
-wake-ups while nothing happens (paho's own ``loop`` wakes every few milliseconds).
+wake-ups while nothing happens (paho's own ``loop`` wakes every few milliseconds). While live
+rows are held (``live_linger_s``) a commit of routine rows does not wake it either.
 
 - Three streams, filled in this order each turn: warning **events** (buffer lane ``event``), then
   **live** data (lane ``live`` appended since the current connection came up; with
@@ -59,6 +60,7 @@ NO_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason: the broker delivered the batch to 
 UNHEARD_HOLD_S = 0.5  # real seconds without new batches after one went to nobody
 PRIORITY_SLOTS = 2  # in-flight batches beyond the window that only events and live data use
 MAX_BATCH_BYTES = 256 * 1024  # well under the broker's max_packet_size (1 MiB)
+KEEPALIVE_CHECKS = 4  # the worker looks at paho's keepalive this often an interval
 StatusFn = Callable[[], dict[str, Any]]
 ConfigFn = Callable[[str, bytes], None]
 
@@ -76,7 +78,7 @@ class UplinkSettings:
     backfill_burst_s: float = 5.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
-    idle_poll_s: float = 1.0
+    idle_poll_s: float = 30.0  # a look at the buffer with no notify (every commit notifies)
     status_interval_s: float = 60.0
     live_linger_s: float = 0.0  # hold live rows up to this long (or a full batch) per message
     codec: wire.Codec = "columnar"
@@ -198,6 +200,7 @@ class Uplink:
         self._next_status = 0.0
         self._next_poll = 0.0
         self._live_due: float | None = None  # clock monotonic when held live rows must go
+        self._full_at: int | None = None  # while live rows are held: the seq that fills a batch
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -226,8 +229,15 @@ class Uplink:
             self._thread.join(timeout)
             self._thread = None
 
-    def notify(self) -> None:
-        """New records were appended: look at the buffer now rather than at the next poll."""
+    def notify(self, urgent: bool = True) -> None:
+        """New records were appended: look at the buffer now rather than at the next poll.
+
+        ``urgent=False`` (only routine rows, no warning event) does not wake a worker that
+        holds live rows for ``live_linger_s``, until a batch is full: it wakes at its deadline
+        anyway (a wake-up a commit cost the station as much as sending the batch)."""
+        full_at = self._full_at
+        if not urgent and full_at is not None and self.buffer.last_seq < full_at:
+            return
         if not self._wake.is_set():
             self._wake.set()
             with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
@@ -316,7 +326,10 @@ class Uplink:
             due.append(self._live_due)
         speed = max(self.clock.speed, 1e-9)  # clock seconds per real second
         wait = (min(due) - now) / speed
-        return min(max(wait, 0.0), 1.0)  # keepalive and lost links are checked every second
+        # paho's keepalive: a PINGREQ at most a quarter of the interval late (a lost link shows
+        # as the socket turning readable, or as the PINGRESP that never comes)
+        keepalive = self.broker.keepalive / KEEPALIVE_CHECKS if self.broker.keepalive else 60.0
+        return min(max(wait, 0.0), keepalive)
 
     def _io(self, timeout: float) -> int:
         """Wait for the socket, a wake-up or ``timeout``; then let paho read, write and ping."""
@@ -612,6 +625,7 @@ class Uplink:
 
     def _holding(self, after: int, now: float) -> bool:
         """Whether live rows after ``after`` wait for more (``live_linger_s``, not a full batch)."""
+        self._full_at = None
         linger = self.settings.live_linger_s
         if linger <= 0 or self.buffer.last_seq - after >= self.settings.batch_size:
             return False
@@ -619,7 +633,10 @@ class Uplink:
             return False  # nothing new: nothing to hold
         if self._live_due is None:
             self._live_due = now + linger
-        return now < self._live_due
+        if now >= self._live_due:
+            return False
+        self._full_at = after + self.settings.batch_size
+        return True
 
     # -- status ----------------------------------------------------------------------------
 

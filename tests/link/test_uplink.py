@@ -450,3 +450,56 @@ def test_batches_the_broker_delivered_to_nobody_go_again_in_order(
     firsts = list(dict.fromkeys(d[1] for d in deliveries if d[0] == "backlog"))
     assert firsts == sorted(firsts), firsts
     assert unheard >= 1
+
+
+def test_held_live_rows_go_at_their_deadline_a_full_batch_or_behind_a_warning(
+    tmp_path: Path, broker: MosquittoBroker, sink: CommittingSink
+) -> None:
+    """With ``live_linger_s`` a commit of routine rows does not wake the worker (one wake-up a
+    commit cost a station at 100 ms polls as much as sending); a warning event still goes at
+    once, and a full batch goes without waiting for the deadline."""
+    buf = new_buffer(tmp_path / "buf.db")
+    settings = replace(FAST, live_linger_s=3600.0, idle_poll_s=3600.0, batch_size=100)
+    with Uplink(ST, buf, broker.settings(ST), SystemClock(), settings=settings) as up:
+        assert sink.wait_for(lambda: ST in sink.statuses, 10)
+        held = buf.append(readings(10, start=T0.replace(day=22)))
+        up.notify(urgent=False)  # not holding yet: it looks, and starts holding
+        assert sink.wait_for(lambda: up._full_at is not None, 10)
+        held += buf.append(readings(10, start=T0.replace(day=23)))
+        up.notify(urgent=False)  # held rows, no full batch: the worker sleeps on
+        warning = buf.append([event(T0.replace(day=23))])
+        up.notify()  # urgent: a warning event
+        assert sink.wait_for(lambda: set(warning) <= set(sink.seqs(ST)), 10)
+        assert not set(held) & set(sink.seqs(ST))  # the routine rows are still held
+        full = buf.append(readings(100, start=T0.replace(day=24)))
+        up.notify(urgent=False)  # a full batch is waiting: wake and send
+        assert sink.wait_for(lambda: set(held) <= set(sink.seqs(ST)), 10)
+    assert set(full[:80]) <= set(sink.seqs(ST))  # the first batch: held rows and the new ones
+
+
+def test_a_routine_commit_does_not_wake_a_worker_holding_live_rows(
+    tmp_path: Path, pki: TestPKI
+) -> None:
+    """The decision of :meth:`Uplink.notify`, on an uplink whose worker is not running (so
+    nothing consumes a wake-up before it is looked at)."""
+    buf = new_buffer(tmp_path / "buf.db")
+    files = pki.client(ST)
+    where = wire.BrokerSettings("127.0.0.1", free_port(), files.ca, files.cert, files.key)
+    settings = replace(FAST, live_linger_s=60.0, batch_size=100)
+    clock = SystemClock()
+    up = Uplink(ST, buf, where, clock, settings=settings)
+    buf.append(readings(10))
+    now = clock.monotonic()
+    assert up._holding(0, now)  # ten rows of a hundred: held for a minute
+    up.notify(urgent=False)
+    assert not up._wake.is_set()
+    up.notify()  # a warning event in the commit
+    assert up._wake.is_set()
+    up._wake.clear()
+    buf.append(readings(90))  # a batch is full
+    up.notify(urgent=False)
+    assert up._wake.is_set()
+    up._wake.clear()
+    assert not up._holding(0, now + 61.0)  # past the deadline: nothing is held any more
+    up.notify(urgent=False)
+    assert up._wake.is_set()
