@@ -238,12 +238,13 @@ class DerivedEngine:
     def update(self, flagged: Sequence[FlaggedReading], now: datetime) -> list[DerivedValue]:
         """Take a batch of flagged readings; return the products of the sensors in it at ``now``."""
         touched: dict[str, set[str]] = {}
-        for fr in sorted(flagged, key=lambda f: f.reading.time):
+        inputs = [f for f in flagged if f.reading.channel in _INPUTS]  # the rest feed nothing
+        for fr in sorted(inputs, key=lambda f: f.reading.time):
             state = self._sensors.get(fr.reading.sensor)
             if state is None:
                 state = self._sensors[fr.reading.sensor] = _SensorState(self.params)
-            if self._add(state, fr):
-                touched.setdefault(fr.reading.sensor, set()).add(fr.reading.channel)
+            self._add(state, fr)
+            touched.setdefault(fr.reading.sensor, set()).add(fr.reading.channel)
         t_now = now.timestamp()
         out: list[DerivedValue] = []
         for sensor, channels in touched.items():
@@ -253,7 +254,8 @@ class DerivedEngine:
             out.extend(self._products(sensor, state, channels, now))
         return out
 
-    def _add(self, state: _SensorState, fr: FlaggedReading) -> bool:
+    def _add(self, state: _SensorState, fr: FlaggedReading) -> None:
+        """One reading of an input channel (:data:`_INPUTS`) into its sensor's series."""
         r = fr.reading
         usable = fr.usable
         t, value = r.time.timestamp(), float(r.value) if usable and r.value is not None else None
@@ -261,11 +263,8 @@ class DerivedEngine:
             self._add_rain(state, t, value, fr.flag, usable)
         elif r.channel in _WIND_SERIES:
             getattr(state, _WIND_SERIES[r.channel]).add(t, value, fr.flag, usable)
-        elif r.channel == q.WATER_DEPTH:
-            state.depth.add(t, value, fr.flag, usable)
         else:
-            return False
-        return True
+            state.depth.add(t, value, fr.flag, usable)
 
     def _add_rain(
         self, state: _SensorState, t: float, total: float | None, flag: Flag, usable: bool
@@ -382,6 +381,7 @@ class DerivedEngine:
 
 
 _WIND_SERIES = {q.WIND_SPEED: "speed", q.WIND_DIR: "direction", q.WIND_GUST: "gust"}
+_INPUTS = frozenset({q.RAIN_TOTAL, q.WATER_DEPTH, *_WIND_SERIES})  # the channels :meth:`_add` takes
 
 
 def least_squares_slope(times: np.ndarray, values: np.ndarray) -> float:

@@ -18,6 +18,7 @@ they differ by ``stuck_min_range``, and only scans the whole window when they do
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,6 +324,7 @@ def _stuck_small(
     t_all, v_all = times[start:].tolist(), values[start:].tolist()
     isfinite = math.isfinite
     ok_all = [isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi) for v in v_all]
+    bad = [0, *itertools.accumulate(not ok for ok in ok_all)]  # invalid samples before each
     for j in range(m):
         if not valid_new[j]:
             continue
@@ -334,12 +336,16 @@ def _stuck_small(
                 d = min(d, abs((v + 180.0) % 360.0 - (v_all[k - 1] + 180.0) % 360.0))
             if d >= min_range:
                 continue
-        tail = [
-            x
-            for x, t, ok in zip(v_all[max(0, k - _TAIL) : k + 1], t_all[max(0, k - _TAIL) : k + 1],
-                                ok_all[max(0, k - _TAIL) : k + 1], strict=True)
-            if ok and t >= t0
-        ]  # fmt: skip
+        back = max(0, k - _TAIL)
+        if bad[k + 1] == bad[back] and t_all[back] >= t0:  # all valid, all in the window
+            tail = v_all[back : k + 1]
+        else:
+            tail = [
+                x
+                for x, t, ok in zip(v_all[back : k + 1], t_all[back : k + 1],
+                                    ok_all[back : k + 1], strict=True)
+                if ok and t >= t0
+            ]  # fmt: skip
         spread = max(tail) - min(tail)
         if circular and spread >= min_range:
             shifted = [(x + 180.0) % 360.0 for x in tail]
