@@ -294,6 +294,7 @@ def columns(doc: dict[str, Any]) -> bytes:
     series_k: list[int] = []
     series_e: list[int | None] = []
     row_series: list[int] = []
+    found: list[tuple[int, tuple[int, int]] | None] = []  # (decimals, scaled) seen in this pass
     for r in rows:  # first pass: series and their decimals
         key = (r[3] or "", r[4] or "", r[6] or "")
         idx = series.get(key)
@@ -302,11 +303,13 @@ def columns(doc: dict[str, Any]) -> bytes:
             series_k.append(0)
             series_e.append(None)
         row_series.append(idx)
+        found.append(None)
         v = r[5]
         if isinstance(v, int | float) and not isinstance(v, bool):
             have = series_k[idx]
-            if have and _scaled(float(v), have) is not None:
-                continue  # exact at the series' decimals already (most rows)
+            if have and (hit := _scaled(float(v), have)) is not None:
+                found[-1] = (have, hit)  # exact at the series' decimals already (most rows)
+                continue
             k = _decimals(float(v))
             if k is not None and k > have:
                 series_k[idx] = k
@@ -338,10 +341,12 @@ def columns(doc: dict[str, Any]) -> bytes:
     floats = bytearray()
     raw_strings: list[int] = []
     last: dict[int, int] = {}
-    for r, si in zip(rows, row_series, strict=True):
+    for r, si, seen in zip(rows, row_series, found, strict=True):
         v, raw = r[5], r[7]
         hit = None
-        if isinstance(v, int | float) and not isinstance(v, bool):
+        if seen is not None and seen[0] == series_k[si]:
+            hit = seen[1]  # the series' decimals did not grow after the first pass saw it
+        elif isinstance(v, int | float) and not isinstance(v, bool):
             hit = _scaled(float(v), series_k[si])
         if v is None:
             vmodes.append(0)

@@ -72,6 +72,17 @@ def test_odd_rows_round_trip_exactly() -> None:
     assert [type(r[7]) for r in back["rows"]] == [type(r[7]) for r in rows]
 
 
+def test_a_series_whose_decimals_grow_mid_batch_round_trips() -> None:
+    """Rows seen exact at one decimal before a later row needs three are scaled again."""
+    values = [7.0, 0.5, 0.5, 1.5, 0.125, 0.5, 2.25, 0.5]
+    rows: list[list[object]] = [
+        [i + 1, "reading", T + 100 * i, "s", "reg0", v, "u", None, "ok", 0, "", None]
+        for i, v in enumerate(values)
+    ]
+    doc = _doc(rows)
+    assert columnar.decode(columnar.encode(doc)) == doc
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_deltas_at_the_one_byte_edges_round_trip(seed: int) -> None:
     """Seq, time and value deltas around +-64 (one varint byte or more), up and down."""
