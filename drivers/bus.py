@@ -29,7 +29,7 @@ from drivers.registers import DEFAULT_MAX_GAP
 from drivers.samples import Driver, Field, failed, make_counter, to_readings
 from drivers.windsonic import WindSonicDriver
 from drivers.wxt import WxtDriver
-from roadside.clock import Clock, align_up
+from roadside.clock import Clock, Doorbell, align_up
 from roadside.records import DriverStatus, Reading
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class BusScheduler:
         timeout = timeout_s or max(d.profile.serial.timeout_s for d in devices)
         self._devices: dict[str, _Device] = {}
         self._lock = threading.RLock()  # the bus: one transaction at a time
-        self._wake = threading.Event()
+        self._wake = Doorbell()  # cheaper timed sleeps than threading.Event
         self._stopping = False
         self._thread: threading.Thread | None = None
         protocol = _check_devices(port, devices)

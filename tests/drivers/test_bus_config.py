@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import threading
+import time
+
 import pytest
 
 from drivers.bus import BusScheduler, DeviceConfig, open_buses
 from drivers.errors import PortError, ProfileError
 from drivers.profile import load_profile
-from roadside.clock import ManualClock
+from roadside.clock import Doorbell, ManualClock, SystemClock
 from roadside.structs import replace
 
 P = "/dev/ttyNOPE"
@@ -72,3 +77,51 @@ def test_a_poll_on_a_missing_port_is_a_reading_not_an_exception():
     assert {r.status.value for r in readings} == {"port_unavailable"}
     assert all("does not exist" in r.detail for r in readings)
     assert b.health()["a"].state == "failed"
+
+
+def test_a_bus_asleep_on_the_real_clock_wakes_for_a_new_interval_and_for_stop():
+    """The scheduler sleeps on a :class:`~roadside.clock.Doorbell` (poll(2) on a pipe): a long
+    sleep is cut short by ``set_interval`` and by ``stop``."""
+    got: list[list[object]] = []
+    seen = threading.Event()
+
+    def sink(batch: list[object]) -> None:
+        got.append(batch)
+        seen.set()
+
+    device = dev("a", "hlk-ld8001h", interval_s=3600.0)
+    b = BusScheduler(P, [device], station="st", clock=SystemClock(), sink=sink)
+    b.start()
+    try:
+        assert not seen.wait(0.3)  # the first poll is at the next full hour
+        b.set_interval("a", 0.05)
+        assert seen.wait(10)  # woken at once, not at the hour
+        b.set_interval("a", 3600.0)
+    finally:
+        thread = b._thread
+        started = time.monotonic()
+        b.stop()
+    assert thread is not None and not thread.is_alive()
+    assert time.monotonic() - started < 5  # not the hour's sleep
+    assert got and got[0][0].status.value == "port_unavailable"
+
+
+def test_the_doorbell_wakes_a_waiter_and_drains_on_clear():
+    bell = Doorbell()
+    assert not bell.is_set() and not bell.wait(0.01)
+    for _ in range(100_000):  # more than the pipe holds: set never blocks
+        bell.set()
+        bell._set = False
+    bell.clear()
+    assert not bell.wait(0.01)  # cleared: nothing left in the pipe wakes it
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda b: woke.append(b.wait(30)), args=(bell,))
+    waiter.start()
+    bell.set()
+    waiter.join(10)
+    assert woke == [True] and bell.is_set() and bell.wait(30)
+    read_end = bell._read
+    del bell
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(read_end)  # the pipe closed with the object
