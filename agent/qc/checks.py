@@ -29,6 +29,7 @@ FlagArray = np.ndarray
 
 _OK = np.uint8(Flag.CORRECT)
 _SUSPECT = np.uint8(Flag.SUSPECT)
+CONFIRM_S = 60.0  # a departed level held this long (two samples or more) is the new reference
 _WRONG = np.uint8(Flag.WRONG)
 _MISSING = np.uint8(Flag.MISSING)
 
@@ -169,7 +170,7 @@ def scan_reference(
     *,
     one_sided: bool = False,
     max_age_s: float = math.inf,
-    confirm_s: float = 60.0,
+    confirm_s: float = CONFIRM_S,
     state: Reference | None = None,
     first: int = 0,
 ) -> tuple[FlagArray, Reference]:
@@ -204,7 +205,7 @@ def scan_reference_lists(
     *,
     one_sided: bool = False,
     max_age_s: float = math.inf,
-    confirm_s: float = 60.0,
+    confirm_s: float = CONFIRM_S,
     state: Reference | None = None,
 ) -> tuple[list[int], Reference]:
     """:func:`scan_reference` over the valid samples only, as plain lists: the positions of the

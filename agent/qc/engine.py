@@ -19,7 +19,7 @@ from agent.flags import Flag, FlaggedReading, Reason, is_usable, severity
 from agent.qc import checks as c
 from agent.qc.params import QCParams
 from agent.qc.ring import Ring
-from agent.qc.series import SeriesContext, SeriesState, qc_series
+from agent.qc.series import NO_CONTEXT, SeriesContext, SeriesState, qc_lists
 from roadside import quantities as q
 from roadside.records import DriverStatus, Reading
 
@@ -94,16 +94,19 @@ class QCEngine:
     ) -> None:
         ring = self._series[key]
         times, values = ring.col("t"), ring.col("v")
-        at = np.searchsorted(times, [stamps[i] for i in batch_idx])
-        first = int(at.min())
+        n, k = len(ring), len(batch_idx)
+        if times[n - k] == stamps[batch_idx[0]]:  # the batch's samples are the ring's newest
+            first, at = n - k, range(k)
+        else:  # some were decided at admission (missing, format) and are in between
+            found = np.searchsorted(times, [stamps[i] for i in batch_idx])
+            first = int(found[0])
+            at = (found - first).tolist()
         context = self._context(key, times[first:])
-        result = qc_series(
+        flags, reasons, self._states[key] = qc_lists(
             key[1], times, values, self.params, context, first, self._states.get(key)
         )
-        self._states[key] = result.state
-        flags, reasons = result.flags.tolist(), result.reasons.tolist()
-        for i, j in zip(batch_idx, (at - first).tolist(), strict=True):
-            verdicts[i] = _FLAG[flags[j]], str(reasons[j])
+        for i, j in zip(batch_idx, at, strict=True):
+            verdicts[i] = _FLAG[flags[j]], reasons[j]
 
     def _context(self, key: SeriesKey, times: np.ndarray) -> SeriesContext:
         """Context for judging samples at ``times`` (one entry per judged sample)."""
@@ -112,7 +115,7 @@ class QCEngine:
             speed = self._series.get((sensor, q.WIND_SPEED))
             limits = self.params.limits(q.WIND_DIR)
             if speed is None or limits is None or limits.stuck_window_s is None:
-                return SeriesContext()
+                return NO_CONTEXT
             st, sv = speed.col("t"), speed.col("v")
             valid = c.valid_mask(sv, 0.0)
             return SeriesContext(
@@ -120,7 +123,7 @@ class QCEngine:
             )
         if channel == q.WATER_DEPTH and len(self._rain_seen):
             return SeriesContext(raining=self._raining_at(times))
-        return SeriesContext()
+        return NO_CONTEXT
 
     def _raining_at(self, times: np.ndarray) -> np.ndarray:
         """True where rain fell within rain_recent_s, or where the gauge gave no usable reading

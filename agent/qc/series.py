@@ -40,6 +40,7 @@ SMALL = 32  # judged samples up to which the plain-Python path runs (a second of
 _TAIL = 12  # recent samples that usually disprove "stuck" on their own
 _SEVERITY = [int(x) for x in SEVERITY_OF_DIGIT]
 _NOT_SMALL = (q.RAIN_TOTAL, q.WATER_DEPTH, q.WATER_DISTANCE)
+WRONG, MISSING, SUSPECT = int(Flag.WRONG), int(Flag.MISSING), int(Flag.SUSPECT)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class SeriesContext:
 
     speed_mean: np.ndarray | None = None  # wind_dir: mean speed over the stuck window
     raining: np.ndarray | None = None  # water_depth: rain fell within rain_recent_s
+
+
+NO_CONTEXT = SeriesContext()
 
 
 @dataclass(frozen=True)
@@ -91,14 +95,55 @@ def qc_series(
     this series (None for a fresh start). Returns verdicts for ``values[first:]``.
     """
     limits = params.limits(channel)
+    if limits is not None and _small(channel, values.size - first):
+        flags, reasons, after = _qc_small(
+            channel, times, values, params, limits, context or NO_CONTEXT, first, state
+        )
+        return Verdicts(np.array(flags, dtype=np.uint8), np.array(reasons, dtype=object), after)
+    return _qc_arrays(channel, times, values, params, limits, context, first, state)
+
+
+def qc_lists(
+    channel: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    params: QCParams,
+    context: SeriesContext | None,
+    first: int,
+    state: SeriesState | None,
+) -> tuple[list[int], list[str], SeriesState]:
+    """:func:`qc_series` as plain lists (flag digits, reasons) and the state: what a streaming
+    engine reads, without building arrays it would take apart again."""
+    limits = params.limits(channel)
+    if limits is not None and _small(channel, values.size - first):
+        return _qc_small(
+            channel, times, values, params, limits, context or NO_CONTEXT, first, state
+        )
+    v = _qc_arrays(channel, times, values, params, limits, context, first, state)
+    return v.flags.tolist(), v.reasons.tolist(), v.state
+
+
+def _small(channel: str, m: int) -> bool:
+    return m <= SMALL and channel not in _NOT_SMALL
+
+
+def _qc_arrays(
+    channel: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    params: QCParams,
+    limits: ChannelLimits | None,
+    context: SeriesContext | None,
+    first: int,
+    state: SeriesState | None,
+) -> Verdicts:
+    """The numpy path of :func:`qc_series`."""
     m = values.size - first
     state = state or SeriesState()
     if limits is None:
         flags = np.full(m, Flag.NOT_CHECKED, dtype=np.uint8)
         return Verdicts(flags, np.full(m, "", dtype=object), state)
-    context = context or SeriesContext()
-    if m <= SMALL and channel not in _NOT_SMALL:
-        return _qc_small(channel, times, values, params, limits, context, first, state)
+    context = context or NO_CONTEXT
     new = values[first:]
     valid = c.valid_mask(values, limits.low, limits.high)
     results: list[CheckResult] = [
@@ -229,69 +274,52 @@ def _qc_small(
     limits: ChannelLimits,
     context: SeriesContext,
     first: int,
-    state: SeriesState,
-) -> Verdicts:
-    """:func:`qc_series` for a few judged samples, in plain Python (same flags and reasons)."""
+    state: SeriesState | None,
+) -> tuple[list[int], list[str], SeriesState]:
+    """:func:`qc_series` for a few judged samples, in plain Python and one pass over them (same
+    checks, same order, same merge: a later check wins only when worse)."""
     lo, hi = limits.low, limits.high
     clo, chi = limits.climate_low, limits.climate_high
     ts, vs = times[first:].tolist(), values[first:].tolist()
-    prev_t = float(times[first - 1]) if first > 0 else None
-    m = len(vs)
+    before = float(times[first - 1]) if first > 0 else None
     isfinite = math.isfinite
     valid = [isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi) for v in vs]
-    results: list[tuple[str, list[int]]] = []
-    fmt, missing, rng, climate, gap = [0] * m, [0] * m, [0] * m, [0] * m, [0] * m
-    max_gap_s = params.max_gap_s
-    for j, v in enumerate(vs):
-        if not isfinite(v):
-            if math.isinf(v):
-                fmt[j] = Flag.WRONG
-            else:
-                missing[j] = Flag.MISSING
-        elif not valid[j]:
-            rng[j] = Flag.WRONG
-        if isfinite(v) and ((clo is not None and v < clo) or (chi is not None and v > chi)):
-            climate[j] = Flag.SUSPECT
-        before = ts[j - 1] if j else prev_t
-        if before is not None and ts[j] - before > max_gap_s:
-            gap[j] = Flag.SUSPECT
-    results += [
-        (Reason.FORMAT, fmt),
-        (Reason.MISSING, missing),
-        (Reason.RANGE, rng),
-        (Reason.CLIMATE, climate),
-    ]
-    reference = state.reference
-    if limits.max_step is not None:
-        judged = [j for j in range(m) if valid[j]]
-        max_step = limits.max_step
-        departed, reference = c.scan_reference_lists(
-            [ts[j] for j in judged],
-            [vs[j] for j in judged],
-            lambda _dt: max_step,
-            max_age_s=max_gap_s,
-            state=reference,
-        )
-        step = [0] * m
-        for k in departed:
-            step[judged[k]] = Flag.SUSPECT
-        results.append((Reason.STEP, step))
     stuck = _stuck_small(channel, times, values, valid, limits, params, context, first)
-    if stuck is not None:
-        results.append((Reason.STUCK, stuck))
-    results.append((Reason.GAP, gap))
-    flags = [0] * m
-    reasons = [""] * m
-    for reason, fl in results:  # in check order: a later check wins only when worse
-        for j in range(m):
-            f = fl[j]
-            if f and _SEVERITY[f] > _SEVERITY[flags[j]]:
-                flags[j], reasons[j] = f, reason
-    return Verdicts(
-        np.array(flags, dtype=np.uint8),
-        np.array(reasons, dtype=object),
-        state=SeriesState(reference),
-    )
+    reference = state.reference if state is not None else c.Reference()
+    max_step, max_gap_s, sev = limits.max_step, params.max_gap_s, _SEVERITY
+    ref_v, ref_t, run = reference.value, reference.time, reference.run
+    flags: list[int] = []
+    reasons: list[str] = []
+    for j, (t, v) in enumerate(zip(ts, vs, strict=True)):
+        f, why = 0, ""
+        if not isfinite(v):
+            f, why = (WRONG, Reason.FORMAT) if math.isinf(v) else (MISSING, Reason.MISSING)
+        else:
+            if not valid[j]:
+                f, why = WRONG, Reason.RANGE
+            climate = (clo is not None and v < clo) or (chi is not None and v > chi)
+            if climate and sev[SUSPECT] > sev[f]:
+                f, why = SUSPECT, Reason.CLIMATE
+            if valid[j] and max_step is not None:  # c.scan_reference_lists, one sample
+                if math.isnan(ref_v) or t - ref_t > max_gap_s or abs(v - ref_v) <= max_step:
+                    ref_v, ref_t, run = v, t, ()
+                else:
+                    agrees = run and abs(v - run[-1][1]) <= max_step
+                    run = (*run, (t, v)) if agrees else ((t, v),)
+                    if len(run) >= 2 and t - run[0][0] >= c.CONFIRM_S:
+                        ref_v, ref_t, run = v, t, ()
+                    elif sev[SUSPECT] > sev[f]:
+                        f, why = SUSPECT, Reason.STEP
+        if stuck is not None and stuck[j] and sev[stuck[j]] > sev[f]:
+            f, why = stuck[j], Reason.STUCK
+        if before is not None and t - before > max_gap_s and sev[SUSPECT] > sev[f]:
+            f, why = SUSPECT, Reason.GAP
+        before = t
+        flags.append(f)
+        reasons.append(str(why))
+    if max_step is not None:
+        reference = c.Reference(ref_v, ref_t, run)
+    return flags, reasons, SeriesState(reference)
 
 
 def _stuck_small(

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from agent.flags import Flag
 from agent.qc import series
 from agent.qc.params import QCParams
 from agent.qc.series import SeriesContext, qc_series
@@ -76,3 +77,18 @@ def test_fast_path_equals_numpy_path(
     assert "gap" in reasons and "missing" in reasons  # the series exercises the checks
     if channel in (q.WIND_SPEED, q.WIND_GUST):
         assert {"stuck", "step", "range"} <= reasons
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_stuck_sample_already_suspect_keeps_the_earlier_reason(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wind flat at 65 m/s (above climate_high 60) for longer than the stuck window: climate and
+    persistence both say SUSPECT, and the earlier check (climate) names the reason."""
+    times = np.arange(1.0, 61.0)
+    values = np.full(times.size, 65.0)
+    values[:5] = [10.0, 30.0, 50.0, 64.0, 65.0]  # a climb within the step limit
+    fast = _stream(q.WIND_SPEED, times, values, batch)
+    monkeypatch.setattr(series, "SMALL", 0)
+    assert fast == _stream(q.WIND_SPEED, times, values, batch)
+    assert fast[-1] == (int(Flag.SUSPECT), "climate")
