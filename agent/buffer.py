@@ -506,7 +506,7 @@ class Buffer:
             except BufferStoreError as exc:
                 self._note_failure(records, exc)
                 raise
-            self._since_cap_check += sum(_size(r) for r in records)
+            self._since_cap_check += sum(map(_size, records))
             try:
                 if self._since_cap_check >= max(4096, self.max_bytes // 100):
                     self.enforce_cap()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -351,8 +352,11 @@ def _stuck_small(
     start = max(0, first - _TAIL)
     t_all, v_all = times[start:].tolist(), values[start:].tolist()
     isfinite = math.isfinite
-    ok_all = [isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi) for v in v_all]
-    bad = [0, *itertools.accumulate(not ok for ok in ok_all)]  # invalid samples before each
+    ok_all = [
+        isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi)
+        for v in v_all[: first - start]
+    ] + valid_new  # the judged samples' validity is known already
+    bad = list(itertools.accumulate(map(operator.not_, ok_all), initial=0))  # invalid before each
     for j in range(m):
         if not valid_new[j]:
             continue
