@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from drivers.counter import RainCounter
@@ -143,6 +142,7 @@ class BusScheduler:
                 d.interval_s,
                 tuple(f.name for f in fields),
             )
+        self._counting = any(dev.counters for dev in self._devices.values())
 
     def _driver(self, d: DeviceConfig, fields: list[Field], max_gap: int) -> Driver:
         link = self._link
@@ -211,6 +211,8 @@ class BusScheduler:
 
     def counter_state(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Counter state of every accumulating channel, to persist across restarts."""
+        if not self._counting:
+            return {}  # asked after every poll: no lock when no device counts
         with self._lock:
             return {
                 name: {ch: c.state() for ch, c in dev.counters.items()}
@@ -277,21 +279,23 @@ class BusScheduler:
                 return to_readings(
                     skipped, dev.fields, {}, station=self.station, sensor=dev.config.name, time=when
                 )
-            stamp = partial(
-                to_readings,
-                fields=dev.fields,
-                station=self.station,
-                sensor=dev.config.name,
-                time=when,
-            )
+            station, sensor = self.station, dev.config.name
             try:
                 samples = [s for s in dev.driver.poll() if s.channel in dev.fields]
-                readings = stamp(samples, counters=dev.counters)
+                readings = to_readings(
+                    samples, dev.fields, dev.counters, station=station, sensor=sensor, time=when
+                )
             except Exception as exc:  # a driver bug must not kill the bus
                 log.exception("driver of %s failed", dev.config.name)
                 bug = failed(dev.channels, DriverStatus.BAD_FRAME, f"driver error: {exc!r}")
-                readings = stamp(bug, counters={})
-            dev.health.record([(r.status, r.detail) for r in readings], when, when.timestamp())
+                readings = to_readings(
+                    bug, dev.fields, {}, station=station, sensor=sensor, time=when
+                )
+            ok = DriverStatus.OK
+            if readings and all(r.status is ok for r in readings):
+                dev.health.ok_poll(len(readings), when)  # the usual poll, counted cheaply
+            else:
+                dev.health.record([(r.status, r.detail) for r in readings], when, when.timestamp())
             for status, n in dev.driver.skipped().items():
                 dev.health.counts[f"skipped_{status}"] += n
             return readings

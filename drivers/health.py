@@ -124,6 +124,15 @@ class HealthTracker:
         if self.last_status is not DriverStatus.PORT_UNAVAILABLE:
             self.breaker.failure(now)
 
+    def ok_poll(self, readings: int, when: datetime) -> None:
+        """:meth:`record` of a poll whose ``readings`` channels all read OK, without the tally."""
+        counts = self.counts
+        counts["polls"] += 1
+        counts[DriverStatus.OK.value] += readings
+        counts["answered"] += 1
+        self.last_status, self.last_ok, self.degraded = DriverStatus.OK, when, False
+        self.breaker.success()
+
     def skipped(self) -> None:
         """A due poll skipped because the breaker is open."""
         self.counts["skipped"] += 1

@@ -243,15 +243,15 @@ class ModbusLink:
     def read(self, slave: int, block: Block) -> list[int]:
         """Registers (or bits) of one block; raises :class:`DeviceError` with the status."""
         c = self.client
+        fc = block.function_code
+        if fc in (3, 4) and isinstance(c, _TcpClient):
+            return self._read_tcp(slave, block)
         call: dict[int, Callable[..., ModbusPDU]] = {
             1: c.read_coils,
             2: c.read_discrete_inputs,
             3: c.read_holding_registers,
             4: c.read_input_registers,
         }
-        fc = block.function_code
-        if fc in (3, 4) and isinstance(c, _TcpClient):
-            return self._read_tcp(slave, block)
         pdu = self._execute(
             slave,
             fc,
@@ -283,7 +283,7 @@ class ModbusLink:
         reply taken whole by its MBAP length and checked (transaction, unit, function, byte
         count); anything else is classified by :func:`diagnose_tcp` as pymodbus's path does."""
         c = self.client
-        if not c.connect():
+        if c.socket is None and not c.connect():
             reason = str(c.open_error) if c.open_error else f"{self.port}: cannot open"
             raise DeviceError(DriverStatus.PORT_UNAVAILABLE, reason)
         sock = c.socket

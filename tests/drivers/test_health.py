@@ -70,3 +70,25 @@ def test_a_missing_port_fails_the_device_but_does_not_trip_its_breaker():
     h.record([(DriverStatus.PORT_UNAVAILABLE, "gone")], NOW, 0)
     snap = h.snapshot()
     assert snap.state is HealthState.FAILED and snap.breaker is BreakerState.CLOSED
+
+
+def test_the_cheap_ok_poll_leaves_the_same_health_as_recording_it():
+    """``ok_poll`` (every channel OK) against ``record`` of the same poll, from each state a
+    device can be in: fresh, degraded, failing with an open breaker."""
+    histories: list[list[list[tuple[DriverStatus, str]]]] = [
+        [],
+        [[(DriverStatus.DEVICE_FAULT, "status 01")]],
+        [TIMEOUT, TIMEOUT, TIMEOUT, TIMEOUT],
+    ]
+    for history in histories:
+        trackers = []
+        for _ in range(2):
+            h = HealthTracker(Breaker(threshold=3, base_s=10, max_s=100))
+            for i, statuses in enumerate(history):
+                h.record(statuses, NOW, float(i))
+            trackers.append(h)
+        slow, fast = trackers
+        slow.record([(DriverStatus.OK, "")] * 10, NOW, 50.0)
+        fast.ok_poll(10, NOW)
+        assert fast.snapshot() == slow.snapshot()
+        assert fast.snapshot().state is HealthState.OK
