@@ -712,16 +712,13 @@ class Buffer:
                 got = ms[text] = round(datetime.fromisoformat(text).timestamp() * 1000)
             return got
 
-        return [
-            [
-                *r[:t],
-                millis(r[t]),
-                *r[t + 1 : p],
-                loads(r[p]) if r[p] else None,
-                *r[p + 1 :],
-            ]
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            row = list(r)
+            row[t] = millis(row[t])
+            row[p] = loads(row[p]) if row[p] else None
+            out.append(row)
+        return out
 
     @property
     def last_seq(self) -> int:
