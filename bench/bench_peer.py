@@ -32,54 +32,61 @@ workload, one run on this machine, medians of three passes (ranges)::
 
 Roadside on this workload (QC on every register, uplink on, nowcast on with LiteRT), this shared
 2-core machine (``nice -n 10``), medians of each run's windows, then the median and range over the
-runs; "against the bare loop" is each run's ratio to its own bare loop. Before: the head of
-2026-12-01 morning (71bf9fb, one run); after: 9 runs of the agent at 134f038 (the later commits
-change only this benchmark), the last four with windows aligned to the agent's commits, the last
-two with five windows a pass::
+runs; "against the bare loop" is each run's ratio to its own bare loop, which is what compares
+across days: the host's speed moves more than most steps (the bare loop gave 12,388-17,878 on
+2026-12-01 morning, 11,936-15,652 that evening). Both columns are from the evening of 2026-12-01
+on the same host: before = cc02730 (one run), after = 2395ab6 and later (six runs)::
 
                               before                 after
-    100 ms, values/CPU-s      16,398                 19,388 (14,360-22,296): 52 us a value
-      against the bare loop   1.09 x                 1.14 x (0.83-1.67)
-    1 s, values/CPU-s         9,366                  10,205 (8,516-11,633), 26 x the peer
-    idle, % of a core         0.14                   0.11 (0.10-0.12)
-    peak RSS (anon)           71.3 MB (34.6)         68.0 MB (34.6) (67.8-68.2)
-    payload / with TLS, 1 s   1.52 / 1.80 B a value  1.52 / 1.81 (1.45-1.55 / 1.69-1.84)
+    100 ms, values/CPU-s      15,453                 17,138 (15,421-17,451): 58 us a value
+      against the bare loop   1.18 x                 1.26 x (1.10-1.33)
+    1 s, values/CPU-s         9,120                  12,264 (11,046-12,970), 32 x the peer
+    idle, % of a core         0.12                   0.08 (0.07-0.08)
+    peak RSS (anon)           77.3 MB (34.8)         67.8 MB (34.3) (67.5-68.0)
+    payload / with TLS, 1 s   1.56 / 1.87 B a value  1.53 / 1.83 (1.51-1.55 / 1.78-1.87)
 
-The host's noise is larger than the step: the same commit gave 22,296 and 15,969 an hour apart,
-the bare loop 12,388-17,878. Windows are aligned to commits (the agent commits once a second;
-a 5 s window otherwise holds five or six of them).
+(The morning's figures for cc02730's predecessor on a quieter host: 19,388 values/CPU-s at
+100 ms, 1.14 x its bare loop, 10,205 at 1 s; the before column's peak RSS counted more pages of
+the freshly installed shared libraries, the anonymous part is the same.)
 
-What changed (per value at 100 ms polls, CPU from ``/proc/<pid>/task/*/schedstat`` per thread
-on a quiet machine, 20 s windows): 61 -> 48-50 us in all.
+Where the CPU goes, per value at 100 ms polls (``/proc/<pid>/task/*/schedstat`` per thread and
+``voluntary_ctxt_switches`` over 20 s windows, same host and hour), before -> after:
 
-- bus thread 21-24 -> 17.5 us: register reads over TCP framed on pymodbus's socket (a blocking
-  socket with a kernel timeout: one ``send`` and one ``recv`` a request; pymodbus's transaction
-  machinery cost 4.5 us a value), one-word fields read straight from the block (0.7 -> 0.4 us).
-  Alone (no other agent thread) the same polling costs 13.8 us: the rest is waking up after
-  each 100 ms sleep with cold caches and the hand-over to the main loop.
-- main loop 26-28 -> 20.5 us: the status file rewritten on a change of what readers act on and
-  otherwise every 5 s (a rewrite is a new file renamed over the old, about 250 us of CPU on
-  ext4: 17 % of the loop), the high-water mark reserved 10,000 ahead (its fsynced rewrite was
-  8 %), ``Reading``/``FlaggedReading`` as msgspec structs (built in 0.22 us, 1.97 as frozen
-  dataclasses), one ``isoformat`` per poll time (a buffer row 1.6 -> 0.4 us), QC admission on
-  Python floats kept by the ring, poll metrics summed before ``inc``. In ``Agent.process`` alone
-  (warm, no threads): 12.9 us a value, of which QC about 5, the SQLite insert and commit 4, rows
-  and records 1.5, derived 1, metrics 1.
-- uplink thread 10 -> 10.4 us: unchanged in substance (re-reading rows, columnar encoding,
-  marking acked rows, paho and TLS); each row's time is now parsed once per poll.
+- bus thread 21.7 -> 20.5 us, 34-37 wake-ups a second (ten timer wake-ups and one a reply). The
+  same sockets driven by a bare loop cost 7 us a value live: the rest is Python run with cold
+  caches after every sleep. Changed: an all-OK poll counted without the per-status tally, no
+  counter-state lock when no device counts, the TCP read's fast path before pymodbus's call
+  table, a register's sample built without the named tuple's Python ``__new__`` (warm 9-10 ->
+  7.6 us), and the scheduler sleeping on a :class:`roadside.clock.Doorbell` (``poll(2)`` on a
+  pipe: a timed wake-up costs 70 us of CPU on this virtual machine, ``threading.Event`` 88).
+- main loop 23.7 -> 19.0 us, 6 wake-ups a second. ``Agent.process`` alone (warm) 15 -> 12 us a
+  value: QC 6.0 -> 4.5 (the small path in one pass with the step scan inline, lists to the
+  engine instead of arrays, the persistence check slicing its tail), the SQLite insert 5 (its C
+  part: AUTOINCREMENT and the pending index are 1.1 of it), rows and records 1.5, derived
+  products 0.5 (only their input channels are looked at), metrics 0.5. No more pipe write
+  to the uplink after each commit while it holds live rows.
+- uplink thread 12.4 -> 10.3 us, 6.4 -> 4.1 wake-ups a second: a commit of routine rows does
+  not wake it while it holds live rows for ``live_linger_s`` (warning events and a full batch
+  do), its idle look at the buffer every 30 s (every commit notifies), keepalive looked at every
+  quarter interval instead of every second; the columnar encoder's second pass reuses the
+  first's scaled values, pending rows converted in place. What it does per value (warm): rows
+  1.7, encoding 2.6, marking acked rows synced 2.4 (an UPDATE of each row).
+- metrics thread 1.0 -> 0 us: the endpoint sleeps until a scrape (prometheus-client's server
+  thread woke twice a second to look for a shutdown request).
 
-Memory (``/proc/self/status`` after each import, then the running agent): the interpreter
-10.7 MB; the standard library the agent needs (sqlite3, ssl, json, threading, socket) 6.7 more;
-msgspec and zstandard 3.5; paho 4.5; pymodbus 4.0 (it brings asyncio); click 1.0;
-prometheus-client 1.6; **numpy 12.1; LiteRT 8.9 at import and 2.5 for the interpreter**; the
-agent's own modules 4.9: 60.4 MB after start-up, 67.9 MB peak while running (SQLite's cache,
-thread stacks, the heap). 40 MB with the nowcast on LiteRT cannot be had: LiteRT's Python API
-needs numpy, and the two (23.5 MB) with the interpreter and the standard library already make
-41 MB before any MQTT, Modbus or configuration code. Without them (about 37 MB at start-up, 44
-running) it would take the nowcast's forward pass in plain Python from the same weights (4,788
-parameters, 0.24 ms a forecast, one every 20-60 s), the features, derived products and QC rings
-in plain Python with numpy kept for long arrays; then Modbus without pymodbus (the TCP reads are
-already framed here; RTU and writes are not) to get under 40.
+Memory (``/proc/self/status`` after each import, then the running agent): the interpreter 10.7 MB;
+the standard library the agent needs (sqlite3, ssl, json, threading, socket) 6.7 more; msgspec and
+zstandard 3.5; paho 4.5; pymodbus 4.0 (it brings asyncio); click 1.0; prometheus-client 1.6;
+**numpy 12.1; LiteRT 8.9 at import and 2.5 for the interpreter**; the agent's own modules 4.9: 60.4
+MB after start-up, 67.9 MB peak while running (SQLite's cache, thread stacks, the heap). With the
+nowcast off (``--nowcast off``, LiteRT never loaded) the agent peaks at 54.3 MB (anon 32.2): LiteRT
+is 13.4 MB of the peak. 40 MB with the nowcast on LiteRT cannot be had: LiteRT's Python API needs
+numpy, and the two (23.5 MB) with the interpreter and the standard library already make 41 MB
+before any MQTT, Modbus or configuration code. Without them (about 37 MB at start-up, 44 running)
+it would take the nowcast's forward pass in plain Python from the same weights (4,788 parameters,
+0.24 ms a forecast, one every 20-60 s), the features, derived products and QC rings in plain Python
+with numpy kept for long arrays; then Modbus without pymodbus (the TCP reads are already framed
+here; RTU and writes are not) to get under 40.
 
 The last JSON line: ``value`` = values per CPU-second at 1 s polls, ``baseline`` = 386 (the peer
 at 1 s), plus ``cpu_per_value_100ms`` (CPU microseconds a value), ``idle_pct``, ``rss_mb``,
