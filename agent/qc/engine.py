@@ -95,7 +95,7 @@ class QCEngine:
         ring = self._series[key]
         times, values = ring.col("t"), ring.col("v")
         n, k = len(ring), len(batch_idx)
-        if times[n - k] == stamps[batch_idx[0]]:  # the batch's samples are the ring's newest
+        if n >= k and times[n - k] == stamps[batch_idx[0]]:  # the batch is the ring's newest
             first, at = n - k, range(k)
         else:  # some were decided at admission (missing, format) and are in between
             found = np.searchsorted(times, [stamps[i] for i in batch_idx])
