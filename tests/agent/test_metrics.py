@@ -20,6 +20,19 @@ def _switches(thread: threading.Thread) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
 
 
+def _settled(thread: threading.Thread, timeout_s: float = 30.0) -> int:
+    """The switch count once it holds still over 0.2 s (the thread is back asleep)."""
+    deadline = time.monotonic() + timeout_s
+    last = _switches(thread)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = _switches(thread)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the endpoint thread never went back to sleep ({last} switches)")
+
+
 def test_scrapes_are_answered_and_close_releases_the_port() -> None:
     metrics, port = AgentMetrics(), free_port()
     metrics.polls.labels("rain").inc(3)
@@ -47,7 +60,7 @@ def test_the_endpoint_thread_sleeps_until_a_scrape() -> None:
         thread = metrics._thread
         assert thread is not None
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
-        before = _switches(thread)
+        before = _settled(thread)  # the scrape's hand-over to its handler thread is over
         time.sleep(1.2)  # the measurement itself: over two of prometheus-client's wake-ups
         assert _switches(thread) == before
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
