@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, make_wsgi
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from agent.buffer import BufferStats
+from roadside.threads import name_os_thread
 
 
 class AgentMetrics:
@@ -101,6 +102,7 @@ class AgentMetrics:
     def _serve(self) -> None:
         """Answer scrapes until :meth:`close` writes to the wake-up socket."""
         assert self._server is not None and self._wake is not None
+        name_os_thread("metrics")
         httpd, wake = self._server, self._wake[0]
         with selectors.DefaultSelector() as sel:
             sel.register(httpd, selectors.EVENT_READ)

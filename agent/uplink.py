@@ -52,6 +52,7 @@ from agent.buffer import Buffer
 from agent.errors import BufferStoreError
 from roadside import wire
 from roadside.clock import Clock, SystemClock
+from roadside.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,7 @@ class Uplink:
     # -- worker ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        name_os_thread("uplink")
         try:
             while not self._stop.is_set():
                 try:

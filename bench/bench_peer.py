@@ -88,6 +88,11 @@ it would take the nowcast's forward pass in plain Python from the same weights (
 with numpy kept for long arrays; then Modbus without pymodbus (the TCP reads are already framed
 here; RTU and writes are not) to get under 40.
 
+Each pass also prints its threads by kernel name (the agent names them with
+:func:`roadside.threads.name_os_thread`; ``python`` is the main loop with any unnamed thread, such
+as OpenBLAS's): CPU microseconds a value, share of a core and wake-ups a second, over all its
+windows; the 100 ms pass's are ``threads_100ms`` in the JSON line.
+
 The last JSON line: ``value`` = values per CPU-second at 1 s polls, ``baseline`` = 386 (the peer
 at 1 s), plus ``cpu_per_value_100ms`` (CPU microseconds a value), ``idle_pct``, ``rss_mb``,
 ``rss_anon_mb``, ``wire_bytes_per_value`` and ``wire_bytes_per_value_tls``.
@@ -191,6 +196,40 @@ def cpu_s(pid: int) -> float:
         with contextlib.suppress(OSError):
             total += int((task / "schedstat").read_text().split()[0])
     return total / 1e9
+
+
+def thread_stats(pid: int) -> dict[str, tuple[int, int]]:
+    """CPU nanoseconds and voluntary context switches (wake-ups from a sleep) of ``pid``'s live
+    threads, summed by kernel name (the agent names its threads: bus, uplink, metrics)."""
+    out: dict[str, tuple[int, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            name = (task / "comm").read_text().strip()
+            cpu = int((task / "schedstat").read_text().split()[0])
+            lines = (task / "status").read_text().splitlines()
+            woke = next(int(x.split()[1]) for x in lines if x.startswith("voluntary_ctxt"))
+            had = out.get(name, (0, 0))
+            out[name] = (had[0] + cpu, had[1] + woke)
+    return out
+
+
+def per_thread(
+    start: tuple[int, float, dict[str, tuple[int, int]]],
+    end: tuple[int, float, dict[str, tuple[int, int]]],
+) -> dict[str, dict[str, float | None]]:
+    """Each thread's CPU a value (us), share of a core (%) and wake-ups a second between two
+    edges of (values committed, time, :func:`thread_stats`)."""
+    (n0, t0, a), (n1, t1, b) = start, end
+    values, wall = n1 - n0, max(t1 - t0, 1e-9)
+    out: dict[str, dict[str, float | None]] = {}
+    for name, (cpu, woke) in sorted(b.items()):
+        cpu0, woke0 = a.get(name, (0, 0))
+        out[name] = {
+            "us_per_value": round((cpu - cpu0) / 1e3 / values, 2) if values else None,
+            "pct": round((cpu - cpu0) / 1e9 / wall * 100, 3),
+            "wakes_per_s": round((woke - woke0) / wall, 1),
+        }
+    return out
 
 
 def status_mb(pid: int, key: str) -> float:
@@ -321,8 +360,10 @@ def measure_agent(
         d0 = _deliveries(sink, station)
         p0 = proxy.down
         aligned = mode != "idle"  # polling modes: windows of whole commits
+        first: tuple[int, float, dict[str, tuple[int, int]]] | None = None
         for _ in range(windows):
             n0, c0, t0 = _window_edge(proc.pid, db, readings, aligned)
+            first = first or (n0, t0, thread_stats(proc.pid))
             time.sleep(seconds)
             n1, c1, t1 = _window_edge(proc.pid, db, readings, aligned)
             wall = t1 - t0
@@ -335,6 +376,8 @@ def measure_agent(
                     "pct": 100.0 * cpu / wall,
                 }
             )
+        assert first is not None
+        threads = per_thread(first, (n1, t1, thread_stats(proc.pid)))
         d1 = _deliveries(sink, station)
         p1 = proxy.down
         rss, anon = status_mb(proc.pid, "VmHWM"), status_mb(proc.pid, "RssAnon")
@@ -352,6 +395,7 @@ def measure_agent(
         "delivered": n_delivered,
         "payload_per_value": payload / n_delivered if n_delivered else None,
         "tls_per_value": (p1 - p0) / n_delivered if n_delivered else None,
+        "threads": threads,
     }
 
 
@@ -532,6 +576,12 @@ def main(
             f" over {r['delivered']} values",
             err=True,
         )
+        for name, t in r["threads"].items():
+            click.echo(
+                f"    thread {name:<16} {_fmt(t['us_per_value'], 2):>6} us a value, "
+                f"{t['pct']:.3f} % of a core, {t['wakes_per_s']:.1f} wake-ups a second",
+                err=True,
+            )
     click.echo(
         f"bare   100ms: {bare['rate']:,.0f} values/CPU-s, {bare['pct']:.2f} % of a core, "
         f"peak RSS {bare['rss']:.1f} MB (anon {bare['anon']:.1f})",
@@ -564,6 +614,7 @@ def main(
                 "bare_rss_mb": round(bare["rss"], 1),
                 "bare_rss_anon_mb": round(bare["anon"], 1),
                 "vs_bare_100ms": round(fast["rate"] / bare["rate"], 3) if fast else None,
+                "threads_100ms": fast["threads"] if fast else None,
                 "peer_reference": PEER_TABLE,
                 "windows": windows,
                 "seconds": seconds,

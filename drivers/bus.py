@@ -30,6 +30,7 @@ from drivers.windsonic import WindSonicDriver
 from drivers.wxt import WxtDriver
 from roadside.clock import Clock, Doorbell, align_up
 from roadside.records import DriverStatus, Reading
+from roadside.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ class BusScheduler:
         return self.clock.now().timestamp()
 
     def _run(self) -> None:
+        name_os_thread(f"bus {self.port.rsplit('/', 1)[-1]}")
         while not self._stopping:
             self._wake.clear()
             now = self._now()

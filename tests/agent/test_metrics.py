@@ -60,6 +60,8 @@ def test_the_endpoint_thread_sleeps_until_a_scrape() -> None:
         thread = metrics._thread
         assert thread is not None
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        with open(f"/proc/self/task/{thread.native_id}/comm") as f:
+            assert f.read().strip() == "metrics"  # its name in top -H
         before = _settled(thread)  # the scrape's hand-over to its handler thread is over
         time.sleep(1.2)  # the measurement itself: over two of prometheus-client's wake-ups
         assert _switches(thread) == before

@@ -6,6 +6,7 @@ import gc
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,9 @@ def test_a_bus_asleep_on_the_real_clock_wakes_for_a_new_interval_and_for_stop():
         assert not seen.wait(0.3)  # the first poll is at the next midnight (UTC)
         b.set_interval("a", 0.05)
         assert seen.wait(10)  # woken at once, not at midnight
+        assert b._thread is not None  # and named for top -H and the benchmark's figures
+        comm = Path(f"/proc/self/task/{b._thread.native_id}/comm").read_text().strip()
+        assert comm == "bus ttyNOPE"
         b.set_interval("a", 86400.0)
     finally:
         thread = b._thread
