@@ -34,16 +34,17 @@ Roadside on this workload (QC on every register, uplink on, nowcast on with Lite
 2-core machine (``nice -n 10``), medians of each run's windows, then the median and range over the
 runs; "against the bare loop" is each run's ratio to its own bare loop, which is what compares
 across days: the host's speed moves more than most steps (the bare loop gave 12,388-17,878 on
-2026-12-01 morning, 11,936-15,652 that evening). Both columns are from the evening of 2026-12-01
-on the same host: before = cc02730 (one run), after = 2395ab6 and later (six runs)::
+2026-12-01 morning, 11,936-16,206 that evening). Both columns are from the evening of 2026-12-01
+on the same host: before = cc02730 (one run), after = 2395ab6 and later (eight runs, the last two
+at the final head)::
 
                               before                 after
-    100 ms, values/CPU-s      15,453                 17,138 (15,421-17,451): 58 us a value
-      against the bare loop   1.18 x                 1.26 x (1.10-1.33)
-    1 s, values/CPU-s         9,120                  12,264 (11,046-12,970), 32 x the peer
-    idle, % of a core         0.12                   0.08 (0.07-0.08)
-    peak RSS (anon)           77.3 MB (34.8)         67.8 MB (34.3) (67.5-68.0)
-    payload / with TLS, 1 s   1.56 / 1.87 B a value  1.53 / 1.83 (1.51-1.55 / 1.78-1.87)
+    100 ms, values/CPU-s      15,453                 17,167 (15,421-21,822): 58 us a value
+      against the bare loop   1.18 x                 1.26 x (1.08-1.68)
+    1 s, values/CPU-s         9,120                  12,488 (11,046-14,373), 32 x the peer
+    idle, % of a core         0.12                   0.075 (0.070-0.084)
+    peak RSS (anon)           77.3 MB (34.8)         67.8 MB (34.4) (67.5-68.0)
+    payload / with TLS, 1 s   1.56 / 1.87 B a value  1.53 / 1.82 (1.51-1.55 / 1.78-1.87)
 
 (The morning's figures for cc02730's predecessor on a quieter host: 19,388 values/CPU-s at
 100 ms, 1.14 x its bare loop, 10,205 at 1 s; the before column's peak RSS counted more pages of
