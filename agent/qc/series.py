@@ -277,8 +277,8 @@ def _qc_small(
     first: int,
     state: SeriesState | None,
 ) -> tuple[list[int], list[str], SeriesState]:
-    """:func:`qc_series` for a few judged samples, in plain Python and one pass over them (same
-    checks, same order, same merge: a later check wins only when worse)."""
+    """:func:`qc_series` for a few judged samples, in plain Python: the step scan over the valid
+    ones, then one pass merging the checks in order (a later check wins only when worse)."""
     lo, hi = limits.low, limits.high
     clo, chi = limits.climate_low, limits.climate_high
     ts, vs = times[first:].tolist(), values[first:].tolist()
@@ -288,7 +288,17 @@ def _qc_small(
     stuck = _stuck_small(channel, times, values, valid, limits, params, context, first)
     reference = state.reference if state is not None else c.Reference()
     max_step, max_gap_s, sev = limits.max_step, params.max_gap_s, _SEVERITY
-    ref_v, ref_t, run = reference.value, reference.time, reference.run
+    departed: set[int] = set()
+    if max_step is not None:
+        judged = [j for j, ok in enumerate(valid) if ok]
+        hits, reference = c.scan_reference_lists(
+            [ts[j] for j in judged],
+            [vs[j] for j in judged],
+            lambda _dt: max_step,
+            max_age_s=max_gap_s,
+            state=reference,
+        )
+        departed = {judged[k] for k in hits}
     flags: list[int] = []
     reasons: list[str] = []
     for j, (t, v) in enumerate(zip(ts, vs, strict=True)):
@@ -301,16 +311,8 @@ def _qc_small(
             climate = (clo is not None and v < clo) or (chi is not None and v > chi)
             if climate and sev[SUSPECT] > sev[f]:
                 f, why = SUSPECT, Reason.CLIMATE
-            if valid[j] and max_step is not None:  # c.scan_reference_lists, one sample
-                if math.isnan(ref_v) or t - ref_t > max_gap_s or abs(v - ref_v) <= max_step:
-                    ref_v, ref_t, run = v, t, ()
-                else:
-                    agrees = run and abs(v - run[-1][1]) <= max_step
-                    run = (*run, (t, v)) if agrees else ((t, v),)
-                    if len(run) >= 2 and t - run[0][0] >= c.CONFIRM_S:
-                        ref_v, ref_t, run = v, t, ()
-                    elif sev[SUSPECT] > sev[f]:
-                        f, why = SUSPECT, Reason.STEP
+            if j in departed and sev[SUSPECT] > sev[f]:
+                f, why = SUSPECT, Reason.STEP
         if stuck is not None and stuck[j] and sev[stuck[j]] > sev[f]:
             f, why = stuck[j], Reason.STUCK
         if before is not None and t - before > max_gap_s and sev[SUSPECT] > sev[f]:
@@ -318,8 +320,6 @@ def _qc_small(
         before = t
         flags.append(f)
         reasons.append(str(why))
-    if max_step is not None:
-        reference = c.Reference(ref_v, ref_t, run)
     return flags, reasons, SeriesState(reference)
 
 
