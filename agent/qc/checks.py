@@ -383,8 +383,9 @@ def counter_increments(values: FloatArray, valid: np.ndarray, *, first: int = 0)
     """
     idx = _judged(values.size, first)
     prev = previous_index(valid, idx)
-    inc = values[idx] - values[np.maximum(prev, 0)]
-    return np.where(valid[idx] & (prev >= 0) & (inc > 0), inc, 0.0)
+    pair = valid[idx] & (prev >= 0)  # only valid pairs are subtracted (no inf - inf)
+    inc = np.subtract(values[idx], values[np.maximum(prev, 0)], out=np.zeros(idx.size), where=pair)
+    return np.where(inc > 0, inc, 0.0)
 
 
 def believable_totals(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -147,6 +149,17 @@ def test_believable_totals_skip_jumps_and_accept_resets() -> None:
     totals = arr(5.0, 55.0, 55.0, 5.1, 0.0, 0.1, 60.0)
     ok = c.believable_totals(t, totals, np.isfinite(totals), 40.0)
     assert list(ok) == [True, False, False, True, True, True, False]
+
+
+def test_counter_increments_never_subtract_invalid_samples() -> None:
+    """Infinite or huge totals a sensor sent (already flagged invalid) are not subtracted: no
+    ``inf - inf`` or overflow warning, and no increment from them."""
+    totals = np.array([np.inf, np.inf, -1e308, 1e308, 2.0, 2.5])
+    valid = np.array([False, False, False, False, True, True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inc = c.counter_increments(totals, valid)
+    assert inc.tolist() == [0.0, 0.0, 0.0, 0.0, 0.0, 0.5]
 
 
 def test_counter_increments_ignore_resets() -> None:
