@@ -6,7 +6,7 @@ each, every value changing each second (a slow swing plus per-second noise of up
 0.1 scale), polled by the real agent (``python -m agent run``: bus scheduler, QC with limits on
 every register, derived products, the nowcast with its default backend (LiteRT where installed),
 warnings, the SQLite buffer) with its mutual-TLS MQTT uplink to a real Mosquitto configured as
-``deploy/mosquitto`` (:mod:`sim.broker`, :mod:`sim.pki`), and a
+``fleet/mosquitto`` (:mod:`sim.broker`, :mod:`sim.pki`), and a
 committing controller (:class:`roadside.testing.sink.CommittingSink`) acknowledging every batch.
 
 Passes: polls every 100 ms, every 1 s, and idle (one poll every 10 minutes, i.e. none in the

@@ -1,6 +1,6 @@
 """Admission at the broker: the fleet, as a broker admin, gives an enrolled station its identity.
 
-Mosquitto's dynamic-security plugin (``deploy/mosquitto/``) lets a client in only if a client of
+Mosquitto's dynamic-security plugin (``fleet/mosquitto/``) lets a client in only if a client of
 that user name exists; with ``use_identity_as_username`` the name is the certificate's CN. So
 enrolling a station ends with the fleet sending, on ``$CONTROL/dynamic-security/v1`` and as a
 client holding the ``broker-admin`` role::
@@ -114,7 +114,7 @@ class BrokerAdmin:
 
     One short connection per call, serialised in this process: with ``use_username_as_clientid``
     two connections of one admin certificate would take each other's session, so each controller
-    process that enrolls stations holds its own admin certificate (``deploy/mosquitto/``).
+    process that enrolls stations holds its own admin certificate (``fleet/mosquitto/``).
     """
 
     def __init__(self, settings: wire.BrokerSettings, timeout_s: float = 15.0) -> None:

@@ -171,7 +171,7 @@ def run(
                 if admit is None:
                     click.echo(
                         "warning: no --broker-admin-cert: enrolled stations must be registered "
-                        "at the broker by its admin (deploy/mosquitto/README.md)",
+                        "at the broker by its admin (fleet/mosquitto/README.md)",
                         err=True,
                     )
                 attach(app, Path(enroll_dir), (host, port), signer, admit)

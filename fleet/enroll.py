@@ -258,7 +258,7 @@ class EnrollContext:
     fleet_key_pem: str  # the configuration-signing public key (PEM)
     admit: Callable[[str], None] | None = None
     """Gives the enrolled station its broker identity (the dynamic-security client and role,
-    ``deploy/mosquitto/README.md``); None where the broker's admin registers stations."""
+    ``fleet/mosquitto/README.md``); None where the broker's admin registers stations."""
 
 
 class TokenIn(BaseModel):

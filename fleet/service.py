@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 STATUS_SUBSCRIPTION = f"{wire.PREFIX}/st/+/up/status"
 DEFAULT_CLIENT_ID = "fleet-controller-1"
 SESSION_EXPIRY_S = 600
-MAX_PACKET_BYTES = 1 << 20  # the shipped broker's max_packet_size (deploy/mosquitto)
+MAX_PACKET_BYTES = 1 << 20  # the shipped broker's max_packet_size (fleet/mosquitto)
 PACKET_OVERHEAD = 64  # fixed header, packet id, properties
 TICK_S = 5.0
 

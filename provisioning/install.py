@@ -1,11 +1,12 @@
 """Install the station: systemd units, the service user, folders with their permissions.
 
 :func:`plan` is pure: it lists every file to write (path under the root, mode, content or link
-target) from the shipped unit ``deploy/roadside-agent.service``, with the agent's path and the
-configuration put in. The service user and its ``dialout`` membership are a ``sysusers.d`` file
-and the folders a ``tmpfiles.d`` file, so an image built with ``--root`` gets them at first boot
-exactly as a live install does. :func:`apply` writes a plan; on a live system (root ``/``) it then
-runs ``systemd-sysusers``, ``systemd-tmpfiles`` and ``systemctl enable``.
+target) from the shipped unit ``provisioning/units/roadside-agent.service`` (package data), with
+the agent's path and the configuration put in. The service user and its ``dialout`` membership
+are a ``sysusers.d`` file and the folders a ``tmpfiles.d`` file, so an image built with ``--root``
+gets them at first boot exactly as a live install does. :func:`apply` writes a plan; on a live
+system (root ``/``) it then runs ``systemd-sysusers``, ``systemd-tmpfiles`` and ``systemctl
+enable``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parent / "units"  # package data: ships in the wheel
 USER = "roadside"
 UNIT = "roadside-agent.service"
 ENROLL_SERVICE, ENROLL_TIMER = "roadside-enroll.service", "roadside-enroll.timer"

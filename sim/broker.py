@@ -1,4 +1,4 @@
-"""A real Mosquitto on a free loopback port, configured exactly as ``deploy/mosquitto/``.
+"""A real Mosquitto on a free loopback port, configured exactly as ``fleet/mosquitto/``.
 
 Used by tests, the demo and benchmarks::
 
@@ -9,7 +9,7 @@ Used by tests, the demo and benchmarks::
         broker.restart()                        # same port, same persistence
         broker.kill()                           # SIGKILL, no save
 
-The configuration is ``deploy/mosquitto/mosquitto.conf.template`` rendered with this port, the
+The configuration is ``fleet/mosquitto/mosquitto.conf.template`` rendered with this port, the
 test CA's files and the shipped ``dynamic-security.json`` roles; nothing about the broker is faked.
 Every client identity the test CA hands out is registered with the broker's dynamic-security
 plugin as provisioning would do it (:func:`client_commands`): a station gets a role with its own
@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import weakref
+from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -50,7 +51,7 @@ from fleet.broker_admin import (  # noqa: F401  (re-exported for tests and bench
 from roadside.wire import BrokerSettings
 from sim.pki import TestPKI
 
-DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+DEPLOY_DIR = Path(str(resources.files("fleet") / "mosquitto"))  # package data, in the wheel
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 ADMIN_IDENTITY = "broker-admin"

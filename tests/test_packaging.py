@@ -5,7 +5,9 @@ support."""
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +82,70 @@ def test_no_shipped_module_imports_the_test_support() -> None:
                 if any(n.startswith("roadside.testing") for n in names):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")  # type: ignore[attr-defined]
     assert offenders == []
+
+
+SHIPPED = ("roadside", "agent", "drivers", "edge_models", "fleet", "provisioning", "sim")
+
+
+def _tracked(*paths: str) -> list[str]:
+    """Files git keeps (or would keep) under ``paths``: what a clean clone holds."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *paths],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    ).stdout.split()  # fmt: skip
+    return [t for t in out if (ROOT / t).is_file()]
+
+
+def _wheel(out: Path) -> Path:
+    """The wheel of a clean copy of the tree (an in-tree ``build/`` would hand stale files on)."""
+    src = out / "src"
+    for name in _tracked():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run(
+        [*pip, "-w", str(out), str(src)],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
+    (wheel,) = out.glob("roadside-*.whl")
+    return wheel
+
+
+def test_the_wheel_ships_every_file_of_its_packages_and_installed_code_finds_them(
+    tmp_path: Path,
+) -> None:
+    """What the source tree holds under a package is in the wheel (profiles, scenarios, the
+    model, the console's files, the agent's systemd unit, the broker's configuration), and the
+    installed code, run away from the source tree, finds the unit and the broker configuration
+    it reads."""
+    import zipfile
+
+    wheel = _wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = [t for t in _tracked(*SHIPPED) if t not in names]
+    assert missing == []
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs as its files
+    (tmp_path / "station.toml").write_text("# placeholder: plan() only copies it\n")
+    code = (
+        "import sys; from pathlib import Path\n"
+        "import provisioning.install as i, sim.broker as b\n"
+        f"site = {str(site)!r}\n"
+        "assert i.__file__.startswith(site) and b.__file__.startswith(site), (i.__file__, site)\n"
+        "entries = i.plan(Path('station.toml'), agent_bin='/opt/a', provision_bin='/opt/p')\n"
+        "unit = next(e.text for e in entries if e.path.endswith('/roadside-agent.service'))\n"
+        "assert 'ExecStart=/opt/a' in unit, unit\n"
+        "assert str(b.DEPLOY_DIR).startswith(site)\n"
+        "print(sorted(p.name for p in b.DEPLOY_DIR.iterdir()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "mosquitto.conf.template" in out.stdout and "dynamic-security.json" in out.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).parents[2] / "deploy" / "roadside-agent.service"
+UNIT = Path(__file__).parents[2] / "provisioning" / "units" / "roadside-agent.service"
 
 
 def keys() -> dict[str, list[str]]:
