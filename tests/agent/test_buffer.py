@@ -220,3 +220,73 @@ def test_seq_since_finds_the_first_record_at_a_time(buffer: Buffer, clock: Manua
     assert buffer.seq_since(start) == 1
     assert buffer.seq_since(start + timedelta(seconds=50)) == 50
     assert buffer.seq_since(start + timedelta(seconds=500)) == 101  # nothing that late
+
+
+LEGACY_RECORDS = """CREATE TABLE records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    lane TEXT NOT NULL CHECK (lane IN ('event', 'live')),
+    kind TEXT NOT NULL CHECK (kind IN ('reading', 'derived', 'event', 'gap', 'forecast')),
+    time TEXT NOT NULL,
+    sensor TEXT,
+    channel TEXT,
+    value REAL,
+    unit TEXT,
+    raw TEXT,
+    status TEXT,
+    flag INTEGER,
+    reason TEXT,
+    payload TEXT,
+    synced INTEGER NOT NULL DEFAULT 0
+)"""
+"""The table as agents before the CHECK rewrite made it."""
+
+
+def _refused(path: Path, lane: str, kind: str) -> bool:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(
+            "INSERT INTO records (lane, kind, time) VALUES (?, ?, '2026-01-01T00:00:00+00:00')",
+            (lane, kind),
+        )
+    except sqlite3.IntegrityError:
+        return True
+    finally:
+        conn.rollback()
+        conn.close()
+    return False
+
+
+def test_checks_refuse_an_unknown_kind_or_lane(buffer: Buffer) -> None:
+    buffer.close()
+    assert _refused(buffer.path, "live", "bogus") and _refused(buffer.path, "sideways", "reading")
+    assert not _refused(buffer.path, "live", "reading")
+    conn = sqlite3.connect(buffer.path)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records'").fetchone()
+    conn.close()
+    assert " IN (" not in sql  # IN (...) in a CHECK doubled the cost of appending a row
+
+
+def test_an_older_file_gets_its_checks_rewritten_in_place_and_keeps_its_rows(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(LEGACY_RECORDS + ";")
+    rows = [("live", "reading", f"2026-01-01T00:00:0{i}+00:00", "rain", i) for i in range(3)]
+    conn.executemany(
+        "INSERT INTO records (lane, kind, time, channel, value) VALUES (?, ?, ?, ?, ?)", rows
+    )
+    conn.commit()
+    conn.close()
+    with Buffer(path, max_bytes=1 << 26, clock=clock) as buffer:
+        assert [r.value for r in buffer.pending("live")] == [0.0, 1.0, 2.0]
+        assert buffer.append(readings(clock, 1))[0] > 3
+        assert buffer.integrity_check() == ["ok"]
+    conn = sqlite3.connect(path)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records'").fetchone()
+    assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    conn.close()
+    assert " IN (" not in sql and "kind = 'forecast'" in sql and "lane = 'live'" in sql
+    assert _refused(path, "live", "bogus") and _refused(path, "sideways", "reading")
+    with Buffer(path, max_bytes=1 << 26, clock=clock) as again:  # and opens again as it is
+        assert len(again.pending("live")) == 4
