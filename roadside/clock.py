@@ -171,7 +171,12 @@ class Doorbell:
                 os.write(self._write, b"\0")
 
     def clear(self) -> None:
-        self._set = False
+        """Unset; the pipe is drained only when it was set (a bus clears before every poll)."""
+        if self._set:
+            self._set = False
+            self._drain()
+
+    def _drain(self) -> None:
         with contextlib.suppress(BlockingIOError):
             while os.read(self._read, 4096):
                 pass
@@ -181,8 +186,9 @@ class Doorbell:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until :meth:`set` or ``timeout`` seconds; True when set."""
-        if not self._set:
-            self._poll.poll(None if timeout is None else timeout * 1000.0)
+        if not self._set and self._poll.poll(None if timeout is None else timeout * 1000.0):
+            if not self._set:  # the byte of a set() that a clear() overtook: drain it
+                self._drain()
         return self._set
 
 

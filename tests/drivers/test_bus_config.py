@@ -116,8 +116,12 @@ def test_the_doorbell_wakes_a_waiter_and_drains_on_clear():
     for _ in range(100_000):  # more than the pipe holds: set never blocks
         bell.set()
         bell._set = False
+    bell.clear()  # not set: nothing to drain, the bytes stay for now
+    assert not bell.wait(0.01)  # stale bytes (sets a clear overtook) wake it once and drain
+    assert bell._poll.poll(0) == []  # so the next wait sleeps: no busy loop
+    bell.set()
     bell.clear()
-    assert not bell.wait(0.01)  # cleared: nothing left in the pipe wakes it
+    assert bell._poll.poll(0) == [] and not bell.wait(0.01)  # a clear after a set drains
     woke: list[bool] = []
     waiter = threading.Thread(target=lambda b: woke.append(b.wait(30)), args=(bell,))
     waiter.start()
