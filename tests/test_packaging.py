@@ -149,3 +149,16 @@ def test_the_wheel_ships_every_file_of_its_packages_and_installed_code_finds_the
     )
     assert out.returncode == 0, out.stderr
     assert "mosquitto.conf.template" in out.stdout and "dynamic-security.json" in out.stdout
+
+
+def test_the_agent_starts_no_numpy_worker_threads() -> None:
+    """Importing the agent (numpy, the nowcast, the bus) leaves one thread in the process."""
+    code = (
+        "import os, agent.cli, agent.runner, agent.nowcast, numpy\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    )
+    assert out.stdout.strip() == "1"
