@@ -186,9 +186,10 @@ class Doorbell:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until :meth:`set` or ``timeout`` seconds; True when set."""
-        if not self._set and self._poll.poll(None if timeout is None else timeout * 1000.0):
-            if not self._set:  # the byte of a set() that a clear() overtook: drain it
-                self._drain()
+        if self._set:
+            return True
+        if self._poll.poll(None if timeout is None else timeout * 1000.0) and not self._set:
+            self._drain()  # the byte of a set() that a clear() overtook
         return self._set
 
 
