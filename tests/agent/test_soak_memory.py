@@ -115,6 +115,7 @@ def test_a_day_of_polling_grows_rss_less_than_5_mb(tmp_path: Path) -> None:
                 proc.wait(timeout=30)
     finally:
         sim.stop()
+    print(f"RSS {first:.1f} -> {last:.1f} MB over the day ({polled} readings)")  # pytest -s
     assert last - first < 5.0, (
         f"RSS grew {last - first:.1f} MB over the day ({first:.1f} -> {last:.1f})"
     )
