@@ -78,9 +78,10 @@ Where the CPU goes, per value at 100 ms polls (``/proc/<pid>/task/*/schedstat`` 
 Later that night (a slower hour: the bare loop gave 9,188-12,053), three more steps:
 
 - the buffer's CHECK constraints as OR-ed equalities: SQLite built an ephemeral table for a
-  ``CHECK (kind IN (...))`` list at every row's INSERT. An append of 30-row transactions to a
-  90,000-row buffer: 17.5 -> 8.3 us a row (median of 9; a bare 5-column table 2.0; one row a
-  poll with the values packed, 1.2 us a value). Older files are rewritten in place at open.
+  ``CHECK (kind IN (...))`` list at every row's INSERT. ``bench/bench_buffer_append.py`` (30-row
+  transactions into a 90,000-row file, medians of 9): 12.1 -> 8.8 us a row; a bare 5-column
+  table 2.4; one row a poll and device with its values packed 2.0 us a value. Older files are
+  rewritten in place at open.
   Main loop 29.3 / 31.1 -> 26.9 / 28.8 us a value, old and new code alternated in one hour.
 - the bus's doorbell drains its pipe only when it was rung (a read that raised at every poll);
 - no OpenBLAS worker thread (numpy started one per further core).
