@@ -75,7 +75,7 @@ Where the CPU goes, per value at 100 ms polls (``/proc/<pid>/task/*/schedstat`` 
 - metrics thread 1.0 -> 0 us: the endpoint sleeps until a scrape (prometheus-client's server
   thread woke twice a second to look for a shutdown request).
 
-Later that night (a slower hour: the bare loop gave 9,188-12,053), three more steps:
+Later that night (a slower hour: the bare loop gave 8,587-12,053), three more steps:
 
 - the buffer's CHECK constraints as OR-ed equalities: SQLite built an ephemeral table for a
   ``CHECK (kind IN (...))`` list at every row's INSERT. ``bench/bench_buffer_append.py`` (30-row
@@ -86,10 +86,11 @@ Later that night (a slower hour: the bare loop gave 9,188-12,053), three more st
 - the bus's doorbell drains its pipe only when it was rung (a read that raised at every poll);
 - no OpenBLAS worker thread (numpy started one per further core).
 
-  Three runs at the final head: 100 ms 13,798 / 12,966 / 16,254 values per CPU-second (1.50 /
-  1.08 / 1.65 x the bare loop of the same run); 1 s 8,772 / 6,928 / 11,173; idle 0.082-0.084 %;
-  peak RSS 76.7 MB (anon 34.3: the file-backed part of the peak moves with the host's page
-  cache, the anonymous part does not); 1.54-1.55 B a value, 1.83-1.84 with TLS.
+  Four runs, three with the first two steps and the last with all three: 100 ms 13,798 /
+  12,966 / 16,254 / 12,922 values per CPU-second (1.50 / 1.08 / 1.65 / 1.50 x the bare loop of
+  the same run); 1 s 8,772 / 6,928 / 11,173 / 9,043; idle 0.082-0.089 %; peak RSS 76.7-76.8 MB
+  (anon 34.3: the file-backed part of the peak moves with the host's page cache, the anonymous
+  part does not); 1.54-1.57 B a value, 1.83-1.86 with TLS.
 
 Memory (``/proc/self/status`` after each import, then the running agent): the interpreter 10.7 MB;
 the standard library the agent needs (sqlite3, ssl, json, threading, socket) 6.7 more; msgspec and
