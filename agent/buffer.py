@@ -53,6 +53,7 @@ status``) use sqlite-utils.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import logging
 import os
@@ -106,6 +107,23 @@ _RECORD_DDL = ",\n    ".join(
     for name in RECORD_FIELDS
     if name != "seq"
 )
+PACKED_KINDS = ("reading", "derived")
+"""Kinds whose records of one poll (same kind, time and sensor, no payload) share one row of
+``packs``; their other fields go in its ``body``, one JSON array a record, :data:`PACKED`."""
+PACKED = RECORD_FIELDS[RECORD_FIELDS.index("sensor") + 1 : RECORD_FIELDS.index("payload")]
+_PACKED_EXPR = {name: f"json_extract(j.value, '$[{i}]')" for i, name in enumerate(PACKED)}
+_PACKED_SELECT = (
+    "SELECT p.seq + j.key AS seq, "
+    + ", ".join(
+        f"{_PACKED_EXPR.get(n, 'NULL' if n == 'payload' else 'p.' + n)} AS {n}"
+        for n in RECORD_FIELDS[1:]
+    )
+    + ", 'live' AS lane, p.synced AS synced FROM packs AS p, json_each(p.body) AS j"
+)
+"""The packs' records, one row each, in the columns of ``records`` (``p.seq`` is indexed)."""
+_PACK_AT = "coalesce((SELECT seq FROM packs WHERE seq <= :{0} ORDER BY seq DESC LIMIT 1), 0)"
+"""The first seq of the last pack starting at or before a named parameter: scans from there
+find the pack that holds it."""
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,6 +133,21 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_pending ON records (lane, seq) WHERE synced = 0;
 CREATE INDEX IF NOT EXISTS records_synced ON records (seq) WHERE synced = 1;
+CREATE TABLE IF NOT EXISTS packs (
+    seq INTEGER PRIMARY KEY,
+    n INTEGER NOT NULL CHECK (n >= 1),
+    kind TEXT NOT NULL {one_of("kind", PACKED_KINDS)},
+    time TEXT NOT NULL,
+    sensor TEXT,
+    body TEXT NOT NULL,
+    synced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS packs_pending ON packs (seq) WHERE synced = 0;
+CREATE INDEX IF NOT EXISTS packs_synced ON packs (seq) WHERE synced = 1;
+DROP VIEW IF EXISTS buffered;
+CREATE VIEW buffered AS
+    SELECT seq, {", ".join(RECORD_FIELDS[1:])}, lane, synced FROM records
+    UNION ALL {_PACKED_SELECT};
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 INSERT_COLUMNS = (*("lane" if name == "seq" else name for name in RECORD_FIELDS), "synced")
@@ -131,6 +164,45 @@ _PENDING_ROWS = (
 )
 """The wire rows of :meth:`Buffer.pending_rows`: :data:`RECORD_FIELDS` by name, absent text
 as ``""`` (time and payload are converted in Python)."""
+_PENDING_PACKS = (
+    "SELECT seq, kind, time, sensor, body FROM packs WHERE synced = 0 AND seq >= "
+    + _PACK_AT.replace(":{0}", "?1")
+    + " ORDER BY seq LIMIT ?2"
+)
+_PACKED_TEXT = [i for i, name in enumerate(PACKED) if name in TEXT_FIELDS]
+assert ("seq", "kind", "time", "sensor", *PACKED, "payload") == RECORD_FIELDS  # a pack's wire row
+
+
+_FIRST_ROW_FROM = (
+    "SELECT seq, 1, time FROM records WHERE seq >= ? ORDER BY seq LIMIT 1",
+    "SELECT seq, n, time FROM packs WHERE seq >= ? ORDER BY seq LIMIT 1",
+)
+"""(seq, records, time) of the first row at or after a seq, in either table."""
+
+
+def _first(row: list[Any]) -> Any:
+    return row[0]
+
+
+_R_KIND, _R_TIME, _R_SENSOR, _R_PAYLOAD = (
+    INSERT_COLUMNS.index(n) for n in ("kind", "time", "sensor", "payload")
+)
+_R_PACKED = slice(INSERT_COLUMNS.index(PACKED[0]), INSERT_COLUMNS.index(PACKED[-1]) + 1)
+assert INSERT_COLUMNS[_R_PACKED] == PACKED and _R_SENSOR == _R_KIND + 2
+_INSERT_SINGLE = (
+    f"INSERT INTO records (seq, {COLUMNS}) VALUES ({','.join('?' * (1 + len(INSERT_COLUMNS)))})"
+)
+_PACK_COLUMNS = "seq, n, kind, time, sensor, body"
+_INSERT_PACK = f"INSERT INTO packs ({_PACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def count_sql(kind: str) -> str:
+    """A query counting the buffered records of ``kind`` (a trusted literal) without unpacking
+    a pack: for tools and benchmarks that watch a buffer grow."""
+    return (
+        f"SELECT (SELECT count(*) FROM records WHERE kind = '{kind}') + "
+        f"(SELECT coalesce(sum(n), 0) FROM packs WHERE kind = '{kind}')"
+    )
 
 
 def upgrade_checks(conn: sqlite3.Connection) -> bool:
@@ -193,6 +265,36 @@ def record_row(record: Record, iso: dict[int, str] | None = None) -> tuple[Any, 
     return (*values, 0)
 
 
+def pack_rows(rows: Sequence[tuple[Any, ...]], first: int) -> tuple[list[Any], list[Any]]:
+    """:func:`record_row` rows numbered from ``first``, split into rows of ``records`` (seq,
+    then :data:`INSERT_COLUMNS`) and rows of ``packs``: each run of two or more records of a
+    :data:`PACKED_KINDS` kind with the same time and sensor and no payload is one pack."""
+    singles: list[Any] = []
+    packs: list[Any] = []
+    i, end = 0, len(rows)
+    while i < end:
+        row = rows[i]
+        j = i + 1
+        if row[_R_KIND] in PACKED_KINDS and row[_R_PAYLOAD] is None:
+            key = row[_R_KIND : _R_SENSOR + 1]
+            while (
+                j < end and rows[j][_R_PAYLOAD] is None and rows[j][_R_KIND : _R_SENSOR + 1] == key
+            ):
+                j += 1
+        if j - i == 1:
+            singles.append((first + i, *row))
+        else:
+            body = json.dumps([r[_R_PACKED] for r in rows[i:j]], separators=(",", ":"))
+            packs.append((first + i, j - i, row[_R_KIND], row[_R_TIME], row[_R_SENSOR], body))
+        i = j
+    return singles, packs
+
+
+def unpack(seq: int, body: str) -> list[tuple[int, list[Any]]]:
+    """A pack's records as (seq, values in :data:`PACKED` order)."""
+    return list(enumerate(json.loads(body), seq))
+
+
 class StoredRecord(Record, frozen=True, kw_only=True):
     """A record as the buffer holds it: the contract's :class:`~roadside.contract.Record` with
     its sequence number, plus the lane it travels on and whether the fleet committed it."""
@@ -253,6 +355,7 @@ class Buffer:
         self._synchronous = synchronous.upper()
         self._failing: dict[str, Any] | None = None  # a run of failed writes, for its gap row
         self._salvaged: list[tuple[Any, ...]] = []  # unsynced rows read from a corrupt file
+        self._salvaged_packs: list[tuple[Any, ...]] = []  # and unsynced packs
         self._cannot_open_check()
         floor = self._check_or_move_aside()
         try:
@@ -335,7 +438,8 @@ class Buffer:
             if src.exists():
                 os.replace(src, Path(str(moved) + suffix))
         self.recovered_from = moved
-        self._salvaged = self._salvage_rows(moved, max(floor, 1))
+        self._salvaged = self._salvage_rows(moved, max(floor, 1), "records")
+        self._salvaged_packs = self._salvage_rows(moved, max(floor, 1), "packs")
         log.error(
             "buffer %s failed its integrity check (%s); moved aside to %s",
             self.path,
@@ -351,21 +455,31 @@ class Buffer:
             try:
                 sql = "SELECT seq FROM sqlite_sequence WHERE name='records'"
                 row = conn.execute(sql).fetchone()
-                return int(row[0]) if row else 0
+                top = int(row[0]) if row else 0
+                with contextlib.suppress(sqlite3.DatabaseError):  # a file from before packs
+                    sql = "SELECT seq + n - 1 FROM packs ORDER BY seq DESC LIMIT 1"
+                    top = max(top, (conn.execute(sql).fetchone() or [0])[0])
+                return top
             finally:
                 conn.close()
         except sqlite3.DatabaseError:
             return 0
 
-    def _salvage_rows(self, moved: Path, upto: int) -> list[tuple[Any, ...]]:
-        """The unsynced rows still readable in a moved-aside file, with their own seqs: read in
-        chunks, and row by row through a chunk that hits a damaged page."""
+    def _salvage_rows(self, moved: Path, upto: int, table: str) -> list[tuple[Any, ...]]:
+        """The unsynced rows of ``table`` still readable in a moved-aside file, with their own
+        seqs: read in chunks, and row by row through a chunk that hits a damaged page."""
         out: list[tuple[Any, ...]] = []
         try:
             conn = sqlite3.connect(f"file:{moved}?mode=ro", uri=True)
         except sqlite3.Error:
             return out
-        select = f"SELECT seq, {COLUMNS} FROM records"
+        columns = f"seq, {COLUMNS}" if table == "records" else f"{_PACK_COLUMNS}, synced"
+        select = f"SELECT {columns} FROM {table}"
+        with contextlib.suppress(sqlite3.DatabaseError):  # unreadable: try the rows all the same
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+            if conn.execute(sql, (table,)).fetchone() is None:  # a file from before packs
+                conn.close()
+                return out
         try:
             after, dead = 0, 0
             while after < upto and dead < 50:  # 50 unreadable chunks in a row: the tree is gone
@@ -391,16 +505,21 @@ class Buffer:
 
     def _restart_after_corruption(self, floor: int) -> None:
         salvaged, self._salvaged = self._salvaged, []
+        packs, self._salvaged_packs = self._salvaged_packs, []
         with self._lock, self._tx():
             if salvaged:
+                self._conn.executemany(_INSERT_SINGLE.replace("INTO", "OR IGNORE INTO"), salvaged)
+            if packs:
                 self._conn.executemany(
-                    f"INSERT OR IGNORE INTO records (seq, {COLUMNS}) "
-                    f"VALUES ({','.join('?' * (1 + len(INSERT_COLUMNS)))})",
-                    salvaged,
+                    _INSERT_PACK.replace("INTO", "OR IGNORE INTO"), [r[:-1] for r in packs]
                 )
-            readable = max((int(r[0]) for r in salvaged), default=0)
+            readable = max(
+                [int(r[0]) for r in salvaged] + [int(r[0]) + int(r[1]) - 1 for r in packs],
+                default=0,
+            )
             top = max(floor, readable, self._read_last_seq())
             self._set_sequence(top)
+            self._last_seq = top
             gap = Record(
                 seq=UNNUMBERED,
                 kind="gap",
@@ -409,7 +528,7 @@ class Buffer:
                 payload={
                     "moved_to": str(self.recovered_from),
                     "seq_floor": top,
-                    "salvaged": len(salvaged),
+                    "salvaged": len(salvaged) + sum(int(r[1]) for r in packs),
                     "first_seq": readable + 1,
                     "last_seq": top,
                 },
@@ -419,7 +538,7 @@ class Buffer:
         log.error(
             "buffer %s: %d unsynced rows salvaged from %s; seq %d-%d unreadable",
             self.path,
-            len(salvaged),
+            len(salvaged) + sum(int(r[1]) for r in packs),
             self.recovered_from,
             readable + 1,
             top,
@@ -497,7 +616,8 @@ class Buffer:
 
     def _read_last_seq(self) -> int:
         row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name='records'").fetchone()
-        return int(row[0]) if row else 0
+        end = self._conn.execute("SELECT seq + n - 1 FROM packs ORDER BY seq DESC LIMIT 1")
+        return max(int(row[0]) if row else 0, (end.fetchone() or [0])[0])
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -523,19 +643,27 @@ class Buffer:
             rows, unsynced = self._conn.execute(
                 "SELECT count(*), coalesce(sum(synced = 0), 0) FROM records"
             ).fetchone()
-            self._counts = [rows, unsynced]
+            packed, packed_unsynced = self._conn.execute(
+                "SELECT coalesce(sum(n), 0), coalesce(sum(n * (synced = 0)), 0) FROM packs"
+            ).fetchone()
+            self._counts = [rows + packed, unsynced + packed_unsynced]
         return self._counts
 
     def _insert(self, records: Sequence[Record]) -> list[int]:
+        """Write ``records`` under the next seqs: a poll's readings as one row of ``packs``,
+        the rest one row each in ``records``; AUTOINCREMENT's counter follows the last seq."""
         times: dict[int, str] = {}
-        self._conn.executemany(
-            f"INSERT INTO records ({COLUMNS}) VALUES ({','.join('?' * len(INSERT_COLUMNS))})",
-            [record_row(r, times) for r in records],
-        )
-        last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        first = self._last_seq + 1
+        singles, packs = pack_rows([record_row(r, times) for r in records], first)
+        if singles:
+            self._conn.executemany(_INSERT_SINGLE, singles)
+        if packs:
+            self._conn.executemany(_INSERT_PACK, packs)
+        last = first + len(records) - 1
+        self._set_sequence(last)
         self._last_seq = last
         self._count(len(records), len(records))
-        return list(range(last - len(records) + 1, last + 1))
+        return list(range(first, last + 1))
 
     def append(
         self, records: Sequence[Record], *, state: dict[str, Any] | None = None
@@ -634,8 +762,44 @@ class Buffer:
                 "UPDATE records SET synced = 1 WHERE synced = 0 AND seq BETWEEN ? AND ?", runs
             )
             total = cur.rowcount
+            for first, last in runs:
+                self._cut(first)
+                self._cut(last + 1)  # now no unsynced pack straddles the run's ends
+                (packed,) = self._conn.execute(
+                    "SELECT coalesce(sum(n), 0) FROM packs "
+                    "WHERE synced = 0 AND seq BETWEEN ? AND ?",
+                    (first, last),
+                ).fetchone()
+                if packed:
+                    self._conn.execute(
+                        "UPDATE packs SET synced = 1 WHERE synced = 0 AND seq BETWEEN ? AND ?",
+                        (first, last),
+                    )
+                    total += packed
             self._count(0, -total)
             return total
+
+    def _cut(self, at: int) -> None:
+        """Split the unsynced pack holding ``at`` and records before it, if any, in two at
+        ``at`` (an ack may name part of a pack); each record keeps its seq."""
+        row = self._conn.execute(
+            f"SELECT {_PACK_COLUMNS} FROM packs WHERE synced = 0 AND seq < ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (at,),
+        ).fetchone()
+        if row is None or row[0] + row[1] <= at:
+            return
+        seq, n, kind, time, sensor, body = row
+        values = json.loads(body)
+        k = at - seq
+        self._conn.execute("DELETE FROM packs WHERE seq = ?", (seq,))
+        self._conn.executemany(
+            _INSERT_PACK,
+            [
+                (seq, k, kind, time, sensor, json.dumps(values[:k], separators=(",", ":"))),
+                (at, n - k, kind, time, sensor, json.dumps(values[k:], separators=(",", ":"))),
+            ],
+        )
 
     # -- the size policy -------------------------------------------------------------------
 
@@ -677,36 +841,58 @@ class Buffer:
         per_row = used / max(self._counted()[0], 1)
         return max(16, int((used - target) / max(per_row, 1.0) * 1.2))
 
+    def _oldest(self, synced: bool, n: int) -> list[tuple[int, int, str, str]]:
+        """The oldest rows of both tables, synced or unsynced routine ones, holding at least
+        ``n`` records (or all there are): (seq, records, time, kind), in seq order."""
+        where = "synced = 1" if synced else "synced = 0 AND lane = 'live'"
+        singles = self._conn.execute(
+            f"SELECT seq, 1, time, kind FROM records WHERE {where} ORDER BY seq LIMIT ?", (n,)
+        ).fetchall()
+        packs = self._conn.execute(
+            f"SELECT seq, n, time, kind FROM packs WHERE synced = {int(synced)} "
+            "ORDER BY seq LIMIT ?",
+            (n,),
+        ).fetchall()
+        out, held = [], 0
+        for row in heapq.merge(map(tuple, singles), map(tuple, packs)):
+            if held >= n:
+                break
+            out.append(row)
+            held += row[1]
+        return out
+
     def _drop_synced(self, n: int) -> int:
         with self._tx():
-            cur = self._conn.execute(
-                "DELETE FROM records WHERE seq IN "
-                "(SELECT seq FROM records WHERE synced = 1 ORDER BY seq LIMIT ?)",
-                (n,),
-            )
-            self._count(-cur.rowcount, 0)
-            return cur.rowcount
-
-    def _drop_routine(self, n: int) -> int:
-        """Delete the oldest ``n`` unsynced routine rows and record the gap, atomically."""
-        with self._tx():
-            rows = self._conn.execute(
-                "SELECT seq, time, kind FROM records WHERE synced = 0 AND lane = 'live' "
-                "ORDER BY seq LIMIT ?",
-                (n,),
-            ).fetchall()
+            rows = self._oldest(True, n)
             if not rows:
                 return 0
-            first, last = rows[0][0], rows[-1][0]
-            times = sorted(r[1] for r in rows)
+            last = rows[-1][0]
+            self._conn.execute("DELETE FROM records WHERE synced = 1 AND seq <= ?", (last,))
+            self._conn.execute("DELETE FROM packs WHERE synced = 1 AND seq <= ?", (last,))
+            dropped = sum(r[1] for r in rows)
+            self._count(-dropped, 0)
+            return dropped
+
+    def _drop_routine(self, n: int) -> int:
+        """Delete the oldest ``n`` unsynced routine records and record the gap, atomically."""
+        with self._tx():
+            rows = self._oldest(False, n)
+            if not rows:
+                return 0
+            first, last = rows[0][0], rows[-1][0] + rows[-1][1] - 1
+            times = sorted(r[2] for r in rows)
             kinds: dict[str, int] = {}
             for r in rows:
-                kinds[r[2]] = kinds.get(r[2], 0) + 1
+                kinds[r[3]] = kinds.get(r[3], 0) + r[1]
+            count = sum(kinds.values())
             self._conn.execute(
                 "DELETE FROM records WHERE synced = 0 AND lane = 'live' AND seq BETWEEN ? AND ?",
                 (first, last),
             )
-            self._count(-len(rows), -len(rows))
+            self._conn.execute(
+                "DELETE FROM packs WHERE synced = 0 AND seq BETWEEN ? AND ?", (first, last)
+            )
+            self._count(-count, -count)
             gap = Record(
                 seq=UNNUMBERED,
                 kind="gap",
@@ -715,7 +901,7 @@ class Buffer:
                 payload={
                     "first_seq": first,
                     "last_seq": last,
-                    "count": len(rows),
+                    "count": count,
                     "time_from": times[0],
                     "time_to": times[-1],
                     "kinds": kinds,
@@ -724,24 +910,24 @@ class Buffer:
             self._insert([gap])
         log.warning(
             "buffer full: dropped %d unsynced routine records, seq %d-%d",
-            len(rows),
+            count,
             first,
             last,
             extra={"GAP_FIRST_SEQ": first, "GAP_LAST_SEQ": last},
         )
-        return len(rows)
+        return count
 
     # -- reading ---------------------------------------------------------------------------
 
     def pending(self, lane: Lane, after_seq: int = 0, limit: int = 500) -> list[StoredRecord]:
         """Unsynced records of ``lane`` after ``after_seq``, in sequence order."""
-        with self._lock, self._errors():
-            rows = self._conn.execute(
-                "SELECT * FROM records WHERE synced = 0 AND lane = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                [lane, after_seq, limit],
-            )
-            return [StoredRecord.from_sql(r) for r in rows]
+        return self._both(
+            "synced = 0 AND lane = :lane AND seq > :after",
+            f"p.synced = 0 AND :lane = 'live' AND p.seq >= {_PACK_AT.format('after')} "
+            "AND p.seq + j.key > :after",
+            {"lane": lane, "after": after_seq},
+            limit,
+        )
 
     def pending_rows(self, lane: Lane, after_seq: int = 0, limit: int = 500) -> list[list[Any]]:
         """:meth:`pending` as wire rows (:data:`roadside.wire.RECORD_FIELDS` order, time in
@@ -750,6 +936,9 @@ class Buffer:
             cur = self._conn.cursor()
             cur.row_factory = None
             rows = cur.execute(_PENDING_ROWS, [lane, after_seq, limit]).fetchall()
+            packs = (
+                cur.execute(_PENDING_PACKS, (after_seq, limit)).fetchall() if lane == "live" else []
+            )
         loads, t, p = json.loads, _TIME, _PAYLOAD
         ms: dict[str, int] = {}  # the rows of one poll share their time
 
@@ -765,7 +954,18 @@ class Buffer:
             row[t] = millis(row[t])
             row[p] = loads(row[p]) if row[p] else None
             out.append(row)
-        return out
+        if not packs:
+            return out
+        packed = []
+        for seq, kind, time, sensor, body in packs:
+            head = [kind, millis(time), sensor or ""]
+            for s, values in unpack(seq, body):
+                if s > after_seq:
+                    for i in _PACKED_TEXT:
+                        values[i] = values[i] or ""
+                    packed.append([s, *head, *values, None])
+        # each side holds its first ``limit`` rows: the merge's first ``limit`` are the answer
+        return list(heapq.merge(out, packed, key=_first))[:limit]
 
     @property
     def last_seq(self) -> int:
@@ -773,14 +973,18 @@ class Buffer:
         return self._last_seq
 
     def gaps(self) -> list[StoredRecord]:
-        """All gap rows still held, in sequence order."""
-        return self.where("kind = 'gap'")
+        """All gap rows still held, in sequence order (gaps are never packed)."""
+        with self._lock, self._errors():
+            rows = self._conn.execute("SELECT * FROM records WHERE kind = 'gap' ORDER BY seq")
+            return [StoredRecord.from_sql(r) for r in rows]
 
     def where(
         self, clause: str, params: Sequence[Any] = (), limit: int | None = None
     ) -> list[StoredRecord]:
-        """Records matching an SQL ``clause`` over the table's columns, in sequence order."""
-        sql = f"SELECT * FROM records WHERE {clause} ORDER BY seq"
+        """Records matching an SQL ``clause`` over the ``buffered`` view's columns (a record's
+        fields, ``lane``, ``synced``), in sequence order. The view unpacks every pack: for
+        tools and tests; the agent's own reads go through the indexed methods."""
+        sql = f"SELECT * FROM buffered WHERE {clause} ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock, self._errors():
@@ -790,26 +994,53 @@ class Buffer:
         self, seq: int, kind: str, channels: Sequence[str], limit: int
     ) -> list[StoredRecord]:
         """Up to ``limit`` records of ``kind`` on ``channels`` from ``seq`` on, in order."""
-        marks = ",".join("?" * len(channels))
-        return self.where(
-            f"seq >= ? AND kind = ? AND channel IN ({marks})", [seq, kind, *channels], limit
+        names = {f"c{i}": c for i, c in enumerate(channels)}
+        marks = ",".join(f":{n}" for n in names)
+        return self._both(
+            f"seq >= :seq AND kind = :kind AND channel IN ({marks})",
+            f"p.seq >= {_PACK_AT.format('seq')} AND p.kind = :kind "
+            f"AND {_PACKED_EXPR['channel']} IN ({marks}) AND p.seq + j.key >= :seq",
+            {"seq": seq, "kind": kind, **names},
+            limit,
         )
+
+    def _both(
+        self, single: str, packed: str, params: dict[str, Any], limit: int | None
+    ) -> list[StoredRecord]:
+        """Records matching ``single`` in ``records`` and ``packed`` in the unpacked packs
+        (each an indexed scan), merged in seq order."""
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
+        with self._lock, self._errors():
+            a = self._conn.execute(
+                f"SELECT * FROM records WHERE {single} ORDER BY seq{tail}", params
+            ).fetchall()
+            b = self._conn.execute(
+                f"{_PACKED_SELECT} WHERE {packed} ORDER BY p.seq, j.key{tail}", params
+            ).fetchall()
+        merged = list(heapq.merge(a, b, key=lambda r: r["seq"]))[:limit]  # see pending_rows
+        return [StoredRecord.from_sql(r) for r in merged]
 
     def seq_since(self, when: datetime) -> int:
         """The first seq stamped at or after ``when`` (binary search; assumes stamps grow with
         seq, which holds except across clock jumps: good enough to bound a replay)."""
         with self._lock:
-            lo_row = self._conn.execute("SELECT min(seq) FROM records").fetchone()
-            lo, hi = (lo_row[0] or 1), self._last_seq + 1
+            firsts = [
+                self._conn.execute(f"SELECT min(seq) FROM {table}").fetchone()[0]
+                for table in ("records", "packs")
+            ]
+            lo, hi = min((f for f in firsts if f is not None), default=1), self._last_seq + 1
             while lo < hi:
                 mid = (lo + hi) // 2
-                row = self._conn.execute(
-                    "SELECT seq, time FROM records WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
-                ).fetchone()
-                if row is None or datetime.fromisoformat(row["time"]) >= when:
+                found = [
+                    tuple(r)
+                    for sql in _FIRST_ROW_FROM
+                    if (r := self._conn.execute(sql, (mid,)).fetchone())
+                ]
+                row = min(found, default=None)
+                if row is None or datetime.fromisoformat(row[2]) >= when:
                     hi = mid
                 else:
-                    lo = row["seq"] + 1
+                    lo = row[0] + row[1]  # after the row's last record
             return lo
 
     def get_state(self, key: str) -> Any:
@@ -823,22 +1054,22 @@ class Buffer:
         with self._lock, self._errors():
             rows, unsynced = self._counted()
             firsts = [
-                self._conn.execute(
-                    "SELECT min(seq) FROM records WHERE synced = 0 AND lane = ?", (lane,)
-                ).fetchone()[0]
-                for lane in ("event", "live")
+                self._conn.execute(sql, args).fetchone()
+                for sql, args in (
+                    (
+                        "SELECT min(seq), time FROM records WHERE synced = 0 AND lane = ?",
+                        ("event",),
+                    ),
+                    ("SELECT min(seq), time FROM records WHERE synced = 0 AND lane = ?", ("live",)),
+                    ("SELECT min(seq), time FROM packs WHERE synced = 0", ()),
+                )
             ]
-            first = min((f for f in firsts if f is not None), default=None)
-            oldest = None
-            if first is not None:
-                oldest = self._conn.execute(
-                    "SELECT time FROM records WHERE seq = ?", (first,)
-                ).fetchone()
+            oldest = min((tuple(f) for f in firsts if f[0] is not None), default=None)
             used = self.bytes_used()
             last = self._last_seq
         age = None
         if oldest:
-            age = max(0.0, (self.clock.now() - datetime.fromisoformat(oldest[0])).total_seconds())
+            age = max(0.0, (self.clock.now() - datetime.fromisoformat(oldest[1])).total_seconds())
         return BufferStats(
             rows=rows, unsynced=unsynced, bytes=used, oldest_unsynced_age_s=age, last_seq=last
         )
@@ -878,11 +1109,13 @@ def _size(record: Record) -> int:
 
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection.
-    A rolled-back transaction makes the buffer recount its rows when next asked."""
+    A rolled-back transaction makes the buffer recount its rows when next asked and takes back
+    the seqs it numbered (none reached the table)."""
 
     def __init__(self, buffer: Buffer) -> None:
         self.buffer = buffer
         self.conn = buffer._conn
+        self.last_seq = buffer._last_seq
 
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -894,8 +1127,10 @@ class _Transaction:
                 return
             except sqlite3.Error:
                 self.buffer._counts = None
+                self.buffer._last_seq = self.last_seq
                 raise
         self.buffer._counts = None
+        self.buffer._last_seq = self.last_seq
         if self.conn.in_transaction:  # SQLite may already have rolled back (disk full)
             self.conn.execute("ROLLBACK")
 
@@ -914,24 +1149,32 @@ def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
         return None
     db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5))
     try:
+        # an older agent's file has no packs (and no view)
+        packed = "buffered" in db.view_names()
+        every = "buffered" if packed else "records"
         records = db.table("records")
         pending = {
             lane: records.count_where("synced = 0 AND lane = ?", [lane])
             for lane in ("event", "live")
         }
+        oldest = next(
+            db.query("SELECT min(seq), time FROM records WHERE synced = 0"), {"time": None}
+        )
+        if packed:
+            row = next(db.query("SELECT coalesce(sum(n), 0) AS n FROM packs WHERE synced = 0"))
+            pending["live"] += row["n"]
+            first = next(db.query("SELECT min(seq), time FROM packs WHERE synced = 0"))
+            if first["time"] and (oldest["time"] is None or first["min(seq)"] < oldest["min(seq)"]):
+                oldest = first
         latest = [
             StoredRecord.from_sql(row)
             for row in db.query(
-                "SELECT * FROM records WHERE seq IN (SELECT max(seq) FROM records "
-                "WHERE kind IN ('reading', 'derived') GROUP BY kind, sensor, channel) "
-                "ORDER BY kind DESC, sensor, channel LIMIT ?",
+                f"SELECT *, max(seq) FROM {every} WHERE kind = 'reading' OR kind = 'derived' "
+                "GROUP BY kind, sensor, channel ORDER BY kind DESC, sensor, channel LIMIT ?",
                 [max_readings],
             )
         ]
         last = next(db.query("SELECT seq FROM sqlite_sequence WHERE name = 'records'"), None)
-        oldest = next(
-            db.query("SELECT time FROM records WHERE synced = 0 ORDER BY seq LIMIT 1"), None
-        )
         gaps = records.count_where("kind = 'gap'")
     finally:
         db.close()
@@ -939,7 +1182,7 @@ def snapshot(path: Path, max_readings: int) -> dict[str, Any] | None:
         "pending": pending,
         "last_seq": last["seq"] if last else 0,
         "gaps": gaps,
-        "oldest_unsynced": oldest["time"] if oldest else None,
+        "oldest_unsynced": oldest["time"],
         "latest": [
             {
                 **{n: getattr(r, n) for n in RECORD_FIELDS if n not in _NOT_SHOWN},

@@ -35,6 +35,7 @@ from typing import Any
 
 import click
 
+from agent.buffer import count_sql
 from sim.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,8 +65,8 @@ def count_readings(db: Path, table: str) -> int:
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
-            where = " WHERE kind = 'reading'" if table == "records" else ""
-            return int(conn.execute(f"SELECT count(*) FROM {table}{where}").fetchone()[0])
+            sql = count_sql("reading") if table == "records" else f"SELECT count(*) FROM {table}"
+            return int(conn.execute(sql).fetchone()[0])
         finally:
             conn.close()
     except sqlite3.OperationalError:

@@ -140,6 +140,7 @@ from typing import Any
 
 import click
 
+from agent.buffer import count_sql
 from sim.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -365,7 +366,7 @@ def measure_agent(
     cfg.write_text(agent_config(station, profile, sim_port, MODES[mode], db, broker, nowcast))
     cmd = [sys.executable, "-m", "agent", "run", "--config", str(cfg), "--log-level", "error"]
     cmd += ["--status-file", str(workdir / f"status-{mode}.json")]
-    readings = "SELECT count(*) FROM records WHERE kind = 'reading'"
+    readings = count_sql("reading")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
@@ -436,9 +437,7 @@ def _started(mode: str, db: Path, sink: Any, station: str) -> bool:
     its first poll may be ten minutes away)."""
     if mode == "idle":
         return station in sink.statuses
-    return count_rows(db, "SELECT count(*) FROM records WHERE kind = 'reading'") > 0 and bool(
-        sink.count(station)
-    )
+    return count_rows(db, count_sql("reading")) > 0 and bool(sink.count(station))
 
 
 def _deliveries(sink: Any, station: str) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,11 +15,29 @@ from agent.errors import BufferFullError
 from roadside.clock import ManualClock
 from roadside.contract import UNNUMBERED, Record
 
+POLLS = {"poll": False}
+"""Whether :func:`readings` makes one poll (one time for all, stored as a pack) or a record a
+second (each its own row): the :func:`polls` fixture runs a test both ways."""
 
-def readings(clock: ManualClock, n: int, *, pad: int = 0) -> list[Record]:
+
+@pytest.fixture(params=["record_a_second", "one_poll"])
+def polls(request: pytest.FixtureRequest) -> Iterator[None]:
+    POLLS["poll"] = request.param == "one_poll"
+    yield
+    POLLS["poll"] = False
+
+
+pytestmark = pytest.mark.usefixtures("polls")
+
+
+def readings(clock: ManualClock, n: int, *, pad: int = 0, poll: bool | None = None) -> list[Record]:
+    """``n`` readings of one sensor: one poll, or one a second (``poll``; by default as the
+    :func:`polls` fixture says)."""
+    poll = POLLS["poll"] if poll is None else poll
     out = []
     for i in range(n):
-        clock.advance(1)
+        if i == 0 or not poll:
+            clock.advance(1)
         out.append(
             Record(
                 seq=UNNUMBERED,
@@ -92,7 +111,7 @@ def test_state_is_written_with_the_records(buffer: Buffer, clock: ManualClock) -
 def counted(buffer: Buffer) -> tuple[int, int]:
     """Row and unsynced counts straight from the table (stats() keeps them incrementally)."""
     rows, unsynced = buffer._conn.execute(
-        "SELECT count(*), coalesce(sum(synced = 0), 0) FROM records"
+        "SELECT count(*), coalesce(sum(synced = 0), 0) FROM buffered"
     ).fetchone()
     return rows, unsynced
 
@@ -210,13 +229,13 @@ def test_wal_mode_and_synchronous(buffer: Buffer) -> None:
     assert buffer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert buffer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     other = sqlite3.connect(buffer.path)  # another reader sees committed rows at once
-    assert other.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    assert other.execute("SELECT count(*) FROM buffered").fetchone()[0] == 0
     other.close()
 
 
 def test_seq_since_finds_the_first_record_at_a_time(buffer: Buffer, clock: ManualClock) -> None:
     start = clock.now()
-    buffer.append(readings(clock, 100))  # one per second from start + 1 s
+    buffer.append(readings(clock, 100, poll=False))  # one per second from start + 1 s
     assert buffer.seq_since(start) == 1
     assert buffer.seq_since(start + timedelta(seconds=50)) == 50
     assert buffer.seq_since(start + timedelta(seconds=500)) == 101  # nothing that late

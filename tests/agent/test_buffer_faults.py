@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_buffer import readings
+from test_buffer import polls, readings  # noqa: F401  (the fixture: records or polls)
 from test_crash import storm  # noqa: F401  (the running simulated station)
 
 from agent.buffer import Buffer
@@ -36,6 +36,7 @@ def _copy_as_it_lies(src: Path, dst: Path) -> Path:
     return dst / src.name
 
 
+@pytest.mark.usefixtures("polls")
 def test_a_wal_rollback_after_a_power_cut_never_reuses_a_sequence(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -56,7 +57,7 @@ def test_a_wal_rollback_after_a_power_cut_never_reuses_a_sequence(
         f.write(os.urandom(64))
     conn = sqlite3.connect(cut)
     assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"  # passes, yet rolled back
-    rolled = conn.execute("SELECT max(seq) FROM records").fetchone()[0]
+    rolled = conn.execute("SELECT max(seq) FROM buffered").fetchone()[0]
     conn.close()
     assert rolled < used, "the damaged frame did not roll the sequence back"
     again = Buffer(cut, max_bytes=1 << 26, clock=clock)
@@ -68,6 +69,7 @@ def test_a_wal_rollback_after_a_power_cut_never_reuses_a_sequence(
     again.close()
 
 
+@pytest.mark.usefixtures("polls")
 def test_clean_restarts_keep_the_sequence_contiguous(tmp_path: Path, clock: ManualClock) -> None:
     path = tmp_path / "buffer.db"
     for n in range(3):
@@ -76,6 +78,7 @@ def test_clean_restarts_keep_the_sequence_contiguous(tmp_path: Path, clock: Manu
             assert not buf.gaps()
 
 
+@pytest.mark.usefixtures("polls")
 def test_an_unclean_stop_skips_the_reservation_with_a_gap_row(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -94,6 +97,7 @@ def test_an_unclean_stop_skips_the_reservation_with_a_gap_row(
         assert gap.payload["first_seq"] == 11 and seq > gap.payload["last_seq"] >= 11
 
 
+@pytest.mark.usefixtures("polls")
 def test_a_corrupt_buffers_unsynced_rows_are_salvaged_with_their_seqs(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -223,6 +227,7 @@ def test_a_full_disk_degrades_the_real_agent_and_it_recovers_with_a_gap(
         assert proc.returncode == 0, log.read_text()[-3000:]
 
 
+@pytest.mark.usefixtures("polls")
 def test_storage_errors_are_buffer_errors_never_raw_sqlite(
     tmp_path: Path, clock: ManualClock
 ) -> None:

@@ -131,7 +131,7 @@ def rows(db: Path) -> dict[int, dict[str, Any]]:
         return {}
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        cur = conn.execute(f"SELECT {', '.join(RECORD_FIELDS)} FROM records")
+        cur = conn.execute(f"SELECT {', '.join(RECORD_FIELDS)} FROM buffered")
         return {r[0]: dict(zip(RECORD_FIELDS, r, strict=True)) for r in cur}
     except sqlite3.OperationalError:  # no table yet
         return {}
@@ -144,7 +144,7 @@ def last_seq(db: Path) -> int:
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
-            row = conn.execute("SELECT max(seq) FROM records WHERE kind = 'reading'").fetchone()
+            row = conn.execute("SELECT max(seq) FROM buffered WHERE kind = 'reading'").fetchone()
         finally:
             conn.close()
     except sqlite3.OperationalError:

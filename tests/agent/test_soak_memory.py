@@ -53,7 +53,7 @@ def _readings(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         return int(
-            conn.execute("SELECT count(*) FROM records WHERE kind = 'reading'").fetchone()[0]
+            conn.execute("SELECT count(*) FROM buffered WHERE kind = 'reading'").fetchone()[0]
         )
     finally:
         conn.close()

@@ -265,7 +265,7 @@ def phase_kills(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
         rig.start_ctl()
         rig.start_agent()
         deadline = time.monotonic() + 90
-        while not ro(rig.buffer, "SELECT 1 FROM records WHERE kind = 'reading' LIMIT 1"):
+        while not ro(rig.buffer, "SELECT 1 FROM buffered WHERE kind = 'reading' LIMIT 1"):
             assert time.monotonic() < deadline, "the agent never committed a reading"
             time.sleep(0.2)
         for i in range(n(FULL["kills"], 4)):
@@ -301,14 +301,14 @@ def phase_kills(work: Path, figures: dict[str, Any], plots: list[str]) -> dict[s
         rig.drain(180)
         timeline.append((time.monotonic() - started, store.count(STATION)))
         rig.stop()
-        promised = {r[0] for r in ro(rig.buffer, "SELECT seq FROM records WHERE kind='reading'")}
+        promised = {r[0] for r in ro(rig.buffer, "SELECT seq FROM buffered WHERE kind='reading'")}
         stored = set(store.seqs(STATION))
         dup = store._query(  # type: ignore[attr-defined]
             "SELECT count(*) FROM (SELECT channel, t FROM records WHERE station = ? AND "
             "kind = 'reading' GROUP BY channel, t, sensor HAVING count(*) > 1) d",
             [STATION],
         )[0][0]
-        unsynced = ro(rig.buffer, "SELECT count(*) FROM records WHERE synced = 0")[0][0]
+        unsynced = ro(rig.buffer, "SELECT count(*) FROM buffered WHERE synced = 0")[0][0]
     finally:
         store.close()
         with contextlib.suppress(Exception):
@@ -760,7 +760,7 @@ def phase_outages(work: Path, figures: dict[str, Any], plots: list[str]) -> dict
         rig.agent.wait(30)
         rig.drain(300)
         rig.stop()
-        promised = {r[0] for r in ro(rig.buffer, "SELECT seq FROM records WHERE kind='reading'")}
+        promised = {r[0] for r in ro(rig.buffer, "SELECT seq FROM buffered WHERE kind='reading'")}
         stored = set(store.seqs(STATION))
         rows = [
             (str(a), int(b), float(c), float(d))
