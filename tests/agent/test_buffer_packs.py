@@ -11,7 +11,9 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from agent.buffer import Buffer
+from test_buffer import LEGACY_RECORDS
+
+from agent.buffer import Buffer, snapshot
 from roadside.clock import ManualClock
 from roadside.contract import RECORD_FIELDS, UNNUMBERED, Record, from_ms, to_ms
 
@@ -225,3 +227,30 @@ def test_the_buffer_keeps_what_a_model_of_it_promised(tmp_path: Path, clock: Man
                 assert (r[1], r[2], *r[3:]) == (v[0], to_ms(v[1]), *v[2:])  # type: ignore[arg-type]
     finally:
         buf.close()
+
+
+def test_the_status_snapshot_reads_packs_and_older_files(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path, t0 = tmp_path / "buffer.db", clock.now()
+    with Buffer(path, max_bytes=1 << 26, clock=clock) as buf:
+        buf.append(poll(clock, "dev1", 4))
+        clock.advance(1)
+        buf.append([event(clock), *poll(clock, "dev1", 4, base=10)])
+        buf.mark_synced([1, 2])
+    snap = snapshot(path, 20)
+    assert snap is not None
+    assert snap["pending"] == {"event": 1, "live": 6} and snap["last_seq"] == 9
+    assert snap["oldest_unsynced"] == t0.isoformat()
+    latest = {r["channel"]: r["value"] for r in snap["latest"]}
+    assert latest == {f"reg{i}": 10 + i + 0.25 for i in range(4)}  # the newest poll's
+    older = tmp_path / "older.db"  # written by an agent from before packs
+    conn = sqlite3.connect(older)
+    conn.execute(LEGACY_RECORDS)
+    conn.execute("INSERT INTO records (lane, kind, time, channel, value) VALUES (?, ?, ?, ?, ?)",
+                 ("live", "reading", t0.isoformat(), "reg0", 1.5))  # fmt: skip
+    conn.commit()
+    conn.close()
+    snap = snapshot(older, 20)
+    assert snap is not None and snap["pending"] == {"event": 0, "live": 1}
+    assert [r["value"] for r in snap["latest"]] == [1.5]
