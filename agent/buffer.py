@@ -1028,8 +1028,10 @@ class Buffer:
             a = self._conn.execute(
                 f"SELECT * FROM records WHERE {single} ORDER BY seq{tail}", params
             ).fetchall()
+            # ORDER BY p.seq is the primary key's order, and json_each walks a pack's array in
+            # order: no sort (``p.seq, j.key`` would sort every row from the start seq on)
             b = self._conn.execute(
-                f"{_PACKED_SELECT} WHERE {packed} ORDER BY p.seq, j.key{tail}", params
+                f"{_PACKED_SELECT} WHERE {packed} ORDER BY p.seq{tail}", params
             ).fetchall()
         merged = list(heapq.merge(a, b, key=lambda r: r["seq"]))[:limit]  # see pending_rows
         return [StoredRecord.from_sql(r) for r in merged]

@@ -88,11 +88,7 @@ class StationNowcast:
         seq = buffer.seq_since(now - timedelta(minutes=WINDOW_MIN + 1))
         n = 0
         while True:
-            rows = buffer.where(
-                "seq >= ? AND kind = 'derived' AND channel IN (?, ?)",
-                [seq, RAIN_NAME, DEPTH_NAME],
-                REFILL_CHUNK,
-            )
+            rows = buffer.records_since(seq, "derived", [RAIN_NAME, DEPTH_NAME], REFILL_CHUNK)
             if not rows:
                 return n
             seq = rows[-1].seq + 1

@@ -7,6 +7,7 @@ buffer after random polls, events, acks naming any part of a pack, drops, and re
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -254,3 +255,26 @@ def test_the_status_snapshot_reads_packs_and_older_files(
     snap = snapshot(older, 20)
     assert snap is not None and snap["pending"] == {"event": 0, "live": 1}
     assert [r["value"] for r in snap["latest"]] == [1.5]
+
+
+def test_the_agents_reads_use_indexes_and_never_sort_the_buffer(
+    buffer: Buffer, clock: ManualClock
+) -> None:
+    """Replay, refill and the uplink read from a seq on: a scan or a sort of everything after
+    it would make a restart on a full buffer quadratic in its chunks."""
+    for _ in range(3):
+        clock.advance(1)
+        buffer.append([*poll(clock, "dev1", 5), event(clock)])
+    statements: list[str] = []
+    buffer._conn.set_trace_callback(statements.append)
+    buffer.records_since(3, "reading", ["reg1", "reg2"], 4)
+    buffer.pending("live", after_seq=3, limit=4)
+    buffer.pending_rows("live", after_seq=3, limit=4)
+    buffer.seq_since(clock.now())
+    buffer._conn.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) >= 6
+    for sql in selects:
+        plan = " | ".join(r[3] for r in buffer._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "TEMP B-TREE" not in plan, (sql, plan)
+        assert not re.search(r"\bSCAN (p|packs|records)\b", plan), (sql, plan)
