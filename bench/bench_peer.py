@@ -92,6 +92,14 @@ Later that night (a slower hour: the bare loop gave 8,587-12,053), three more st
   (anon 34.3: the file-backed part of the peak moves with the host's page cache, the anonymous
   part does not); 1.54-1.57 B a value, 1.83-1.86 with TLS.
 
+The next evening (2026-12-01, a quicker hour: the bare loop gave 15,830-23,782), one row a poll
+in the buffer (``agent.buffer``'s ``packs``: a poll's readings share a row; the uplink unpacks
+them). Old and new code alternated from git worktrees: 100 ms 28,598 / 23,710 / 28,648 / 20,082
+values per CPU-second (1.53 / 1.21 / 1.31 / 1.25 x the bare loop) against 18,522 / 18,551 /
+24,399 (0.78 / 1.06 / 1.54 x); main loop 12.3-17.3 us a value against 15.5-18.8, uplink 7.4-10.3
+against 9.8-11.8, bus unchanged (15.9-21.9); 1 s 11,431-13,423; idle 0.09 %; peak RSS 67.6-68.5
+MB (anon 34.3-34.9); 1.54-1.58 B a value, 1.83-1.89 with TLS.
+
 Memory (``/proc/self/status`` after each import, then the running agent): the interpreter 10.7 MB;
 the standard library the agent needs (sqlite3, ssl, json, threading, socket) 6.7 more; msgspec and
 zstandard 3.5; paho 4.5; pymodbus 4.0 (it brings asyncio); click 1.0; prometheus-client 1.6;
@@ -112,9 +120,10 @@ Each pass also prints its threads by kernel name (the agent names them with
 share of a core and wake-ups a second, over all its windows; the 100 ms pass's are
 ``threads_100ms`` in the JSON line.
 
-The last JSON line: ``value`` = values per CPU-second at 1 s polls, ``baseline`` = 386 (the peer
-at 1 s), plus ``cpu_per_value_100ms`` (CPU microseconds a value), ``idle_pct``, ``rss_mb``,
-``rss_anon_mb``, ``wire_bytes_per_value`` and ``wire_bytes_per_value_tls``.
+The last JSON line: ``value`` = values per CPU-second at 1 s polls (a run without that pass
+names its own in ``metric``), ``baseline`` = 386 (the peer at 1 s), plus
+``cpu_per_value_100ms`` (CPU microseconds a value), ``idle_pct``, ``rss_mb``, ``rss_anon_mb``,
+``wire_bytes_per_value`` and ``wire_bytes_per_value_tls``.
 
     .venv/bin/python bench/bench_peer.py [--seconds 5] [--windows 3] [--idle-seconds 15]
 """
