@@ -6,6 +6,8 @@ buffer after random polls, events, acks naming any part of a pack, drops, and re
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import re
 import sqlite3
@@ -81,6 +83,33 @@ def test_only_a_run_of_one_kind_time_and_sensor_without_payload_is_packed(
 
 def _as_dict(r: Record) -> dict[str, object]:
     return {n: getattr(r, n) for n in RECORD_FIELDS}
+
+
+def test_a_non_finite_value_stays_out_of_packs_and_every_reader_sees_it(
+    buffer: Buffer, clock: ManualClock
+) -> None:
+    """JSON has no NaN or infinity: in a pack's body, SQLite's json_each refuses the whole view."""
+    records = poll(clock, "dev1", 5)
+    records[2] = Record(**{**_as_dict(records[2]), "value": math.inf})
+    buffer.append(records)
+    assert packs(buffer) == [(1, 2), (4, 2)]
+    assert [fields(r) for r in buffer.where("1")] == [fields(r) for r in records]
+    assert [Record.from_row(r).value for r in buffer.pending_rows("live")] == [
+        r.value for r in records
+    ]
+
+
+def test_a_body_the_standard_library_wrote_with_nan_still_reads(
+    buffer: Buffer, clock: ManualClock
+) -> None:
+    buffer.append(poll(clock, "dev1", 3))
+    body = json.dumps([["reg0", math.nan, "", "1000", "", 0, ""], ["reg1", 1.5, "", "", "", 0, ""]])
+    buffer._conn.execute("UPDATE packs SET n = 2, body = ? WHERE seq = 1", (body,))
+    buffer._conn.execute("DELETE FROM packs WHERE seq > 1")
+    values = [r[5] for r in buffer.pending_rows("live")]
+    assert math.isnan(values[0]) and values[1:] == [1.5]
+    buffer.mark_synced([2])  # an ack splits the pack: both halves are rewritten as JSON
+    assert [(r.seq, r.value) for r in buffer.where("synced = 0")] == [(1, None)]
 
 
 def test_an_ack_naming_part_of_a_pack_splits_it_and_keeps_every_seq(
