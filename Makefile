@@ -46,8 +46,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PACKAGES)
 
+# four workers on two cores: most tests wait on subprocesses, brokers and sockets, so two more
+# workers fill the idle CPU (2026-12-02, this machine: -n 2 244 s, -n 4 182 s, 201 s beside a
+# busy loop); the tests wait on conditions, so the extra load does not make them flaky
 pytest: $(STAMP)
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 4 -q
 
 test: lint typecheck pytest
 
