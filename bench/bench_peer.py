@@ -100,6 +100,15 @@ values per CPU-second (1.53 / 1.21 / 1.31 / 1.25 x the bare loop) against 18,522
 against 9.8-11.8, bus unchanged (15.9-21.9); 1 s 11,431-13,423; idle 0.09 %; peak RSS 67.6-68.5
 MB (anon 34.3-34.9); 1.54-1.58 B a value, 1.83-1.89 with TLS.
 
+On 2026-12-02 (the bare loop 11,797-12,778, as in the issue's run), at 69d9eab (pack bodies
+through msgspec): 100 ms 16,424 / 16,990 values per CPU-second (1.39 / 1.33 x the bare loop),
+bus 26.2-26.6 us a value, main loop 19.9-21.4, uplink 11.1-12.9; 1 s 7,435-8,209; idle 0.11 %;
+peak RSS 68.2-74.0 MB (anon 34.5-34.6); 1.53-1.59 B a value, 1.82-1.92 with TLS. Tried and
+dropped: pipelining the three devices' requests on the TCP connection (sent together, replies
+matched by transaction) took the bus from 36.8 to 30.2 wake-ups a second but its CPU only from
+25.9-28.2 to 24.6-27.6 us a value, within the noise: the simulator answers one request after
+the other, so the replies still arrive one by one.
+
 Memory (``/proc/self/status`` after each import, then the running agent): the interpreter 10.7 MB;
 the standard library the agent needs (sqlite3, ssl, json, threading, socket) 6.7 more; msgspec and
 zstandard 3.5; paho 4.5; pymodbus 4.0 (it brings asyncio); click 1.0; prometheus-client 1.6;
