@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.buffer import Buffer
-from agent.errors import BufferFullError
+from agent.errors import BufferFullError, BufferStoreError
 from roadside.clock import ManualClock
 from roadside.contract import UNNUMBERED, Record
 
@@ -231,6 +231,30 @@ def test_wal_mode_and_synchronous(buffer: Buffer) -> None:
     other = sqlite3.connect(buffer.path)  # another reader sees committed rows at once
     assert other.execute("SELECT count(*) FROM buffered").fetchone()[0] == 0
     other.close()
+
+
+def test_only_acks_commit_without_their_own_fsync(buffer: Buffer, clock: ManualClock) -> None:
+    """Appends commit under FULL; the marks of an ack under NORMAL (a power cut may undo one:
+    the record goes again), and FULL holds again after, also when the mark fails."""
+    seen: list[str] = []
+    buffer._conn.set_trace_callback(seen.append)
+    seqs = buffer.append(readings(clock, 5))
+    assert not any("NORMAL" in s for s in seen)
+    seen.clear()
+    assert buffer.mark_synced(seqs[:3]) == 3
+    normal = seen.index("PRAGMA synchronous=NORMAL")
+    begin, commit = seen.index("BEGIN IMMEDIATE"), seen.index("COMMIT")
+    assert normal < begin < commit < seen.index("PRAGMA synchronous=FULL")
+    assert buffer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    other = sqlite3.connect(buffer.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock: the mark cannot begin
+    buffer._conn.execute("PRAGMA busy_timeout=0")
+    with pytest.raises(BufferStoreError):
+        buffer.mark_synced(seqs[3:])
+    other.rollback()
+    other.close()
+    assert buffer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert buffer.mark_synced(seqs[3:]) == 2
 
 
 def test_seq_since_finds_the_first_record_at_a_time(buffer: Buffer, clock: ManualClock) -> None:
