@@ -1162,21 +1162,22 @@ class _Transaction:
         self.relaxed = not durable and buffer._synchronous == "FULL"
 
     def __enter__(self) -> None:
-        if self.relaxed:
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._sync("NORMAL")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
-            if self.relaxed:
-                self.conn.execute("PRAGMA synchronous=FULL")
+            self._sync("FULL")
             raise
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         try:
             self._end(exc_type)
         finally:
-            if self.relaxed:
-                self.conn.execute("PRAGMA synchronous=FULL")
+            self._sync("FULL")
+
+    def _sync(self, level: str) -> None:
+        if self.relaxed:
+            self.conn.execute(f"PRAGMA synchronous={level}")
 
     def _end(self, exc_type: object) -> None:
         if exc_type is None:
