@@ -153,6 +153,9 @@ def test_a_flooding_station_is_throttled_and_others_keep_ingesting(
         )
         for _ in range(30):  # 30 x ~600 kB: far over its budget
             attacker.client.publish(wire.up_topic(ATTACKER, "data"), big, qos=1)
+        wait_for(  # the flood has reached the controller: the honest stations send into it
+            lambda: ctl.worker.stats.snapshot()["throttled"] >= 1, timeout=60, what="the flood"
+        )
         for i in range(5):
             for st in stations:
                 st.send(readings(1 + 20 * i, 20, T0))
